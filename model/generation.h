@@ -1,0 +1,27 @@
+// Autoregressive decoding of one sequence with a KV cache.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "model/llama.h"
+#include "model/sampling.h"
+
+namespace xcomp {
+
+struct GenerationOptions {
+  int64_t max_new_tokens = 128;
+  SamplingOptions sampling;
+  std::vector<int32_t> stop_ids;  // generation ends after producing one of these
+  int64_t first_position = 0;     // RoPE position of the first prompt token
+};
+
+// Runs the prompt through `model` (after whatever `cache` already holds), then produces
+// up to max_new_tokens tokens; `on_token` sees each as it is chosen and may return false
+// to stop. Returns the new tokens (a stop id included when it ended the run).
+std::vector<int32_t> generate(LlamaModel& model, KvCache& cache, const std::vector<int32_t>& prompt,
+                              const GenerationOptions& options,
+                              const std::function<bool(int32_t)>& on_token = nullptr);
+
+}  // namespace xcomp

@@ -1,0 +1,143 @@
+#include "model/llama.h"
+
+#include <glog/logging.h>
+
+#include "model/input_error.h"
+
+namespace xcomp {
+
+KvCache::KvCache(const LlamaConfig& config, int64_t batch, int64_t capacity)
+    : batch_(batch), capacity_(capacity) {
+  CHECK_GT(batch, 0);
+  CHECK_GT(capacity, 0);
+  for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
+    keys_.push_back(Tensor::zeros({batch, capacity, config.num_key_value_heads, config.head_dim}));
+    values_.push_back(Tensor::zeros({batch, capacity, config.num_key_value_heads, config.head_dim}));
+  }
+  key_valid_ = Tensor::zeros({batch, capacity}, DType::I32);
+}
+
+int64_t KvCache::reserve(int64_t t, const Tensor& valid, Ops& ops) {
+  if (length_ + t > capacity_)
+    throw_input_error("sequence of ", length_ + t, " positions exceeds the KV cache capacity of ", capacity_);
+  CHECK_EQ(valid.numel(), batch_ * t);
+  ops.write_rows(valid, key_valid_, length_);
+  int64_t start = length_;
+  length_ += t;
+  return start;
+}
+
+void KvCache::append(const std::vector<Tensor>& keys, const std::vector<Tensor>& values, const Tensor& valid,
+                     Ops& ops) {
+  CHECK_EQ(keys.size(), keys_.size());
+  CHECK_EQ(values.size(), values_.size());
+  const int64_t p = valid.numel() / batch_;
+  const int64_t start = reserve(p, valid, ops);
+  for (size_t l = 0; l < keys_.size(); ++l) {
+    ops.write_rows(keys[l], keys_[l], start);
+    ops.write_rows(values[l], values_[l], start);
+  }
+}
+
+namespace {
+Tensor inverse_frequencies_tensor(const LlamaConfig& config) {
+  std::vector<double> freqs = rope_inverse_frequencies(config);
+  Tensor t = Tensor::empty({static_cast<int64_t>(freqs.size())});
+  for (size_t i = 0; i < freqs.size(); ++i) t.data<float>()[i] = static_cast<float>(freqs[i]);
+  return t;
+}
+}  // namespace
+
+LlamaModel::LlamaModel(LlamaConfig config, LlamaWeights weights, Ops& ops)
+    : config_(std::move(config)), weights_(std::move(weights)), ops_(ops) {
+  CHECK_EQ(static_cast<int64_t>(weights_.layers.size()), config_.num_hidden_layers);
+  inv_freq_ = inverse_frequencies_tensor(config_);
+}
+
+int64_t LlamaModel::parameter_count() const {
+  int64_t n = weights_.embed.numel() + weights_.final_norm.numel();
+  if (!config_.tie_word_embeddings) n += weights_.lm_head.numel();
+  for (const auto& l : weights_.layers)
+    n += l.attn_norm.numel() + l.wq.numel() + l.wk.numel() + l.wv.numel() + l.wo.numel() + l.mlp_norm.numel() +
+         l.w_gate.numel() + l.w_up.numel() + l.w_down.numel();
+  return n;
+}
+
+void LlamaModel::attention_block(int layer, Tensor& x, const Tensor& positions, KvCache& cache, int64_t b,
+                                 int64_t t) {
+  const LlamaLayerWeights& w = weights_.layers[layer];
+  const int64_t hidden = config_.hidden_size, hd = config_.head_dim;
+  Tensor h = Tensor::empty({b * t, hidden});
+  ops_.rmsnorm(x, w.attn_norm, static_cast<float>(config_.rms_norm_eps), h);
+  Tensor q = Tensor::empty({b, t, config_.num_attention_heads, hd});
+  Tensor k = Tensor::empty({b, t, config_.num_key_value_heads, hd});
+  Tensor v = Tensor::empty({b, t, config_.num_key_value_heads, hd});
+  ops_.linear(h, w.wq, q);
+  ops_.linear(h, w.wk, k);
+  ops_.linear(h, w.wv, v);
+  ops_.rope(q, positions, inv_freq_);
+  ops_.rope(k, positions, inv_freq_);
+  // This call's entries were reserved at [length - t, length) before the layer loop.
+  const int64_t start = cache.length() - t;
+  ops_.write_rows(k, cache.keys(layer), start);
+  ops_.write_rows(v, cache.values(layer), start);
+  Tensor attended = Tensor::empty(q.shape());
+  ops_.attention(q, cache.keys(layer), cache.values(layer), cache.length(), cache.key_valid(), attended);
+  Tensor projected = Tensor::empty({b * t, hidden});
+  ops_.linear(attended, w.wo, projected);
+  ops_.add_inplace(x, projected);
+}
+
+void LlamaModel::mlp_block(int layer, Tensor& x) {
+  const LlamaLayerWeights& w = weights_.layers[layer];
+  const int64_t rows = x.dim(0), hidden = config_.hidden_size, inner = config_.intermediate_size;
+  Tensor h = Tensor::empty({rows, hidden});
+  ops_.rmsnorm(x, w.mlp_norm, static_cast<float>(config_.rms_norm_eps), h);
+  Tensor gate = Tensor::empty({rows, inner});
+  Tensor up = Tensor::empty({rows, inner});
+  ops_.linear(h, w.w_gate, gate);
+  ops_.linear(h, w.w_up, up);
+  ops_.swiglu(gate, up, gate);
+  Tensor down = Tensor::empty({rows, hidden});
+  ops_.linear(gate, w.w_down, down);
+  ops_.add_inplace(x, down);
+}
+
+Tensor LlamaModel::forward(const Tensor& tokens, const Tensor& positions, const Tensor& mask, KvCache& cache,
+                           LogitsFor which) {
+  CHECK_EQ(tokens.ndim(), 2);
+  const int64_t b = tokens.dim(0), t = tokens.dim(1);
+  CHECK_EQ(b, cache.batch());
+  CHECK(positions.shape() == tokens.shape() && mask.shape() == tokens.shape());
+  const int32_t* ids = tokens.data<int32_t>();
+  for (int64_t i = 0; i < tokens.numel(); ++i)
+    if (ids[i] < 0 || ids[i] >= config_.vocab_size)
+      throw_input_error("token id ", ids[i], " is outside the vocabulary [0, ", config_.vocab_size, ") of ",
+                        config_.source);
+
+  cache.reserve(t, mask, ops_);
+  const int64_t hidden = config_.hidden_size;
+  Tensor x = Tensor::empty({b * t, hidden});
+  ops_.embedding(weights_.embed, tokens, x);
+  for (int layer = 0; layer < config_.num_hidden_layers; ++layer) {
+    attention_block(layer, x, positions, cache, b, t);
+    mlp_block(layer, x);
+  }
+  Tensor normed = Tensor::empty({b * t, hidden});
+  ops_.rmsnorm(x, weights_.final_norm, static_cast<float>(config_.rms_norm_eps), normed);
+
+  const int64_t vocab = config_.vocab_size;
+  if (which == LogitsFor::kAllPositions) {
+    Tensor logits = Tensor::empty({b, t, vocab});
+    ops_.linear(normed, weights_.lm_head, logits);
+    return logits;
+  }
+  Tensor logits = Tensor::empty({b, vocab});
+  for (int64_t row = 0; row < b; ++row) {
+    Tensor out = logits.slice0(row, row + 1);
+    ops_.linear(normed.slice0(row * t + t - 1, row * t + t), weights_.lm_head, out);
+  }
+  return logits;
+}
+
+}  // namespace xcomp

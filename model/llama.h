@@ -1,0 +1,76 @@
+// The LLaMA-family decoder, written once over the op set (model/ops.h): embedding,
+// per layer RMSNorm -> grouped-query attention with RoPE -> RMSNorm -> SwiGLU MLP, final
+// RMSNorm, LM head. Keys and values go through a KvCache, which can also hold a prefix
+// of given K/V entries (a KV cache from earlier steps or a compressed prompt).
+#pragma once
+
+#include <vector>
+
+#include "model/llama_config.h"
+#include "model/llama_weights.h"
+#include "model/ops.h"
+#include "model/tensor.h"
+
+namespace xcomp {
+
+// Per layer keys and values [B, capacity, kv_heads, head_dim] (after RoPE), and which
+// entries may be attended [B, capacity]. Entries [0, length) are in use.
+class KvCache {
+ public:
+  KvCache(const LlamaConfig& config, int64_t batch, int64_t capacity);
+
+  int64_t batch() const { return batch_; }
+  int64_t capacity() const { return capacity_; }
+  int64_t length() const { return length_; }
+  int num_layers() const { return static_cast<int>(keys_.size()); }
+  Tensor& keys(int layer) { return keys_.at(layer); }
+  Tensor& values(int layer) { return values_.at(layer); }
+  const Tensor& keys(int layer) const { return keys_.at(layer); }
+  const Tensor& values(int layer) const { return values_.at(layer); }
+  Tensor& key_valid() { return key_valid_; }
+
+  // Appends P entries given per layer as [B, P, kv_heads, head_dim] (RoPE already
+  // applied) with valid I32 [B, P]; for prefixes such as compressed prompts.
+  void append(const std::vector<Tensor>& keys, const std::vector<Tensor>& values, const Tensor& valid, Ops& ops);
+  // Reserves the next t entries (the model writes them) and marks their validity.
+  int64_t reserve(int64_t t, const Tensor& valid, Ops& ops);
+  void clear() { length_ = 0; }
+
+ private:
+  int64_t batch_, capacity_, length_ = 0;
+  std::vector<Tensor> keys_, values_;
+  Tensor key_valid_;
+};
+
+enum class LogitsFor { kAllPositions, kLastPosition };
+
+class LlamaModel {
+ public:
+  LlamaModel(LlamaConfig config, LlamaWeights weights, Ops& ops);
+
+  const LlamaConfig& config() const { return config_; }
+  const LlamaWeights& weights() const { return weights_; }
+  Ops& ops() { return ops_; }
+
+  // Runs tokens I32 [B, T] at RoPE positions I32 [B, T] with mask I32 [B, T] (1 real,
+  // 0 padding: padded keys are never attended), attending to everything already in
+  // `cache` and appending this call's K/V to it. Returns logits F32 [B, T, vocab], or
+  // [B, vocab] for position T-1 of each row with kLastPosition. Token ids outside the
+  // vocabulary are an InputError.
+  Tensor forward(const Tensor& tokens, const Tensor& positions, const Tensor& mask, KvCache& cache,
+                 LogitsFor which = LogitsFor::kAllPositions);
+
+  // Trainable-free parameter count (every weight tensor, the tied head counted once).
+  int64_t parameter_count() const;
+
+ private:
+  void attention_block(int layer, Tensor& x, const Tensor& positions, KvCache& cache, int64_t b, int64_t t);
+  void mlp_block(int layer, Tensor& x);
+
+  LlamaConfig config_;
+  LlamaWeights weights_;
+  Ops& ops_;
+  Tensor inv_freq_;  // F32 [head_dim / 2]
+};
+
+}  // namespace xcomp

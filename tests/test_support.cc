@@ -1,0 +1,79 @@
+#include "tests/test_support.h"
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+#include <vector>
+
+namespace xcomp::test {
+namespace fs = std::filesystem;
+
+namespace {
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::string(v) : fallback;
+}
+
+std::vector<std::string>& temp_dirs() {
+  static std::vector<std::string> dirs;
+  return dirs;
+}
+
+void remove_temp_dirs() {
+  for (const auto& d : temp_dirs()) {
+    std::error_code ec;
+    fs::remove_all(d, ec);
+  }
+}
+}  // namespace
+
+std::string fixtures_dir() { return env_or("XCOMP_FIXTURES", XCOMP_DEFAULT_FIXTURES); }
+std::string fixture(const std::string& relative) { return fixtures_dir() + "/" + relative; }
+std::string source_dir() { return env_or("XCOMP_SOURCE_DIR", XCOMP_SOURCE_DIR); }
+std::string models_dir() { return env_or("XCOMP_MODELS", env_or("HOME", "/root") + "/.cache/xcomp"); }
+
+std::string temp_dir(const std::string& tag) {
+  static std::once_flag registered;
+  std::call_once(registered, [] { std::atexit(remove_temp_dirs); });
+  std::string pattern = (fs::temp_directory_path() / ("xcomp-test-" + tag + "-XXXXXX")).string();
+  std::vector<char> buf(pattern.begin(), pattern.end());
+  buf.push_back('\0');
+  if (mkdtemp(buf.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + pattern);
+  temp_dirs().emplace_back(buf.data());
+  return temp_dirs().back();
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+CommandResult run_xcomp(const std::string& args) {
+  std::string binary = env_or("XCOMP_BINARY", "xcomp");
+  std::string dir = temp_dir("run");
+  std::string out_path = dir + "/stdout", err_path = dir + "/stderr";
+  std::string command = "'" + binary + "' " + args + " >'" + out_path + "' 2>'" + err_path + "' </dev/null";
+  int status = std::system(command.c_str());
+  CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = read_file(out_path);
+  r.err = read_file(err_path);
+  return r;
+}
+
+}  // namespace xcomp::test

@@ -1,0 +1,30 @@
+// What every test suite shares: where the fixtures and the source tree are, and a way
+// to run the xcomp binary.
+#pragma once
+
+#include <string>
+
+namespace xcomp::test {
+
+// XCOMP_FIXTURES, or ../shared/fixtures beside the checkout.
+std::string fixtures_dir();
+std::string fixture(const std::string& relative);
+// The checkout (for committed reference data under tests/reference/).
+std::string source_dir();
+// XCOMP_MODELS, or ~/.cache/xcomp: where launch/setup.sh puts downloaded models.
+std::string models_dir();
+// A fresh empty directory under the system temp dir, removed at process exit.
+std::string temp_dir(const std::string& tag);
+
+struct CommandResult {
+  int exit_code;
+  std::string out;  // standard output
+  std::string err;  // standard error
+};
+// Runs the built xcomp binary with the given arguments (shell-quoted by the caller).
+CommandResult run_xcomp(const std::string& args);
+
+std::string read_file(const std::string& path);
+void write_file(const std::string& path, const std::string& bytes);
+
+}  // namespace xcomp::test

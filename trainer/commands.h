@@ -1,0 +1,14 @@
+// The xcomp subcommands. Each takes the arguments after its name and returns the exit
+// status; InputError escaping one is printed by main as a one-line error.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace xcomp {
+
+int run_convert_command(const std::vector<std::string>& args);
+int run_generate_command(const std::vector<std::string>& args);
+int run_inspect_command(const std::vector<std::string>& args);
+
+}  // namespace xcomp
