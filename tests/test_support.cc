@@ -35,12 +35,15 @@ void remove_temp_dirs() {
 
 std::string fixtures_dir() { return env_or("XCOMP_FIXTURES", XCOMP_DEFAULT_FIXTURES); }
 std::string fixture(const std::string& relative) { return fixtures_dir() + "/" + relative; }
-std::string source_dir() { return env_or("XCOMP_SOURCE_DIR", XCOMP_SOURCE_DIR); }
+std::string source_dir() { return env_or("XCOMP_SOURCE_DIR", XCOMP_DEFAULT_SOURCE_DIR); }
 std::string models_dir() { return env_or("XCOMP_MODELS", env_or("HOME", "/root") + "/.cache/xcomp"); }
 
 std::string temp_dir(const std::string& tag) {
   static std::once_flag registered;
-  std::call_once(registered, [] { std::atexit(remove_temp_dirs); });
+  std::call_once(registered, [] {
+    temp_dirs();  // construct the list first, so it is destroyed after the atexit handler runs
+    std::atexit(remove_temp_dirs);
+  });
   std::string pattern = (fs::temp_directory_path() / ("xcomp-test-" + tag + "-XXXXXX")).string();
   std::vector<char> buf(pattern.begin(), pattern.end());
   buf.push_back('\0');
@@ -64,7 +67,7 @@ void write_file(const std::string& path, const std::string& bytes) {
 }
 
 CommandResult run_xcomp(const std::string& args) {
-  std::string binary = env_or("XCOMP_BINARY", "xcomp");
+  std::string binary = env_or("XCOMP_BINARY", XCOMP_DEFAULT_BINARY);
   std::string dir = temp_dir("run");
   std::string out_path = dir + "/stdout", err_path = dir + "/stderr";
   std::string command = "'" + binary + "' " + args + " >'" + out_path + "' 2>'" + err_path + "' </dev/null";
