@@ -49,6 +49,47 @@ class Ops {
 
   // dst[b, offset + t, :] = src[b, t, :] for src [B, T, W], dst [B, capacity, W], any dtype.
   virtual void write_rows(const Tensor& src, Tensor& dst, int64_t offset) = 0;
+  // dst[b, t, :] = src[b, offset + t, :]: the inverse of write_rows.
+  virtual void read_rows(const Tensor& src, int64_t offset, Tensor& dst) = 0;
+
+  // y += alpha * x, elementwise.
+  virtual void add_scaled(Tensor& y, const Tensor& x, float alpha) = 0;
+  // y = 0.
+  virtual void zero(Tensor& y) = 0;
+
+  // Inverted dropout with a counter-based mask: element i is kept iff
+  // counter_random_uniform(seed, kLoraDropout, stream, i) >= p, and kept elements are
+  // scaled by 1 / (1 - p). The same (seed, stream) gives the same mask, so the backward
+  // pass is the same call on the output gradient.
+  virtual void dropout(const Tensor& x, float p, uint64_t seed, uint64_t stream, Tensor& out) = 0;
+
+  // ---- Backward. Gradients flow through frozen weights to activations; weight
+  // gradients are computed only for trained parameters. `accumulate` adds into the
+  // output instead of overwriting it.
+
+  // dx[M, K] (+)= dy[M, N] . w[N, K]: the input gradient of linear.
+  virtual void linear_backward_input(const Tensor& dy, const Tensor& w, Tensor& dx, bool accumulate) = 0;
+  // dw[N, K] (+)= dy[M, N]^T . x[M, K]: the weight gradient of linear.
+  virtual void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, bool accumulate) = 0;
+  // dx (+)= the gradient of rmsnorm(x, w) for output gradient dy (w frozen).
+  virtual void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, float eps, Tensor& dx,
+                                bool accumulate) = 0;
+  // RoPE is a rotation, so its backward rotates the gradient by the negative angle, in place.
+  virtual void rope_backward(Tensor& dx, const Tensor& positions, const Tensor& inv_freq) = 0;
+  // dgate, dup = the gradients of silu(gate) * up.
+  virtual void swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, Tensor& dgate,
+                               Tensor& dup) = 0;
+  // Gradients of attention (same visibility rule as forward; the softmax is recomputed):
+  // dq [B, T, heads, head_dim] is overwritten; dk, dv [B, capacity, kv_heads, head_dim]
+  // are accumulated into (+=), since prefix entries collect gradient from every query.
+  virtual void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                                  int64_t length, const Tensor& key_valid, Tensor& dq, Tensor& dk, Tensor& dv) = 0;
+
+  // Softmax cross-entropy of logits [M, V] against targets I32 [M] (-1: no target),
+  // each row weighted by weights F32 [M]: losses[m] = weight[m] * -log softmax(logits[m])
+  // [target[m]] (0 without a target), and dlogits = weight[m] * (softmax - onehot).
+  virtual void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& weights, Tensor& losses,
+                             Tensor& dlogits) = 0;
 };
 
 }  // namespace xcomp

@@ -31,4 +31,29 @@ void CpuOps::linear(const Tensor& x, const Tensor& w, Tensor& y) {
               static_cast<int>(k), 0.0f, y.data<float>(), static_cast<int>(n));
 }
 
+void CpuOps::linear_backward_input(const Tensor& dy, const Tensor& w, Tensor& dx, bool accumulate) {
+  const int64_t n = w.dim(0), k = w.dim(1);
+  CHECK_EQ(dy.numel() % n, 0);
+  const int64_t m = dy.numel() / n;
+  CHECK_EQ(dx.numel(), m * k);
+  if (m == 0) return;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(k),
+              static_cast<int>(n), 1.0f, dy.data<float>(), static_cast<int>(n), w.data<float>(),
+              static_cast<int>(k), accumulate ? 1.0f : 0.0f, dx.data<float>(), static_cast<int>(k));
+}
+
+void CpuOps::linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, bool accumulate) {
+  const int64_t n = dw.dim(0), k = dw.dim(1);
+  CHECK_EQ(dy.numel() % n, 0);
+  const int64_t m = dy.numel() / n;
+  CHECK_EQ(x.numel(), m * k);
+  if (m == 0) {
+    if (!accumulate) zero(dw);
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(n), static_cast<int>(k),
+              static_cast<int>(m), 1.0f, dy.data<float>(), static_cast<int>(n), x.data<float>(),
+              static_cast<int>(k), accumulate ? 1.0f : 0.0f, dw.data<float>(), static_cast<int>(k));
+}
+
 }  // namespace xcomp

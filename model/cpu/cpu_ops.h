@@ -17,6 +17,21 @@ class CpuOps final : public Ops {
   void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) override;
   void add_inplace(Tensor& y, const Tensor& x) override;
   void write_rows(const Tensor& src, Tensor& dst, int64_t offset) override;
+  void read_rows(const Tensor& src, int64_t offset, Tensor& dst) override;
+  void add_scaled(Tensor& y, const Tensor& x, float alpha) override;
+  void zero(Tensor& y) override;
+  void dropout(const Tensor& x, float p, uint64_t seed, uint64_t stream, Tensor& out) override;
+
+  void linear_backward_input(const Tensor& dy, const Tensor& w, Tensor& dx, bool accumulate) override;
+  void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, bool accumulate) override;
+  void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, float eps, Tensor& dx,
+                        bool accumulate) override;
+  void rope_backward(Tensor& dx, const Tensor& positions, const Tensor& inv_freq) override;
+  void swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, Tensor& dgate, Tensor& dup) override;
+  void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, int64_t length,
+                          const Tensor& key_valid, Tensor& dq, Tensor& dk, Tensor& dv) override;
+  void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& weights, Tensor& losses,
+                     Tensor& dlogits) override;
 };
 
 }  // namespace xcomp

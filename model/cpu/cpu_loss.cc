@@ -1,0 +1,46 @@
+// Softmax cross-entropy of the CPU backend, the loss of every objective.
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "model/cpu/cpu_ops.h"
+
+namespace xcomp {
+
+void CpuOps::cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& weights, Tensor& losses,
+                           Tensor& dlogits) {
+  const int64_t m = targets.numel();
+  CHECK_GT(m, 0);
+  const int64_t vocab = logits.numel() / m;
+  CHECK_EQ(logits.numel(), m * vocab);
+  CHECK_EQ(weights.numel(), m);
+  CHECK_EQ(losses.numel(), m);
+  CHECK_EQ(dlogits.numel(), logits.numel());
+  const float* z = logits.data<float>();
+  const int32_t* target = targets.data<int32_t>();
+  const float* weight = weights.data<float>();
+  float* loss = losses.data<float>();
+  float* dz = dlogits.data<float>();
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < m; ++r) {
+    const float* row = z + r * vocab;
+    float* grad = dz + r * vocab;
+    if (target[r] < 0) {
+      loss[r] = 0.0f;
+      std::fill(grad, grad + vocab, 0.0f);
+      continue;
+    }
+    CHECK_LT(target[r], vocab) << "target id outside the vocabulary";
+    const float max_logit = *std::max_element(row, row + vocab);
+    double total = 0;
+    for (int64_t i = 0; i < vocab; ++i) total += std::exp(static_cast<double>(row[i]) - max_logit);
+    const double log_total = std::log(total) + max_logit;
+    loss[r] = static_cast<float>(weight[r] * (log_total - row[target[r]]));
+    for (int64_t i = 0; i < vocab; ++i)
+      grad[i] = static_cast<float>(weight[r] * std::exp(static_cast<double>(row[i]) - log_total));
+    grad[target[r]] -= weight[r];
+  }
+}
+
+}  // namespace xcomp
