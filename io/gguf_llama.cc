@@ -254,7 +254,7 @@ GgufTokenizerData read_gguf_tokenizer(const GgufFile& file) {
   return tok;
 }
 
-GgufModel read_gguf_llama(const std::string& path) {
+GgufModel read_gguf_llama(const std::string& path, GgufWeights weights) {
   const GgufFile file = GgufFile::open(path);
   check_architecture(file);
   check_rope_scaling(file);
@@ -263,6 +263,7 @@ GgufModel read_gguf_llama(const std::string& path) {
   model.config = read_config(file, model.tokenizer);
   const auto by_hf_name = map_tensor_names(file);
   check_tensor_shapes(file, model.config, by_hf_name);
+  if (weights == GgufWeights::kSkip) return model;
   // Only now, with every name and shape known good, the (slow) dequantisation.
   for (const auto& [hf_name, shape] : llama_tensor_shapes(model.config)) {
     Tensor w = file.dequantize(*by_hf_name.at(hf_name));

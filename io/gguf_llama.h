@@ -21,11 +21,13 @@ struct GgufModel {
   GgufTokenizerData tokenizer;
 };
 
-// Reads and dequantises the whole model. Throws InputError naming the file (and the key
+// Reads and dequantises the whole model (with kSkip: checks every tensor's name and shape
+// but leaves `tensors` empty, for inspecting a file cheaply). Throws InputError naming the file (and the key
 // or tensor) when it is not a LLaMA GGUF xcomp can read: another architecture, a missing
 // or mistyped key, a missing, unexpected or misshapen tensor, an unsupported tensor type,
 // or LLaMA-3.1 rope scaling (rope_freqs.weight), which is not mapped back yet.
-GgufModel read_gguf_llama(const std::string& path);
+enum class GgufWeights { kDequantize, kSkip };
+GgufModel read_gguf_llama(const std::string& path, GgufWeights weights = GgufWeights::kDequantize);
 
 // The tokenizer.ggml.* metadata and tokenizer.chat_template; tokens and model required.
 GgufTokenizerData read_gguf_tokenizer(const GgufFile& file);

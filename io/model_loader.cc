@@ -23,12 +23,7 @@ bool tokenizer_adds_bos(const std::string& tokenizer_path) {
   return has_suffix(tokenizer_path, ".model") || has_suffix(tokenizer_path, ".bin");
 }
 
-bool directory_has_tokenizer(const std::string& dir) {
-  for (const char* name : {"tokenizer.model", "tokenizer.bin", "tokenizer.json"})
-    if (fs::exists(fs::path(dir) / name)) return true;
-  return false;
-}
-
+// The file load_tokenizer(dir) picks (same order), or "" when the directory has none.
 std::string directory_tokenizer(const std::string& dir) {
   for (const char* name : {"tokenizer.model", "tokenizer.bin", "tokenizer.json"})
     if (fs::exists(fs::path(dir) / name)) return (fs::path(dir) / name).string();
@@ -36,7 +31,7 @@ std::string directory_tokenizer(const std::string& dir) {
 }
 }  // namespace
 
-LoadedModel load_model(const std::string& path, const std::string& tokenizer_path) {
+LoadedModel load_model(const std::string& path, const std::string& tokenizer_path, ModelWeights weights) {
   LoadedModel m;
   std::error_code ec;
   if (!fs::exists(path, ec)) throw_input_error(path, ": no such file or directory");
@@ -45,12 +40,14 @@ LoadedModel load_model(const std::string& path, const std::string& tokenizer_pat
     m.format = "huggingface";
     m.config = std::move(dir.config);
     m.tensors = std::move(dir.tensors);
-    if (tokenizer_path.empty() && directory_has_tokenizer(path)) {
-      m.tokenizer = load_tokenizer(path);
-      m.add_bos = tokenizer_adds_bos(directory_tokenizer(path));
+    const std::string tokenizer_file = directory_tokenizer(path);
+    if (tokenizer_path.empty() && !tokenizer_file.empty()) {
+      m.tokenizer = load_tokenizer(tokenizer_file);
+      m.add_bos = tokenizer_adds_bos(tokenizer_file);
     }
   } else if (has_suffix(path, ".gguf")) {
-    GgufModel gguf = read_gguf_llama(path);
+    GgufModel gguf = read_gguf_llama(
+        path, weights == ModelWeights::kLoad ? GgufWeights::kDequantize : GgufWeights::kSkip);
     m.format = "gguf";
     m.config = std::move(gguf.config);
     for (auto& [name, tensor] : gguf.tensors) m.tensors.emplace(name, std::move(tensor));

@@ -22,9 +22,14 @@ struct LoadedModel {
   bool add_bos = true;                    // whether prompts start with BOS for this tokenizer
 };
 
+enum class ModelWeights { kLoad, kSkipWhenCostly };
+
 // tokenizer_path overrides the tokenizer found with the model (required for llama2.c
-// files, which carry none).
-LoadedModel load_model(const std::string& path, const std::string& tokenizer_path = "");
+// files, which carry none). kSkipWhenCostly leaves `tensors` empty for GGUF files, whose
+// weights must be dequantised (names and shapes are still checked); memory-mapped
+// formats are always returned with their tensors.
+LoadedModel load_model(const std::string& path, const std::string& tokenizer_path = "",
+                       ModelWeights weights = ModelWeights::kLoad);
 
 // The weights in F32, ready for the model code.
 LlamaWeights load_weights(const LoadedModel& model);

@@ -83,3 +83,21 @@ TEST_F(SmolLM2, GenerateCommandAnswersAChatQuestion) {
 
 }  // namespace
 }  // namespace xcomp
+
+namespace xcomp {
+namespace {
+
+TEST(SmolLM2Inspect, ListsStoredQuantisedTypesWithoutDequantising) {
+  const std::string path = test::models_dir() + "/SmolLM2-135M-Instruct.Q4_1.gguf";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " is missing: run launch/setup.sh";
+  test::CommandResult r = test::run_xcomp("inspect '" + path + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("format gguf"), std::string::npos);
+  EXPECT_NE(r.out.find("num_hidden_layers 30"), std::string::npos);
+  EXPECT_NE(r.out.find("token_embd.weight Q8_0 [49152, 576]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("blk.0.attn_q.weight Q4_1 [576, 576]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("parameters 134515008\n"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace xcomp
