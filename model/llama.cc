@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 
 #include "model/input_error.h"
+#include "model/llama_layer.h"
 
 namespace xcomp {
 
@@ -63,46 +64,6 @@ int64_t LlamaModel::parameter_count() const {
   return n;
 }
 
-void LlamaModel::attention_block(int layer, Tensor& x, const Tensor& positions, KvCache& cache, int64_t b,
-                                 int64_t t) {
-  const LlamaLayerWeights& w = weights_.layers[layer];
-  const int64_t hidden = config_.hidden_size, hd = config_.head_dim;
-  Tensor h = Tensor::empty({b * t, hidden});
-  ops_.rmsnorm(x, w.attn_norm, static_cast<float>(config_.rms_norm_eps), h);
-  Tensor q = Tensor::empty({b, t, config_.num_attention_heads, hd});
-  Tensor k = Tensor::empty({b, t, config_.num_key_value_heads, hd});
-  Tensor v = Tensor::empty({b, t, config_.num_key_value_heads, hd});
-  ops_.linear(h, w.wq, q);
-  ops_.linear(h, w.wk, k);
-  ops_.linear(h, w.wv, v);
-  ops_.rope(q, positions, inv_freq_);
-  ops_.rope(k, positions, inv_freq_);
-  // This call's entries were reserved at [length - t, length) before the layer loop.
-  const int64_t start = cache.length() - t;
-  ops_.write_rows(k, cache.keys(layer), start);
-  ops_.write_rows(v, cache.values(layer), start);
-  Tensor attended = Tensor::empty(q.shape());
-  ops_.attention(q, cache.keys(layer), cache.values(layer), cache.length(), cache.key_valid(), attended);
-  Tensor projected = Tensor::empty({b * t, hidden});
-  ops_.linear(attended, w.wo, projected);
-  ops_.add_inplace(x, projected);
-}
-
-void LlamaModel::mlp_block(int layer, Tensor& x) {
-  const LlamaLayerWeights& w = weights_.layers[layer];
-  const int64_t rows = x.dim(0), hidden = config_.hidden_size, inner = config_.intermediate_size;
-  Tensor h = Tensor::empty({rows, hidden});
-  ops_.rmsnorm(x, w.mlp_norm, static_cast<float>(config_.rms_norm_eps), h);
-  Tensor gate = Tensor::empty({rows, inner});
-  Tensor up = Tensor::empty({rows, inner});
-  ops_.linear(h, w.w_gate, gate);
-  ops_.linear(h, w.w_up, up);
-  ops_.swiglu(gate, up, gate);
-  Tensor down = Tensor::empty({rows, hidden});
-  ops_.linear(gate, w.w_down, down);
-  ops_.add_inplace(x, down);
-}
-
 Tensor LlamaModel::forward(const Tensor& tokens, const Tensor& positions, const Tensor& mask, KvCache& cache,
                            LogitsFor which) {
   CHECK_EQ(tokens.ndim(), 2);
@@ -120,8 +81,9 @@ Tensor LlamaModel::forward(const Tensor& tokens, const Tensor& positions, const 
   Tensor x = Tensor::empty({b * t, hidden});
   ops_.embedding(weights_.embed, tokens, x);
   for (int layer = 0; layer < config_.num_hidden_layers; ++layer) {
-    attention_block(layer, x, positions, cache, b, t);
-    mlp_block(layer, x);
+    const LayerStore store{&cache.keys(layer), &cache.values(layer), &cache.key_valid(), cache.length() - t,
+                           cache.length()};
+    layer_forward(*this, layer, x, positions, store, LayerLora{}, LayerExtent::kFull, nullptr);
   }
   Tensor normed = Tensor::empty({b * t, hidden});
   ops_.rmsnorm(x, weights_.final_norm, static_cast<float>(config_.rms_norm_eps), normed);

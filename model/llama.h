@@ -50,7 +50,9 @@ class LlamaModel {
 
   const LlamaConfig& config() const { return config_; }
   const LlamaWeights& weights() const { return weights_; }
-  Ops& ops() { return ops_; }
+  // The op set is the model's means of computation, not part of its state.
+  Ops& ops() const { return ops_; }
+  const Tensor& inv_freq() const { return inv_freq_; }
 
   // Runs tokens I32 [B, T] at RoPE positions I32 [B, T] with mask I32 [B, T] (1 real,
   // 0 padding: padded keys are never attended), attending to everything already in
@@ -64,9 +66,6 @@ class LlamaModel {
   int64_t parameter_count() const;
 
  private:
-  void attention_block(int layer, Tensor& x, const Tensor& positions, KvCache& cache, int64_t b, int64_t t);
-  void mlp_block(int layer, Tensor& x);
-
   LlamaConfig config_;
   LlamaWeights weights_;
   Ops& ops_;

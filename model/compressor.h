@@ -1,0 +1,105 @@
+// The 500xCompressor step: a frozen LLaMA with LoRA (the encoder) reads a text followed
+// by N learned compression tokens; in K/V mode the keys and values of those N positions
+// at every layer become the prefix the frozen model without LoRA (the decoder) attends
+// to; in embedding mode (ICAE) the encoder's final hidden states at those positions are
+// the decoder's first input embeddings. Forward and backward of one micro-batch.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/llama.h"
+#include "model/lora.h"
+
+namespace xcomp {
+
+enum class CompressorMode { kKeyValue, kEmbedding };
+// kReference: decoder positions start at N (the paper's code: decoder queries sit
+// "before" the compressed keys at L..L+N-1). kAfterPrefix: they start at L + N.
+enum class DecoderPositions { kReference, kAfterPrefix };
+
+struct CompressorSettings {
+  CompressorMode mode = CompressorMode::kKeyValue;
+  int64_t num_tokens = 16;
+  DecoderPositions decoder_positions = DecoderPositions::kReference;
+  LoraSettings lora;
+};
+
+// The trainable parameters: LoRA adapters, the N compression-token embeddings and, in
+// embedding mode, the AE token that starts regeneration.
+class Compressor {
+ public:
+  Compressor(const LlamaConfig& config, const CompressorSettings& settings, uint64_t seed);
+
+  const CompressorSettings& settings() const { return settings_; }
+  LoraWeights& lora() { return lora_; }
+  Tensor& tokens() { return tokens_; }  // [N, hidden]
+  Tensor& ae_token() { return ae_token_; }  // [1, hidden], embedding mode only
+  Tensor& tokens_grad() { return tokens_grad_; }
+  Tensor& ae_token_grad() { return ae_token_grad_; }
+
+  struct Named {
+    std::string name;
+    Tensor* value;
+    Tensor* grad;
+  };
+  // Every trainable tensor with its gradient buffer, in a fixed order.
+  std::vector<Named> parameters();
+  int64_t parameter_count();
+  void zero_grad(Ops& ops);
+
+ private:
+  CompressorSettings settings_;
+  LoraWeights lora_;
+  Tensor tokens_, tokens_grad_, ae_token_, ae_token_grad_;
+};
+
+// One micro-batch, already tokenised.
+//   text: I32 [B, L] right-padded, text_lengths[b] real tokens (>= 1);
+//   decoder_tokens: I32 [B, T] right-padded with decoder_lengths[b] real tokens: for
+//     regeneration [BOS] + text (in embedding mode the first token's embedding is
+//     replaced by the AE token), for QA the question prompt + answer;
+//   targets: I32 [B, T], the token each decoder position predicts, -1 for none
+//     (padding, the QA prompt).
+struct CompressorBatch {
+  Tensor text;
+  std::vector<int64_t> text_lengths;
+  Tensor decoder_tokens;
+  std::vector<int64_t> decoder_lengths;
+  Tensor targets;
+};
+
+struct CompressorLoss {
+  double sum = 0;        // sum of per-target losses (each times token_weight)
+  int64_t targets = 0;
+  double end_sum = 0;    // the part from targets equal to end_id (the end-of-text target)
+  int64_t end_targets = 0;
+};
+
+struct StepOptions {
+  float token_weight = 1.0f;  // multiplies every target's loss (1 / targets in the global batch)
+  int32_t end_id = -1;        // targets equal to this count as end-of-text in CompressorLoss
+  uint64_t dropout_seed = 0;
+  uint64_t dropout_stream = 0;  // unique per (step, micro-batch)
+  bool backward = true;         // false: loss only (validation)
+};
+
+// Runs the encoder and the decoder on the batch and, with options.backward,
+// accumulates the gradients of sum(token_weight * loss) into the compressor.
+CompressorLoss compressor_step(const LlamaModel& model, Compressor& compressor, const CompressorBatch& batch,
+                               const StepOptions& options);
+
+// The per-layer keys and values (K/V mode, [B, N, kv_heads, head_dim], keys after RoPE)
+// or the final hidden states (embedding mode, one tensor [B, N, hidden]) of the
+// compressed prompt, with the encoder positions they were computed at.
+struct CompressedPrompt {
+  CompressorMode mode;
+  std::vector<Tensor> keys, values;
+  Tensor embeddings;
+  std::vector<int64_t> text_lengths;
+};
+CompressedPrompt compress(const LlamaModel& model, Compressor& compressor, const Tensor& text,
+                          const std::vector<int64_t>& text_lengths);
+
+}  // namespace xcomp

@@ -1,0 +1,68 @@
+// One decoder layer of a LLaMA stack, forward and backward, written once over the op
+// set: the inference forward (model/llama.cc), the compressor's encoder (with LoRA) and
+// its decoder (frozen, attending to a compressed prefix) all run through here.
+//
+// Keys and values live in a store per layer, [B, capacity, kv_heads, head_dim], with a
+// validity mask [B, capacity]; a call covers T new entries at [start, start + T), and
+// entries before `start` are a prefix (a KV cache or a compressed prompt).
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "model/llama.h"
+#include "model/lora.h"
+#include "model/ops.h"
+
+namespace xcomp {
+
+struct LayerStore {
+  Tensor* keys;       // [B, capacity, kv_heads, head_dim], after RoPE
+  Tensor* values;
+  const Tensor* key_valid;  // I32 [B, capacity]
+  int64_t start;      // first entry written by this call
+  int64_t length;     // entries in use after this call (start + T)
+};
+
+// What the backward pass needs from the forward pass of one layer.
+struct LayerActivations {
+  Tensor x_in;      // [M, hidden] the residual stream entering the layer
+  Tensor h_attn;    // rmsnorm(x_in)
+  Tensor q;         // [B, T, heads, head_dim] after RoPE
+  Tensor attended;  // [M, heads * head_dim]
+  Tensor x_mid;     // residual stream after attention
+  Tensor h_mlp;     // rmsnorm(x_mid)
+  Tensor gate, up;  // [M, intermediate] before the activation
+  Tensor act;       // swiglu(gate, up)
+  std::array<Tensor, kLoraTargetCount> lora_u;  // drop(x) A^T per adapted projection
+};
+
+// LoRA for one layer of one pass: adapters, the dropout in force (0 when not training)
+// and the key of its mask.
+struct LayerLora {
+  LoraWeights* weights = nullptr;  // null: no LoRA
+  float dropout = 0.0f;
+  uint64_t dropout_seed = 0;
+  uint64_t dropout_stream = 0;  // unique per (step, micro-batch, layer); targets are added to it
+};
+
+// How far a layer runs. kKeysValuesOnly stops after writing this call's K and V to the
+// store (a K/V-mode encoder's last layer matters only through them).
+enum class LayerExtent { kFull, kKeysValuesOnly };
+
+// x [M = B*T, hidden] is updated in place to the layer's output. `saved` may be null
+// (inference). positions: I32 [B, T].
+void layer_forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& positions, const LayerStore& store,
+                   const LayerLora& lora, LayerExtent extent, LayerActivations* saved);
+
+// dx [M, hidden]: on entry the gradient at the layer's output (zeros for a
+// kKeysValuesOnly layer), on exit the gradient at its input. dkeys/dvalues are the
+// store's gradients: on entry they hold whatever later layers' or the decoder's
+// attention put there for entries [start, length) and everything before; this call
+// adds its own attention's contributions to all entries, and consumes (reads) those of
+// [start, length). LoRA gradients are accumulated into the adapters.
+void layer_backward(const LlamaModel& model, int layer, Tensor& dx, const Tensor& positions, const LayerStore& store,
+                    Tensor& dkeys, Tensor& dvalues, const LayerLora& lora, LayerExtent extent,
+                    const LayerActivations& saved);
+
+}  // namespace xcomp
