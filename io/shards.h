@@ -30,6 +30,10 @@
 
 namespace xcomp {
 
+inline constexpr const char* kCorpusShardFormat = "xcomp-corpus";
+inline constexpr const char* kQaShardFormat = "xcomp-qa";
+inline constexpr int64_t kShardFormatVersion = 1;
+
 struct ShardAttributes {
   std::string format;  // "xcomp-corpus" or "xcomp-qa"
   int64_t format_version = 1;
@@ -77,11 +81,21 @@ class QaShardWriter {
   std::unique_ptr<State> state_;
 };
 
-// What a reader checks a shard against; empty/negative fields are not checked.
+// What a reader checks a shard against; empty/negative fields are not checked. A shard
+// whose vocab_size exceeds the expected one is refused (its ids could be out of range).
 struct ShardExpectations {
   std::string tokenizer_sha256;
   int64_t vocab_size = -1;
 };
+
+// A shard's attributes and sample count (documents or examples), read without loading
+// its data: the sampler needs every shard's count before any shard is loaded. Checks the
+// format, version, attributes and expectations; open() checks the rest.
+struct ShardSummary {
+  ShardAttributes attributes;
+  int64_t samples = 0;
+};
+ShardSummary read_shard_summary(const std::string& path, const ShardExpectations& expect = {});
 
 class CorpusShard {
  public:
@@ -94,6 +108,11 @@ class CorpusShard {
   int64_t documents() const;
   std::vector<int32_t> document(int64_t index) const;
   const std::string& document_id(int64_t index) const;
+  const std::string& document_date(int64_t index) const;
+  // The document's tokens without copying them (valid while any copy of the shard lives).
+  int64_t document_length(int64_t index) const;
+  const int32_t* document_data(int64_t index) const;
+  int64_t tokens() const;
 
  private:
   struct State;
@@ -107,6 +126,7 @@ class QaShard {
   const ShardAttributes& attributes() const;
   int64_t examples() const;
   QaExample example(int64_t index) const;
+  int64_t tokens() const;  // context, question and answer tokens together
 
  private:
   struct State;
