@@ -227,7 +227,7 @@ CompressorLoss compressor_step(const LlamaModel& model, Compressor& comp, const 
   const LlamaConfig& c = model.config();
   Ops& ops = model.ops();
   const bool kv_mode = comp.settings().mode == CompressorMode::kKeyValue;
-  const bool use_ae_token = !kv_mode;  // embedding mode: the AE token replaces the first decoder token
+  const bool use_ae_token = !kv_mode && options.ae_token;
   EncoderPass e = run_encoder(model, comp, batch.text, batch.text_lengths, options, options.backward);
   DecoderPass d = run_decoder(model, comp, e, batch, options, use_ae_token, options.backward);
 

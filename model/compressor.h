@@ -83,6 +83,9 @@ struct StepOptions {
   uint64_t dropout_seed = 0;
   uint64_t dropout_stream = 0;  // unique per (step, micro-batch)
   bool backward = true;         // false: loss only (validation)
+  // Embedding mode: the AE token replaces the first decoder token (regeneration's BOS).
+  // QA fine-tuning feeds the question prompt right after the memory instead.
+  bool ae_token = true;
 };
 
 // Runs the encoder and the decoder on the batch and, with options.backward,

@@ -1,0 +1,462 @@
+// The compressor step (model/compressor.cc) of a tiny random LLaMA against an
+// independent double-precision statement of it (tests/compressor_reference.h): the loss,
+// every trainable gradient against central finite differences, padding invariance, the
+// base model at LoRA B = 0, and the K/V-mode pitfall of DESIGN.md (the last encoder
+// layer's query LoRA gets exactly zero gradient).
+#include "model/compressor.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "model/cpu/cpu_ops.h"
+#include "model/llama.h"
+#include "model/random.h"
+#include "tests/compressor_reference.h"
+
+namespace xcomp {
+namespace {
+
+using namespace xcomp::test;
+
+constexpr int32_t kBos = 1, kEos = 2;
+constexpr int64_t kCompressionTokens = 3;
+// fp32 loss vs the double reference: a few ulps of the float sums.
+constexpr double kLossTolerance = 1e-5;
+// fp32 analytic gradients vs double central differences, max |a - b| / max |b| per tensor.
+constexpr double kGradientTolerance = 1e-4;
+// The same fp32 computation batched differently (padding invariance).
+constexpr double kBatchingTolerance = 1e-5;
+constexpr double kFiniteDifferenceStep = 1e-5;
+
+// Uniform in [-scale, scale), a pure function of (seed, index).
+float uniform(uint64_t seed, int64_t index, double scale) {
+  return static_cast<float>(scale * (2 * counter_random_uniform(seed, RandomPurpose::kInit, 77, index) - 1));
+}
+
+Tensor random_tensor(Shape shape, uint64_t seed, double scale, double offset = 0) {
+  Tensor t = Tensor::empty(std::move(shape));
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = static_cast<float>(offset + uniform(seed, i, scale));
+  return t;
+}
+
+LlamaConfig tiny_config(bool tied) {
+  LlamaConfig c;
+  c.hidden_size = 16;
+  c.intermediate_size = 24;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = 4;
+  c.vocab_size = 40;
+  c.rms_norm_eps = 1e-5;
+  c.rope_theta = 10000.0;
+  c.tie_word_embeddings = tied;
+  c.bos_token_id = kBos;
+  c.eos_token_id = kEos;
+  c.source = "tiny test model";
+  return c;
+}
+
+// Weights at a scale where attention is neither uniform nor one-hot and logits are O(1),
+// so every path carries gradient; norm weights near (not at) 1.
+LlamaWeights tiny_weights(const LlamaConfig& c) {
+  const int64_t h = c.hidden_size, q = c.q_dim(), kv = c.kv_dim(), im = c.intermediate_size;
+  uint64_t seed = 100;
+  LlamaWeights w;
+  w.embed = random_tensor({c.vocab_size, h}, seed++, 1.0);
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    LlamaLayerWeights lw;
+    lw.attn_norm = random_tensor({h}, seed++, 0.2, 1.0);
+    lw.wq = random_tensor({q, h}, seed++, 0.5);
+    lw.wk = random_tensor({kv, h}, seed++, 0.5);
+    lw.wv = random_tensor({kv, h}, seed++, 0.5);
+    lw.wo = random_tensor({h, q}, seed++, 0.4);
+    lw.mlp_norm = random_tensor({h}, seed++, 0.2, 1.0);
+    lw.w_gate = random_tensor({im, h}, seed++, 0.5);
+    lw.w_up = random_tensor({im, h}, seed++, 0.5);
+    lw.w_down = random_tensor({h, im}, seed++, 0.4);
+    w.layers.push_back(lw);
+  }
+  w.final_norm = random_tensor({h}, seed++, 0.2, 1.0);
+  w.lm_head = c.tie_word_embeddings ? w.embed : random_tensor({c.vocab_size, h}, seed++, 0.6);
+  return w;
+}
+
+const std::vector<LoraTarget> kQueryValue = {LoraTarget::kQ, LoraTarget::kV};
+const std::vector<LoraTarget> kAllTargets = {LoraTarget::kQ,    LoraTarget::kK,  LoraTarget::kV,   LoraTarget::kO,
+                                             LoraTarget::kGate, LoraTarget::kUp, LoraTarget::kDown};
+
+CompressorSettings settings(CompressorMode mode, DecoderPositions positions, std::vector<LoraTarget> targets) {
+  CompressorSettings s;
+  s.mode = mode;
+  s.num_tokens = kCompressionTokens;
+  s.decoder_positions = positions;
+  s.lora.r = 2;
+  s.lora.alpha = 4.0;  // scale 2, so a missing or doubled scale shows
+  s.lora.dropout = 0.0;
+  s.lora.targets = std::move(targets);
+  return s;
+}
+
+// The tiny model, the compressor under test and the double reference of the base model.
+struct Harness {
+  CpuOps ops;
+  LlamaConfig config;
+  LlamaModel model;
+  Compressor compressor;
+  ReferenceModel reference;
+
+  Harness(bool tied, const CompressorSettings& s)
+      : config(tiny_config(tied)),
+        model(config, tiny_weights(config), ops),
+        compressor(config, s, /*seed=*/11),
+        reference(reference_model(config, model.weights())) {}
+
+  // Compression and AE tokens at the scale of embeddings, and B nonzero so that A gets
+  // gradient too (at initialisation B = 0 and A's gradient vanishes).
+  void randomise_trainables() {
+    compressor.tokens() = random_tensor(compressor.tokens().shape(), 500, 1.0);
+    if (compressor.ae_token().defined()) compressor.ae_token() = random_tensor(compressor.ae_token().shape(), 501, 1.0);
+    uint64_t seed = 600;
+    for (auto& p : compressor.lora().parameters())
+      if (p.name.find("lora_B") != std::string::npos) *p.value = random_tensor(p.value->shape(), seed++, 0.3);
+  }
+
+  CompressorLoss step(const std::vector<ReferenceSample>& samples, float token_weight) {
+    compressor.zero_grad(ops);
+    StepOptions o;
+    o.token_weight = token_weight;
+    o.end_id = kEos;
+    return compressor_step(model, compressor, make_compressor_batch(samples), o);
+  }
+};
+
+// Regeneration: decoder input [BOS] + text, targets text + [EOS].
+ReferenceSample regeneration(std::vector<int32_t> text) {
+  ReferenceSample s;
+  s.text = text;
+  s.decoder_tokens = {kBos};
+  s.decoder_tokens.insert(s.decoder_tokens.end(), text.begin(), text.end());
+  s.targets = text;
+  s.targets.push_back(kEos);
+  return s;
+}
+
+// QA: decoder input prompt + answer; only the answer and the EOS after it are targets.
+ReferenceSample question_answer(std::vector<int32_t> context, std::vector<int32_t> prompt, std::vector<int32_t> answer) {
+  ReferenceSample s;
+  s.text = context;
+  s.decoder_tokens = prompt;
+  s.decoder_tokens.insert(s.decoder_tokens.end(), answer.begin(), answer.end());
+  s.targets.assign(prompt.size() - 1, -1);
+  s.targets.insert(s.targets.end(), answer.begin(), answer.end());
+  s.targets.push_back(kEos);
+  return s;
+}
+
+// Two texts of lengths 5 and 3 (L = 5), so both encoder and decoder rows are padded.
+std::vector<ReferenceSample> regeneration_batch() {
+  return {regeneration({5, 9, 13, 17, 21}), regeneration({7, 30, 11})};
+}
+
+std::vector<ReferenceSample> qa_batch() {
+  return {question_answer({12, 8, 33, 4, 19, 27}, {kBos, 3, 14, 6}, {22, 35}),
+          question_answer({9, 16, 25}, {kBos, 3, 28, 31, 6}, {10})};
+}
+
+// A trainable tensor of the compressor, its gradient there and its double copy in the reference.
+struct Trainable {
+  std::string name;
+  const Tensor* grad;
+  Vec ReferenceCompressor::*member;  // tokens / ae_token, or null for LoRA
+  int layer;
+  LoraTarget target;
+  bool lora_a;
+};
+
+std::vector<Trainable> trainables(Compressor& c) {
+  std::vector<Trainable> out;
+  out.push_back({"compression_tokens", &c.tokens_grad(), &ReferenceCompressor::tokens, 0, LoraTarget::kQ, false});
+  if (c.ae_token().defined())
+    out.push_back({"ae_token", &c.ae_token_grad(), &ReferenceCompressor::ae_token, 0, LoraTarget::kQ, false});
+  for (int layer = 0; layer < c.lora().num_layers(); ++layer)
+    for (int t = 0; t < kLoraTargetCount; ++t) {
+      const LoraTarget target = static_cast<LoraTarget>(t);
+      if (LoraAdapter* a = c.lora().find(layer, target)) {
+        const std::string name = "layers." + std::to_string(layer) + "." + lora_target_name(target);
+        out.push_back({name + ".A", &a->grad_a, nullptr, layer, target, true});
+        out.push_back({name + ".B", &a->grad_b, nullptr, layer, target, false});
+      }
+    }
+  return out;
+}
+
+Vec& values_in(ReferenceCompressor& r, const Trainable& t) {
+  if (t.member) return r.*t.member;
+  ReferenceAdapter& a = r.lora[t.layer][static_cast<int>(t.target)];
+  return t.lora_a ? a.a : a.b;
+}
+
+// Which elements of a tensor of `numel` to difference: all, or at most `limit` spread
+// evenly over it (first and last included), which still exposes a transposed or shifted
+// layout while keeping the seven-target cases fast.
+std::vector<int64_t> elements_to_check(int64_t numel, int64_t limit) {
+  std::vector<int64_t> out;
+  if (limit <= 0 || numel <= limit) {
+    for (int64_t i = 0; i < numel; ++i) out.push_back(i);
+    return out;
+  }
+  for (int64_t k = 0; k < limit; ++k) out.push_back(k * (numel - 1) / (limit - 1));
+  return out;
+}
+
+// Runs the step on `samples` and checks its loss against the reference and the gradient
+// elements (every one unless `max_elements` per tensor) against central differences of
+// the reference loss. Returns the largest per-tensor relative gradient error.
+double check_step_against_reference(Harness& h, const std::vector<ReferenceSample>& samples, float token_weight,
+                                    int64_t max_elements = 0) {
+  const CompressorLoss loss = h.step(samples, token_weight);
+  ReferenceCompressor ref = reference_compressor(h.compressor);
+  const double want = reference_loss(h.reference, ref, samples, token_weight);
+  const double loss_error = std::fabs(loss.sum - want) / std::fabs(want);
+  EXPECT_LT(loss_error, kLossTolerance) << "loss " << loss.sum << " vs reference " << want;
+  int64_t targets = 0, end_targets = 0;
+  for (const ReferenceSample& s : samples)
+    for (int32_t t : s.targets) {
+      targets += t >= 0;
+      end_targets += t == kEos;
+    }
+  EXPECT_EQ(loss.targets, targets);
+  EXPECT_EQ(loss.end_targets, end_targets);
+
+  double worst = 0;
+  std::string worst_name;
+  for (const Trainable& t : trainables(h.compressor)) {
+    Vec& values = values_in(ref, t);
+    EXPECT_EQ(static_cast<int64_t>(values.size()), t.grad->numel()) << t.name;
+    if (static_cast<int64_t>(values.size()) != t.grad->numel()) continue;
+    double max_diff = 0, max_want = 0, max_got = 0;
+    for (int64_t i : elements_to_check(t.grad->numel(), max_elements)) {
+      const double saved = values[i];
+      values[i] = saved + kFiniteDifferenceStep;
+      const double up = reference_loss(h.reference, ref, samples, token_weight);
+      values[i] = saved - kFiniteDifferenceStep;
+      const double down = reference_loss(h.reference, ref, samples, token_weight);
+      values[i] = saved;
+      const double numeric = (up - down) / (2 * kFiniteDifferenceStep), got = t.grad->data<float>()[i];
+      max_diff = std::max(max_diff, std::fabs(got - numeric));
+      max_want = std::max(max_want, std::fabs(numeric));
+      max_got = std::max(max_got, std::fabs(got));
+    }
+    if (max_want == 0) {
+      // No path from this tensor to the loss: the step must not invent one.
+      EXPECT_EQ(max_got, 0.0) << t.name << " has gradient where the reference has none";
+      continue;
+    }
+    const double error = max_diff / max_want;
+    EXPECT_LT(error, kGradientTolerance) << t.name << ": max |grad - numeric| " << max_diff << ", max |numeric| "
+                                         << max_want;
+    if (error > worst) worst = error, worst_name = t.name;
+  }
+  std::printf("  loss %.8g vs reference %.8g (relative error %.2e); worst gradient error %.2e (%s)\n", loss.sum, want,
+              loss_error, worst, worst_name.c_str());
+  return worst;
+}
+
+TEST(CompressorStep, KeyValueReferencePositionsMatchDoubleReference) {
+  Harness h(false, settings(CompressorMode::kKeyValue, DecoderPositions::kReference, kQueryValue));
+  h.randomise_trainables();
+  check_step_against_reference(h, regeneration_batch(), 1.0f / 10);
+}
+
+TEST(CompressorStep, KeyValueAfterPrefixPositionsMatchDoubleReference) {
+  Harness h(false, settings(CompressorMode::kKeyValue, DecoderPositions::kAfterPrefix, kQueryValue));
+  h.randomise_trainables();
+  check_step_against_reference(h, regeneration_batch(), 1.0f / 10);
+}
+
+TEST(CompressorStep, EmbeddingModeMatchesDoubleReference) {
+  Harness h(false, settings(CompressorMode::kEmbedding, DecoderPositions::kReference, kQueryValue));
+  h.randomise_trainables();
+  check_step_against_reference(h, regeneration_batch(), 1.0f / 10);
+}
+
+TEST(CompressorStep, AllLoraTargetsTiedHeadMatchDoubleReference) {
+  Harness h(true, settings(CompressorMode::kKeyValue, DecoderPositions::kReference, kAllTargets));
+  h.randomise_trainables();
+  check_step_against_reference(h, regeneration_batch(), 1.0f / 10, /*max_elements=*/12);
+}
+
+TEST(CompressorStep, EmbeddingModeAllTargetsTiedHeadMatchDoubleReference) {
+  Harness h(true, settings(CompressorMode::kEmbedding, DecoderPositions::kReference, kAllTargets));
+  h.randomise_trainables();
+  check_step_against_reference(h, regeneration_batch(), 1.0f / 10, /*max_elements=*/12);
+}
+
+// QA batches differ from regeneration only in which rows carry targets (the prompt has
+// none), so a spread of elements per tensor suffices here.
+TEST(CompressorStep, QuestionAnsweringLossOnlyOnTheAnswer) {
+  for (DecoderPositions positions : {DecoderPositions::kReference, DecoderPositions::kAfterPrefix}) {
+    Harness h(false, settings(CompressorMode::kKeyValue, positions, kQueryValue));
+    h.randomise_trainables();
+    check_step_against_reference(h, qa_batch(), 1.0f / 4, /*max_elements=*/12);
+  }
+  Harness h(false, settings(CompressorMode::kEmbedding, DecoderPositions::kReference, kQueryValue));
+  h.randomise_trainables();
+  check_step_against_reference(h, qa_batch(), 1.0f / 4, /*max_elements=*/12);
+}
+
+// The validation path (backward = false) computes the same loss and leaves gradients alone.
+TEST(CompressorStep, LossOnlyStepGivesTheSameLossAndNoGradient) {
+  Harness h(false, settings(CompressorMode::kKeyValue, DecoderPositions::kReference, kQueryValue));
+  h.randomise_trainables();
+  const std::vector<ReferenceSample> samples = regeneration_batch();
+  const CompressorLoss trained = h.step(samples, 1.0f);
+  h.compressor.zero_grad(h.ops);
+  StepOptions o;
+  o.backward = false;
+  const CompressorLoss validated = compressor_step(h.model, h.compressor, make_compressor_batch(samples), o);
+  EXPECT_EQ(validated.sum, trained.sum);
+  for (const auto& p : h.compressor.parameters())
+    for (int64_t i = 0; i < p.grad->numel(); ++i) ASSERT_EQ(p.grad->data<float>()[i], 0.0f) << p.name;
+}
+
+// Gradients of every trainable after one step, copied out.
+std::vector<Vec> gradients(Compressor& c) {
+  std::vector<Vec> out;
+  for (const auto& p : c.parameters()) out.push_back(Vec(p.grad->data<float>(), p.grad->data<float>() + p.grad->numel()));
+  return out;
+}
+
+// A sample alone and in a padded batch with another (longer or shorter) sample: with
+// token weight 1 the batch's loss and gradients are the sums of the lone ones.
+void check_padding_invariance(const CompressorSettings& s, const std::vector<ReferenceSample>& pair) {
+  Harness h(false, s);
+  h.randomise_trainables();
+  const double both = h.step(pair, 1.0f).sum;
+  const std::vector<Vec> grad_both = gradients(h.compressor);
+  const double first = h.step({pair[0]}, 1.0f).sum;
+  const std::vector<Vec> grad_first = gradients(h.compressor);
+  const double second = h.step({pair[1]}, 1.0f).sum;
+  const std::vector<Vec> grad_second = gradients(h.compressor);
+
+  EXPECT_LT(std::fabs(both - (first + second)), kBatchingTolerance * std::fabs(both));
+  double worst = 0;
+  const auto params = h.compressor.parameters();
+  for (size_t p = 0; p < grad_both.size(); ++p) {
+    double max_diff = 0, max_want = 0;
+    for (size_t i = 0; i < grad_both[p].size(); ++i) {
+      const double want = grad_first[p][i] + grad_second[p][i];
+      max_diff = std::max(max_diff, std::fabs(grad_both[p][i] - want));
+      max_want = std::max(max_want, std::fabs(want));
+    }
+    const double error = max_want > 0 ? max_diff / max_want : max_diff;
+    EXPECT_LT(error, kBatchingTolerance) << params[p].name;
+    worst = std::max(worst, error);
+  }
+  std::printf("  batch loss %.8g vs %.8g alone; worst gradient difference %.2e\n", both, first + second, worst);
+}
+
+TEST(CompressorStep, PaddingInvarianceKeyValue) {
+  check_padding_invariance(settings(CompressorMode::kKeyValue, DecoderPositions::kReference, kAllTargets),
+                           regeneration_batch());
+  check_padding_invariance(settings(CompressorMode::kKeyValue, DecoderPositions::kAfterPrefix, kQueryValue), qa_batch());
+}
+
+TEST(CompressorStep, PaddingInvarianceEmbedding) {
+  check_padding_invariance(settings(CompressorMode::kEmbedding, DecoderPositions::kReference, kAllTargets),
+                           regeneration_batch());
+  check_padding_invariance(settings(CompressorMode::kEmbedding, DecoderPositions::kReference, kQueryValue), qa_batch());
+}
+
+// DESIGN.md's pitfall: in K/V mode the last encoder layer matters only through its K and
+// V at the compression positions, so its query (and o/MLP) LoRA gets exactly zero
+// gradient, while in embedding mode the same adapters do get gradient.
+TEST(CompressorStep, LastEncoderLayerQueryLoraGetsNoGradientInKeyValueMode) {
+  for (CompressorMode mode : {CompressorMode::kKeyValue, CompressorMode::kEmbedding}) {
+    Harness h(false, settings(mode, DecoderPositions::kReference, kAllTargets));
+    h.randomise_trainables();
+    h.step(regeneration_batch(), 1.0f);
+    const int last = static_cast<int>(h.config.num_hidden_layers) - 1;
+    for (LoraTarget target : kAllTargets) {
+      const LoraAdapter* a = h.compressor.lora().find(last, target);
+      double max_grad = 0;
+      for (const Tensor* g : {&a->grad_a, &a->grad_b})
+        for (int64_t i = 0; i < g->numel(); ++i) max_grad = std::max(max_grad, std::fabs(double(g->data<float>()[i])));
+      const bool keys_or_values = target == LoraTarget::kK || target == LoraTarget::kV;
+      if (mode == CompressorMode::kKeyValue && !keys_or_values)
+        EXPECT_EQ(max_grad, 0.0) << lora_target_name(target);
+      else
+        EXPECT_GT(max_grad, 1e-4) << lora_target_name(target);
+    }
+  }
+}
+
+// With LoRA B = 0 (its initialisation) the encoder is the base model: the compressed K/V
+// equal what LlamaModel::forward stores in a KvCache for the same left-padded input. The
+// compression tokens are given to forward as extra vocabulary rows appended to the
+// embedding table.
+TEST(CompressorStep, ZeroLoraBIsTheBaseModel) {
+  Harness h(false, settings(CompressorMode::kKeyValue, DecoderPositions::kReference, kAllTargets));
+  h.compressor.tokens() = random_tensor(h.compressor.tokens().shape(), 500, 1.0);  // B stays 0
+  const std::vector<ReferenceSample> samples = regeneration_batch();
+  const CompressorBatch batch = make_compressor_batch(samples);
+  const CompressedPrompt prompt = compress(h.model, h.compressor, batch.text, batch.text_lengths);
+
+  const LlamaConfig& c = h.config;
+  const int64_t b = batch.text.dim(0), l = batch.text.dim(1), n = kCompressionTokens, t = l + n;
+  LlamaConfig extended = c;
+  extended.vocab_size = c.vocab_size + n;
+  LlamaWeights weights = h.model.weights();  // shares the frozen tensors
+  weights.embed = Tensor::empty({extended.vocab_size, c.hidden_size});
+  std::copy(h.model.weights().embed.data<float>(), h.model.weights().embed.data<float>() + h.model.weights().embed.numel(),
+            weights.embed.data<float>());
+  std::copy(h.compressor.tokens().data<float>(), h.compressor.tokens().data<float>() + h.compressor.tokens().numel(),
+            weights.embed.data<float>() + c.vocab_size * c.hidden_size);
+  weights.lm_head = Tensor::zeros({extended.vocab_size, c.hidden_size});  // logits unused
+  LlamaModel base(extended, weights, h.ops);
+
+  Tensor tokens = Tensor::zeros({b, t}, DType::I32), positions = Tensor::zeros({b, t}, DType::I32);
+  Tensor mask = Tensor::zeros({b, t}, DType::I32);
+  for (int64_t r = 0; r < b; ++r) {
+    const int64_t len = batch.text_lengths[r], pad = l - len;
+    for (int64_t i = pad; i < t; ++i) {
+      tokens.data<int32_t>()[r * t + i] =
+          i < l ? batch.text.data<int32_t>()[r * l + i - pad] : static_cast<int32_t>(c.vocab_size + i - l);
+      positions.data<int32_t>()[r * t + i] = static_cast<int32_t>(i - pad);
+      mask.data<int32_t>()[r * t + i] = 1;
+    }
+  }
+  KvCache cache(extended, b, t);
+  base.forward(tokens, positions, mask, cache);
+
+  // And the double reference of the base model (LoRA B = 0) agrees with both.
+  const ReferenceCompressor ref = reference_compressor(h.compressor);
+  double worst_cache = 0, worst_reference = 0;
+  const int64_t width = c.kv_dim();
+  for (int64_t r = 0; r < b; ++r) {
+    const ReferenceCompressed want = reference_compress(h.reference, ref, samples[r].text);
+    for (int layer = 0; layer < c.num_hidden_layers; ++layer)
+      for (int which = 0; which < 2; ++which) {
+        const Tensor& got = which == 0 ? prompt.keys[layer] : prompt.values[layer];
+        const Tensor& stored = which == 0 ? cache.keys(layer) : cache.values(layer);
+        const Vec& reference = which == 0 ? want.keys[layer] : want.values[layer];
+        for (int64_t i = 0; i < n * width; ++i) {
+          const float value = got.data<float>()[r * n * width + i];
+          worst_cache = std::max(worst_cache, double(std::fabs(value - stored.data<float>()[(r * t + l) * width + i])));
+          worst_reference = std::max(worst_reference, std::fabs(value - reference[i]));
+        }
+      }
+  }
+  EXPECT_LT(worst_cache, 1e-6);
+  EXPECT_LT(worst_reference, 1e-5);
+  std::printf("  compressed K/V vs KvCache: max diff %.2e; vs double reference: %.2e\n", worst_cache, worst_reference);
+}
+
+}  // namespace
+}  // namespace xcomp
