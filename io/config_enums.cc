@@ -1,0 +1,91 @@
+// The YAML spelling of every enum value in the experiment configuration. These strings
+// are a user-facing contract: configs in the wild use them.
+#include "io/config_schema.h"
+
+#include <glog/logging.h>
+
+#include "model/lora.h"
+
+namespace xcomp {
+
+template <>
+const std::vector<EnumSpelling<CompressorMode>>& enum_spellings() {
+  static const std::vector<EnumSpelling<CompressorMode>> names = {{CompressorMode::kKeyValue, "kv"},
+                                                                  {CompressorMode::kEmbedding, "embedding"}};
+  return names;
+}
+
+template <>
+const std::vector<EnumSpelling<DecoderPositions>>& enum_spellings() {
+  static const std::vector<EnumSpelling<DecoderPositions>> names = {
+      {DecoderPositions::kReference, "reference"}, {DecoderPositions::kAfterPrefix, "after_prefix"}};
+  return names;
+}
+
+template <>
+const std::vector<EnumSpelling<Objective>>& enum_spellings() {
+  static const std::vector<EnumSpelling<Objective>> names = {{Objective::kRegeneration, "regeneration"},
+                                                             {Objective::kQa, "qa"}};
+  return names;
+}
+
+template <>
+const std::vector<EnumSpelling<LrScheduleKind>>& enum_spellings() {
+  static const std::vector<EnumSpelling<LrScheduleKind>> names = {
+      {LrScheduleKind::kConstantWithWarmup, "constant_with_warmup"},
+      {LrScheduleKind::kCosine, "cosine"},
+      {LrScheduleKind::kLinear, "linear"}};
+  return names;
+}
+
+template <>
+const std::vector<EnumSpelling<NonfiniteAction>>& enum_spellings() {
+  static const std::vector<EnumSpelling<NonfiniteAction>> names = {{NonfiniteAction::kStop, "stop"},
+                                                                   {NonfiniteAction::kSkip, "skip"}};
+  return names;
+}
+
+template <>
+const std::vector<EnumSpelling<ProgressMode>>& enum_spellings() {
+  static const std::vector<EnumSpelling<ProgressMode>> names = {
+      {ProgressMode::kAuto, "auto"}, {ProgressMode::kAlways, "always"}, {ProgressMode::kNever, "never"}};
+  return names;
+}
+
+template <>
+const std::vector<EnumSpelling<Backend>>& enum_spellings() {
+  static const std::vector<EnumSpelling<Backend>> names = {{Backend::kCpu, "cpu"}, {Backend::kCuda, "cuda"}};
+  return names;
+}
+
+// The model's list (model/lora.h), as strings in its order.
+const std::vector<std::string>& lora_target_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (int i = 0; i < kLoraTargetCount; ++i) out.push_back(lora_target_name(static_cast<LoraTarget>(i)));
+    return out;
+  }();
+  return names;
+}
+
+namespace {
+
+template <class E>
+const char* spelling(E value) {
+  for (const auto& s : enum_spellings<E>())
+    if (s.value == value) return s.name;
+  LOG(FATAL) << "enum value " << static_cast<int>(value) << " has no spelling";
+  return "";
+}
+
+}  // namespace
+
+const char* name_of(CompressorMode value) { return spelling(value); }
+const char* name_of(DecoderPositions value) { return spelling(value); }
+const char* name_of(Objective value) { return spelling(value); }
+const char* name_of(LrScheduleKind value) { return spelling(value); }
+const char* name_of(NonfiniteAction value) { return spelling(value); }
+const char* name_of(ProgressMode value) { return spelling(value); }
+const char* name_of(Backend value) { return spelling(value); }
+
+}  // namespace xcomp

@@ -1,0 +1,129 @@
+#include "trainer/adamw.h"
+
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "model/input_error.h"
+
+namespace xcomp {
+
+namespace {
+
+const char* kStepName = "step";
+
+// The scalars of one step, each computed in double and rounded to float once, as torch
+// does with Python-float arguments. (1 - beta2 computed in float from a rounded beta2 is
+// off by 5e-5 relative for 0.999.)
+struct StepScalars {
+  float decay_factor, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size, bias_correction2_sqrt, eps;
+};
+
+// The per-element update, in the order torch.optim.AdamW (single-tensor path) applies
+// it, so results agree to rounding: decay, moments, then p -= step_size * m / denom.
+void update_tensor(float* p, float* m, float* v, const float* g, int64_t n, const StepScalars& s) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    p[i] *= s.decay_factor;
+    m[i] = std::fma(g[i], s.one_minus_beta1, m[i] * s.beta1);
+    v[i] = std::fma(s.one_minus_beta2 * g[i], g[i], v[i] * s.beta2);
+    const float denom = std::sqrt(v[i]) / s.bias_correction2_sqrt + s.eps;
+    p[i] += (-s.step_size * m[i]) / denom;
+  }
+}
+
+}  // namespace
+
+AdamW::AdamW(AdamWOptions options) : options_(options) {}
+
+void AdamW::add_parameter(const std::string& name, Tensor parameter) {
+  CHECK(parameter.defined() && parameter.dtype() == DType::F32) << "AdamW parameter " << name << " must be F32";
+  CHECK(name != kStepName) << "AdamW: the parameter name '" << kStepName << "' is reserved";
+  for (const Slot& slot : parameters_) CHECK(slot.name != name) << "AdamW parameter " << name << " added twice";
+  const Shape shape = parameter.shape();
+  parameters_.push_back({name, std::move(parameter), Tensor::zeros(shape), Tensor::zeros(shape)});
+}
+
+void AdamW::step(const std::vector<Tensor>& gradients, double lr) {
+  CHECK_EQ(gradients.size(), parameters_.size()) << "AdamW::step: one gradient per parameter";
+  ++step_;
+  const double bias_correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(step_));
+  const double bias_correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(step_));
+  const StepScalars scalars{static_cast<float>(1.0 - lr * options_.weight_decay),
+                            static_cast<float>(options_.beta1),
+                            static_cast<float>(1.0 - options_.beta1),
+                            static_cast<float>(options_.beta2),
+                            static_cast<float>(1.0 - options_.beta2),
+                            static_cast<float>(lr / bias_correction1),
+                            static_cast<float>(std::sqrt(bias_correction2)),
+                            static_cast<float>(options_.eps)};
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    Slot& slot = parameters_[i];
+    const Tensor& g = gradients[i];
+    CHECK(g.defined() && g.dtype() == DType::F32 && g.shape() == slot.parameter.shape())
+        << "AdamW::step: gradient of " << slot.name << " must be F32 " << shape_str(slot.parameter.shape());
+    update_tensor(slot.parameter.data<float>(), slot.exp_avg.data<float>(), slot.exp_avg_sq.data<float>(),
+                  g.data<float>(), g.numel(), scalars);
+  }
+}
+
+std::vector<std::pair<std::string, Tensor>> AdamW::state_tensors() const {
+  std::vector<std::pair<std::string, Tensor>> state;
+  for (const Slot& slot : parameters_) {
+    state.emplace_back(slot.name + ".exp_avg", slot.exp_avg.clone());
+    state.emplace_back(slot.name + ".exp_avg_sq", slot.exp_avg_sq.clone());
+  }
+  CHECK_LE(step_, std::numeric_limits<int32_t>::max()) << "AdamW step count overflows I32";
+  Tensor step = Tensor::empty({1}, DType::I32);
+  step.data<int32_t>()[0] = static_cast<int32_t>(step_);
+  state.emplace_back(kStepName, step);
+  return state;
+}
+
+namespace {
+
+// The named tensor, checked for dtype and shape; InputError naming source and tensor.
+const Tensor& expect_tensor(const std::map<std::string, Tensor>& state, const std::string& name, DType dtype,
+                            const Shape& shape, const std::string& source) {
+  const auto it = state.find(name);
+  if (it == state.end()) throw_input_error(source, ": optimizer state has no tensor '", name, "'");
+  const Tensor& t = it->second;
+  if (t.dtype() != dtype || t.shape() != shape)
+    throw_input_error(source, ": optimizer tensor '", name, "' is ", dtype_name(t.dtype()), " ", shape_str(t.shape()),
+                      ", expected ", dtype_name(dtype), " ", shape_str(shape));
+  return t;
+}
+
+}  // namespace
+
+void AdamW::load_state_tensors(const std::map<std::string, Tensor>& state, const std::string& source) {
+  const size_t expected_count = 2 * parameters_.size() + 1;
+  const Tensor& step = expect_tensor(state, kStepName, DType::I32, {1}, source);
+  const int32_t loaded_step = step.data<int32_t>()[0];
+  if (loaded_step < 0) throw_input_error(source, ": optimizer step is ", loaded_step, ", expected >= 0");
+  // Check everything before changing anything, so a bad file leaves the optimizer as it was.
+  std::vector<std::pair<const Tensor*, const Tensor*>> moments;
+  for (const Slot& slot : parameters_) {
+    const Shape& shape = slot.parameter.shape();
+    moments.emplace_back(&expect_tensor(state, slot.name + ".exp_avg", DType::F32, shape, source),
+                         &expect_tensor(state, slot.name + ".exp_avg_sq", DType::F32, shape, source));
+  }
+  if (state.size() != expected_count) {
+    for (const auto& [name, tensor] : state) {
+      const bool known = name == kStepName || std::any_of(parameters_.begin(), parameters_.end(), [&](const Slot& s) {
+                           return name == s.name + ".exp_avg" || name == s.name + ".exp_avg_sq";
+                         });
+      if (!known) throw_input_error(source, ": optimizer state has a tensor '", name, "' for no trainable parameter");
+    }
+  }
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    std::memcpy(parameters_[i].exp_avg.raw(), moments[i].first->raw(), moments[i].first->nbytes());
+    std::memcpy(parameters_[i].exp_avg_sq.raw(), moments[i].second->raw(), moments[i].second->nbytes());
+  }
+  step_ = loaded_step;
+}
+
+}  // namespace xcomp
