@@ -1,0 +1,18 @@
+// xcomp train --config X.yaml [key.sub=value ...]
+#include "io/config.h"
+#include "trainer/command_line.h"
+#include "trainer/commands.h"
+#include "trainer/training_run.h"
+
+namespace xcomp {
+
+int run_train_command(const std::vector<std::string>& args) {
+  CommandLine cl("train", "--config FILE.yaml [key.sub=value ...]",
+                 {{"config", "FILE", "the experiment's YAML file (configs/*.yaml)"}});
+  if (!cl.parse(args)) return 0;
+  const ExperimentConfig config = load_experiment_config(cl.require("config"), cl.positional());
+  run_training(config);
+  return 0;
+}
+
+}  // namespace xcomp
