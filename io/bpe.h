@@ -7,9 +7,8 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <string>
-#include <unordered_map>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -39,28 +38,59 @@ class BytePairEncoder {
   void set_whole_piece_lookup(bool on) { whole_piece_lookup_ = on; }
   bool whole_piece_lookup() const { return whole_piece_lookup_; }
 
-  // One pre-tokenized piece of raw bytes to ids. Thread-safe; results are cached.
-  std::vector<int32_t> encode(const std::string& piece) const;
+  // One pre-tokenized piece of raw bytes to ids, appended to out. Thread-safe: encoding
+  // only reads the tables (there is no shared cache to lock).
+  void encode(std::string_view piece, std::vector<int32_t>& out) const;
+  std::vector<int32_t> encode(std::string_view piece) const;
 
   // -1 when the bytes are not a token.
-  int32_t find(const std::string& bytes) const;
+  int32_t find(std::string_view bytes) const;
   const std::vector<std::string>& token_bytes() const { return token_bytes_; }
 
  private:
-  std::vector<int32_t> merge_all(const std::string& piece) const;
+  // Whole pieces are looked up by their bytes once per pre-token: open-addressing tables
+  // whose slots hold a token's first 8 bytes, so most lookups touch one cache line. The
+  // full table (megabytes for LLaMA-3) misses the CPU caches; a small one holding only the
+  // lowest ids, which BPE vocabularies give to their most frequent tokens, mostly does not.
+  struct IdSlot {
+    uint64_t head;    // the first 8 bytes, zero-padded
+    uint32_t length;  // 0 when free
+    int32_t id;
+  };
+  struct IdTable {
+    std::vector<IdSlot> slots;  // size a power of two, at most half full
+    int shift = 64;
+  };
+  void build_id_table(IdTable& table, size_t token_count);
+  int32_t find_in(const IdTable& table, std::string_view bytes, uint64_t hash, uint64_t head) const;
+
+  // Merges are looked up several times per byte of text, so they live in an open-addressing
+  // table (one multiply and usually one probe) rather than std::unordered_map.
+  struct MergeSlot {
+    uint64_t key;  // kEmpty when free
+    Merge merge;
+  };
+  static constexpr uint64_t kEmpty = ~uint64_t{0};
   static uint64_t pair_key(int32_t left, int32_t right) {
     return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
   }
+  // Keeps an existing entry unless replace says the new one wins.
+  template <class Replace>
+  void insert_merge(int32_t left, int32_t right, Merge merge, Replace replace);
+  void grow_merges();
+  const Merge* find_merge(int32_t left, int32_t right) const;
+
+  void merge_short(std::string_view piece, std::vector<int32_t>& out) const;
+  void merge_long(std::string_view piece, std::vector<int32_t>& out) const;
 
   std::vector<std::string> token_bytes_;
-  std::unordered_map<std::string, int32_t> ids_;
-  int32_t byte_ids_[256];  // -1: dropped
-  std::unordered_map<uint64_t, Merge> merges_;
+  IdTable ids_;      // every token
+  IdTable hot_ids_;  // the lowest ids only
+  int32_t byte_ids_[256];                              // -1: dropped
+  std::vector<MergeSlot> merge_slots_;                 // size a power of two, at most half full
+  size_t merge_count_ = 0;
+  int merge_shift_ = 64;
   bool whole_piece_lookup_ = false;
-
-  // Pre-tokens repeat a lot in natural text ("the", " and"), so their ids are cached.
-  mutable std::mutex cache_mutex_;
-  mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
 };
 
 }  // namespace xcomp

@@ -4,8 +4,10 @@
 // order, each to every piece the previous step produced.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace xcomp {
@@ -26,21 +28,28 @@ class PreTokenizer {
   // Hugging Face ByteLevel's add_prefix_space: a piece not starting with ' ' gets one.
   void add_prefix_space();
 
-  // The pieces of valid UTF-8 text; text that is not UTF-8 is an InputError naming
-  // `what` (the tokenizer) and the byte offset.
+  // Calls fn with each piece of valid UTF-8 text, in order; text that is not UTF-8 is an
+  // InputError naming `what` (the tokenizer) and the byte offset. A piece is valid only
+  // during the call. Thread-safe. This is the encoder's hot path: pieces are views into
+  // the text (no copies) and regexes run JIT-compiled where PCRE2 supports it.
+  using PieceFn = std::function<void(std::string_view)>;
+  void for_each_piece(std::string_view text, const std::string& what, const PieceFn& fn) const;
+  // The same pieces, copied (for tests and inspection).
   std::vector<std::string> split(const std::string& text, const std::string& what) const;
 
   bool empty() const { return steps_.empty(); }
 
  private:
   struct Regex;
+  struct MatchData;
   struct Step {
     std::shared_ptr<const Regex> regex;  // null: the prefix-space step
     SplitBehavior behavior = SplitBehavior::kIsolated;
     bool invert = false;
   };
-  static void apply(const Step& step, const std::string& piece, const std::string& what,
-                    std::vector<std::string>& out);
+  // Applies steps_[k..] to piece; match_data[k] is step k's scratch space.
+  void apply(size_t k, std::string_view piece, bool utf_checked, std::vector<MatchData>& match_data,
+             const std::string& what, const PieceFn& fn) const;
 
   std::vector<Step> steps_;
 };

@@ -7,6 +7,7 @@
 #include "io/tokenizer_bytelevel.h"
 #include "io/tokenizer_llama2c.h"
 #include "io/tokenizer_sentencepiece.h"
+#include "io/tokenizer_tiktoken.h"
 #include "model/input_error.h"
 
 namespace xcomp {
@@ -21,10 +22,12 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 std::unique_ptr<Tokenizer> load_file(const std::string& path) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) throw_input_error(path, ": no such tokenizer file");
+  // LLaMA-3 ships its tiktoken ranks as tokenizer.model, so the content decides first.
+  if (looks_like_tiktoken_file(path)) return load_tiktoken_tokenizer(path);
   if (ends_with(path, ".model")) return load_sentencepiece_tokenizer(path);
   if (ends_with(path, ".bin")) return load_llama2c_tokenizer(path);
   if (ends_with(path, ".json")) return load_tokenizer_json(path);
-  throw_input_error(path, ": unknown tokenizer file type (expected *.model, *.bin or *.json)");
+  throw_input_error(path, ": unknown tokenizer file type (expected *.model, *.bin, *.json or tiktoken ranks)");
 }
 
 }  // namespace

@@ -13,7 +13,8 @@ ByteLevelTokenizer::ByteLevelTokenizer(Parts parts)
       splitter_(parts.added),
       bos_id_(parts.bos_id),
       eos_id_(parts.eos_id),
-      name_(std::move(parts.name)) {
+      name_(std::move(parts.name)),
+      sha256_(std::move(parts.sha256)) {
   CHECK(bpe_ != nullptr);
   CHECK_GE(token_texts_.size(), bpe_->token_bytes().size());
   added_kind_.assign(token_texts_.size(), 0);
@@ -21,20 +22,32 @@ ByteLevelTokenizer::ByteLevelTokenizer(Parts parts)
   for (const AddedToken& t : parts.added) {
     CHECK(t.id >= 0 && static_cast<size_t>(t.id) < token_texts_.size()) << "added token id " << t.id;
     added_kind_[t.id] = t.special ? 2 : 1;
+    has_plain_added_ |= !t.special;
     added_content_[t.id] = t.content;
+  }
+  for (const char* end_of_turn : {"<|im_end|>", "<|eot_id|>"}) {
+    for (const AddedToken& t : parts.added)
+      if (t.content == end_of_turn) eot_id_ = t.id;
   }
 }
 
 std::vector<int32_t> ByteLevelTokenizer::encode(const std::string& text, bool parse_special) const {
   std::vector<int32_t> ids;
+  ids.reserve(text.size() / 3);  // about 4 bytes a token on English text
+  auto encode_plain = [&](std::string_view plain) {
+    pre_.for_each_piece(plain, name_, [&](std::string_view piece) { bpe_->encode(piece, ids); });
+  };
+  // Most tokenizers' added tokens are all special: without parse_special there is then
+  // nothing to cut out, and the scan for them is skipped.
+  if (!parse_special && !has_plain_added_) {
+    encode_plain(text);
+    return ids;
+  }
   for (const auto& segment : splitter_.split(text, parse_special)) {
     if (segment.id >= 0) {
       ids.push_back(segment.id);
-      continue;
-    }
-    for (const std::string& piece : pre_.split(std::string(segment.text), name_)) {
-      std::vector<int32_t> piece_ids = bpe_->encode(piece);
-      ids.insert(ids.end(), piece_ids.begin(), piece_ids.end());
+    } else {
+      encode_plain(segment.text);
     }
   }
   return ids;

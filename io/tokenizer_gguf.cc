@@ -10,6 +10,7 @@
 
 #include "io/atomic_file.h"
 #include "io/pretokenizer.h"
+#include "io/sha256.h"
 #include "io/tokenizer_bytelevel.h"
 #include "io/tokenizer_llama2c.h"
 #include "model/input_error.h"
@@ -152,13 +153,31 @@ void require_model(const GgufTokenizerData& d) {
   }
 }
 
+// The exact bytes of the tokenizer.json written for a "gpt2" vocabulary; Tokenizer::sha256
+// hashes the same dump(2), so a GGUF and its converted directory agree.
+std::string tokenizer_json_text(const json& tokenizer_json, const std::string& source) {
+  try {
+    return tokenizer_json.dump(2);
+  } catch (const json::exception& e) {  // a token that is not UTF-8
+    throw_input_error(source, ": tokenizer.ggml.tokens cannot be written as JSON: ", e.what());
+  }
+}
+
 }  // namespace
 
 std::unique_ptr<Tokenizer> tokenizer_from_gguf(const GgufTokenizerData& data) {
   require_model(data);
-  if (data.model == "gpt2") return tokenizer_from_json(tokenizer_json_from_gguf(data), data.source, data.bos_id, data.eos_id);
-  return std::make_unique<Llama2cTokenizer>(scored_pieces(data), data.bos_id, data.eos_id,
-                                            "scored-piece tokenizer from " + data.source);
+  if (data.model == "gpt2") {
+    json j = tokenizer_json_from_gguf(data);
+    // A token that is not UTF-8 makes the file unwritable but the tokenizer still usable;
+    // its identity then hashes the text with such bytes replaced (U+FFFD).
+    std::string sha256 = sha256_hex(j.dump(2, ' ', false, json::error_handler_t::replace));
+    return tokenizer_from_json(j, data.source, data.bos_id, data.eos_id, sha256);
+  }
+  std::vector<ScoredPiece> pieces = scored_pieces(data);
+  std::string sha256 = sha256_hex(llama2c_tokenizer_bytes(pieces));  // what the writer writes
+  return std::make_unique<Llama2cTokenizer>(std::move(pieces), data.bos_id, data.eos_id,
+                                            "scored-piece tokenizer from " + data.source, sha256);
 }
 
 std::string write_tokenizer_from_gguf(const GgufTokenizerData& data, const std::string& out_dir) {
@@ -172,13 +191,7 @@ std::string write_tokenizer_from_gguf(const GgufTokenizerData& data, const std::
     return path;
   }
   std::string path = (fs::path(out_dir) / "tokenizer.json").string();
-  std::string text;
-  try {
-    text = tokenizer_json_from_gguf(data).dump(2);
-  } catch (const json::exception& e) {  // a token that is not UTF-8
-    throw_input_error(data.source, ": tokenizer.ggml.tokens cannot be written as JSON: ", e.what());
-  }
-  write_file_atomically(path, text);
+  write_file_atomically(path, tokenizer_json_text(tokenizer_json_from_gguf(data), data.source));
   // A converter writing the model's own tokenizer_config.json knows better; keep it.
   fs::path config = fs::path(out_dir) / "tokenizer_config.json";
   if (!fs::exists(config)) write_file_atomically(config.string(), tokenizer_config_from_gguf(data).dump(2));

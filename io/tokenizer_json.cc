@@ -6,8 +6,10 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "io/gpt2_byte_unicode.h"
+#include "io/sha256.h"
 #include "io/tokenizer_bytelevel.h"
 #include "model/input_error.h"
 
@@ -228,11 +230,18 @@ std::shared_ptr<const BytePairEncoder> parse_bpe_model(const json& model, const 
   return bpe;
 }
 
-json read_json(const std::string& path) {
+std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw_input_error(path, ": cannot open");
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  if (in.bad()) throw_input_error(path, ": read error");
+  return bytes.str();
+}
+
+json parse_json(const std::string& bytes, const std::string& path) {
   try {
-    return json::parse(in);
+    return json::parse(bytes);
   } catch (const json::exception& e) {
     throw_input_error(path, ": not valid JSON: ", e.what());
   }
@@ -275,8 +284,9 @@ ByteLevelTokenizer::Parts parts_from_json(const json& j, const std::string& sour
 }  // namespace
 
 std::unique_ptr<Tokenizer> tokenizer_from_json(const json& j, const std::string& source, int32_t bos_id,
-                                               int32_t eos_id) {
+                                               int32_t eos_id, const std::string& sha256) {
   ByteLevelTokenizer::Parts parts = parts_from_json(j, source);
+  parts.sha256 = sha256;
   auto in_range = [&](int32_t id) { return id >= 0 && static_cast<size_t>(id) < parts.token_texts.size() ? id : -1; };
   parts.bos_id = in_range(bos_id);
   parts.eos_id = in_range(eos_id);
@@ -284,13 +294,15 @@ std::unique_ptr<Tokenizer> tokenizer_from_json(const json& j, const std::string&
 }
 
 std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path) {
-  ByteLevelTokenizer::Parts parts = parts_from_json(read_json(path), path);
+  const std::string bytes = read_bytes(path);
+  ByteLevelTokenizer::Parts parts = parts_from_json(parse_json(bytes, path), path);
+  parts.sha256 = sha256_hex(bytes);
   // tokenizer.json does not say which tokens are BOS/EOS; tokenizer_config.json does.
   // Without one, the usual names are tried.
   std::string bos, eos;
   auto config_path = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
   if (std::filesystem::exists(config_path)) {
-    json config = read_json(config_path.string());
+    json config = parse_json(read_bytes(config_path.string()), config_path.string());
     if (config.is_object()) {
       bos = config_token(config, "bos_token");
       eos = config_token(config, "eos_token");

@@ -9,6 +9,7 @@
 #include <queue>
 #include <sstream>
 
+#include "io/sha256.h"
 #include "model/input_error.h"
 
 namespace xcomp {
@@ -37,8 +38,9 @@ std::vector<AddedToken> control_tokens(const std::vector<ScoredPiece>& pieces) {
 
 }  // namespace
 
-Llama2cTokenizer::Llama2cTokenizer(std::vector<ScoredPiece> pieces, int32_t bos_id, int32_t eos_id, std::string name)
-    : pieces_(std::move(pieces)), bos_id_(bos_id), eos_id_(eos_id), name_(std::move(name)) {
+Llama2cTokenizer::Llama2cTokenizer(std::vector<ScoredPiece> pieces, int32_t bos_id, int32_t eos_id, std::string name,
+                                   std::string sha256)
+    : pieces_(std::move(pieces)), bos_id_(bos_id), eos_id_(eos_id), name_(std::move(name)), sha256_(std::move(sha256)) {
   std::fill(std::begin(byte_ids_), std::end(byte_ids_), -1);
   for (size_t i = 0; i < pieces_.size(); ++i) {
     auto id = static_cast<int32_t>(i);
@@ -49,6 +51,42 @@ Llama2cTokenizer::Llama2cTokenizer(std::vector<ScoredPiece> pieces, int32_t bos_
     if (byte >= 0 && byte_ids_[byte] < 0) byte_ids_[byte] = id;
   }
   control_splitter_ = AddedTokenSplitter(control_tokens(pieces_));
+  build_pair_merges();
+}
+
+namespace {
+uint64_t pair_key(int32_t left, int32_t right) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
+}
+}  // namespace
+
+// The ids encoding can put side by side are normal pieces (the first of duplicates),
+// byte pieces and the unknown piece; every way a normal piece's text splits into the
+// texts of two such ids is a merge.
+void Llama2cTokenizer::build_pair_merges() {
+  std::unordered_map<std::string, std::vector<int32_t>> symbols;
+  for (const auto& [text, id] : ids_) symbols[text].push_back(id);
+  for (int32_t id : byte_ids_) {
+    if (id >= 0 && pieces_[id].kind == ScoredPiece::Kind::kByte) symbols[pieces_[id].text].push_back(id);
+  }
+  if (unk_id_ >= 0) symbols[pieces_[unk_id_].text].push_back(unk_id_);
+  for (auto& [text, ids] : symbols) {
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  }
+  for (const auto& [text, merged] : ids_) {
+    for (size_t split = 1; split < text.size(); ++split) {
+      auto left = symbols.find(text.substr(0, split)), right = symbols.find(text.substr(split));
+      if (left == symbols.end() || right == symbols.end()) continue;
+      for (int32_t l : left->second)
+        for (int32_t r : right->second) pair_merges_.emplace(pair_key(l, r), merged);
+    }
+  }
+}
+
+int32_t Llama2cTokenizer::find_pair(int32_t left, int32_t right) const {
+  auto it = pair_merges_.find(pair_key(left, right));
+  return it == pair_merges_.end() ? -1 : it->second;
 }
 
 int32_t Llama2cTokenizer::find(const std::string& text) const {
@@ -137,7 +175,7 @@ void Llama2cTokenizer::merge(std::vector<int32_t>& ids) const {
   std::priority_queue<Candidate> heap;  // best score first, then leftmost
   auto push = [&](int pos) {
     if (pos < 0 || next[pos] < 0) return;
-    int32_t merged = find(pieces_[ids[pos]].text + pieces_[ids[next[pos]]].text);
+    int32_t merged = find_pair(ids[pos], ids[next[pos]]);
     if (merged >= 0) heap.push({pieces_[merged].score, pos, ids[pos], ids[next[pos]], merged});
   };
   for (int i = 0; i + 1 < n; ++i) push(i);
@@ -246,7 +284,7 @@ std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const std::string& path) {
     pieces.push_back({text, score, llama2c_kind(id, text)});
   }
   if (pieces.size() < 3) throw_input_error(path, ": has ", pieces.size(), " tokens; expected at least <unk>, <s>, </s>");
-  return std::make_unique<Llama2cTokenizer>(std::move(pieces), 1, 2, "llama2.c tokenizer " + path);
+  return std::make_unique<Llama2cTokenizer>(std::move(pieces), 1, 2, "llama2.c tokenizer " + path, sha256_hex(bytes));
 }
 
 std::string llama2c_tokenizer_bytes(const std::vector<ScoredPiece>& pieces) {

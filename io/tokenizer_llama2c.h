@@ -24,7 +24,9 @@ struct ScoredPiece {
 
 class Llama2cTokenizer : public Tokenizer {
  public:
-  Llama2cTokenizer(std::vector<ScoredPiece> pieces, int32_t bos_id, int32_t eos_id, std::string name);
+  // sha256: of the defining file (see Tokenizer::sha256).
+  Llama2cTokenizer(std::vector<ScoredPiece> pieces, int32_t bos_id, int32_t eos_id, std::string name,
+                   std::string sha256);
 
   // With parse_special, control pieces (such as "<s>") found in the text become their
   // ids, and the text after each one gets its own dummy-prefix space (as llama.cpp
@@ -39,6 +41,7 @@ class Llama2cTokenizer : public Tokenizer {
   int32_t eos_id() const override { return eos_id_; }
   std::string token_text(int32_t id) const override;
   std::string name() const override { return name_; }
+  std::string sha256() const override { return sha256_; }
 
   const std::vector<ScoredPiece>& pieces() const { return pieces_; }
 
@@ -46,6 +49,8 @@ class Llama2cTokenizer : public Tokenizer {
   void encode_text(const std::string& text, bool dummy_prefix, std::vector<int32_t>& ids) const;
   void append_bytes(const std::string& bytes, std::vector<int32_t>& ids) const;
   void merge(std::vector<int32_t>& ids) const;
+  void build_pair_merges();
+  int32_t find_pair(int32_t left, int32_t right) const;
   int32_t find(const std::string& text) const;
   void check_id(int32_t id) const;
 
@@ -53,9 +58,13 @@ class Llama2cTokenizer : public Tokenizer {
   std::unordered_map<std::string, int32_t> ids_;  // normal pieces only: what encoding may produce
   int32_t byte_ids_[256];                          // -1 where there is no byte piece
   int32_t unk_id_ = -1;
+  // (left id, right id) -> the normal piece spelling left's text + right's text: what
+  // run.c finds by joining the two texts, precomputed so merging does no string work.
+  std::unordered_map<uint64_t, int32_t> pair_merges_;
   int32_t bos_id_, eos_id_;
   AddedTokenSplitter control_splitter_;
   std::string name_;
+  std::string sha256_;
 };
 
 // Reads llama2.c's tokenizer.bin: int32 max_token_length, then per token float32

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "io/sha256.h"
 #include "model/input_error.h"
 
 namespace xcomp {
@@ -28,6 +29,7 @@ class SentencePieceTokenizer : public Tokenizer {
     if (!in) throw_input_error(path, ": cannot open");
     std::ostringstream bytes;
     bytes << in.rdbuf();
+    sha256_ = sha256_hex(bytes.str());  // of the file as given, before the patch below
     // Protobuf merges a repeated occurrence of a message field into the first, so this
     // appended field 3 (normalizer_spec) sets only its field 4, remove_extra_whitespaces,
     // to false.
@@ -75,6 +77,7 @@ class SentencePieceTokenizer : public Tokenizer {
     return processor_.IdToPiece(id);
   }
   std::string name() const override { return "SentencePiece " + path_; }
+  std::string sha256() const override { return sha256_; }
 
  private:
   void check_id(int32_t id) const {
@@ -84,6 +87,7 @@ class SentencePieceTokenizer : public Tokenizer {
   }
 
   std::string path_;
+  std::string sha256_;
   sentencepiece::SentencePieceProcessor processor_;
 };
 

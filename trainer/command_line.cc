@@ -46,6 +46,7 @@ bool CommandLine::parse(const std::vector<std::string>& args) {
       value = args[++i];
     }
     values_[name] = value;
+    all_values_[name].push_back(value);
   }
   return true;
 }
@@ -61,6 +62,11 @@ bool CommandLine::has(const std::string& name) const { return values_.count(name
 std::string CommandLine::get(const std::string& name, const std::string& fallback) const {
   auto it = values_.find(name);
   return it == values_.end() ? fallback : it->second;
+}
+
+std::vector<std::string> CommandLine::get_all(const std::string& name) const {
+  auto it = all_values_.find(name);
+  return it == all_values_.end() ? std::vector<std::string>{} : it->second;
 }
 
 std::string CommandLine::require(const std::string& name) const {

@@ -30,6 +30,8 @@ class CommandLine {
 
   bool has(const std::string& name) const;
   std::string get(const std::string& name, const std::string& fallback = "") const;
+  // Every value a repeatable option was given, in order (get() returns the last one).
+  std::vector<std::string> get_all(const std::string& name) const;
   std::string require(const std::string& name) const;
   int64_t get_int(const std::string& name, int64_t fallback, int64_t min, int64_t max) const;
   double get_double(const std::string& name, double fallback, double min, double max) const;
@@ -41,6 +43,7 @@ class CommandLine {
   std::string command_, usage_;
   std::vector<OptionSpec> options_;
   std::map<std::string, std::string> values_;
+  std::map<std::string, std::vector<std::string>> all_values_;
   std::vector<std::string> positional_;
 };
 

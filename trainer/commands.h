@@ -10,5 +10,9 @@ namespace xcomp {
 int run_convert_command(const std::vector<std::string>& args);
 int run_generate_command(const std::vector<std::string>& args);
 int run_inspect_command(const std::vector<std::string>& args);
+int run_train_command(const std::vector<std::string>& args);
+int run_prepare_command(const std::vector<std::string>& args);
+int run_tokenize_command(const std::vector<std::string>& args);
+int run_bench_command(const std::vector<std::string>& args);
 
 }  // namespace xcomp

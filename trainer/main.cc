@@ -24,6 +24,10 @@ const Subcommand kSubcommands[] = {
     {"generate", xcomp::run_generate_command, "generate text from a prompt with a model"},
     {"convert", xcomp::run_convert_command, "convert llama2.c or GGUF models to a Hugging Face directory"},
     {"inspect", xcomp::run_inspect_command, "show a model's config, parameter count and tensors"},
+    {"train", xcomp::run_train_command, "train a compressor from a YAML experiment file"},
+    {"prepare", xcomp::run_prepare_command, "turn text and QA files into HDF5 token shards"},
+    {"tokenize", xcomp::run_tokenize_command, "text lines to token ids and back (--decode)"},
+    {"bench", xcomp::run_bench_command, "benchmarks: bench tokenize"},
 };
 
 void print_usage(std::ostream& out) {
