@@ -6,6 +6,7 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -121,9 +122,35 @@ class TrainingRun {
   Clock::time_point started_;
 };
 
-TrainingRun::TrainingRun(const ExperimentConfig& config) : config_(config) {
+// Keys the schema knows but this trainer cannot honour yet are refused, not ignored.
+void refuse_unsupported(const ExperimentConfig& config) {
   if (config.backend != Backend::kCpu)
     throw_input_error("backend: only 'cpu' is available in this build (the CUDA backend arrives with its issue)");
+  if (!config.resume.empty() && config.resume != "auto")
+    throw_input_error("resume: resuming from a checkpoint ('", config.resume,
+                      "') is not available yet (checkpoints arrive with the distributed-training issue)");
+  if (config.train.stop_after != 0)
+    throw_input_error("train.stop_after: stopping with a checkpoint is not available yet (it arrives with "
+                      "checkpoints and resumption)");
+}
+
+// Copies the trainable tensors saved by an earlier run (trainable.safetensors, or a
+// directory holding one) into the compressor: QA fine-tuning from a regeneration run.
+void load_initial_trainable(Compressor& compressor, const std::string& from) {
+  const std::string path = std::filesystem::is_directory(from) ? from + "/trainable.safetensors" : from;
+  const SafetensorsFile file = SafetensorsFile::open(path);
+  for (const auto& p : compressor.parameters()) {
+    if (!file.contains(p.name)) throw_input_error("train.init_from: ", path, " has no tensor ", p.name);
+    const Tensor saved = file.tensor(p.name).to_f32();
+    if (saved.shape() != p.value->shape())
+      throw_input_error("train.init_from: ", path, ": tensor ", p.name, " has shape ", shape_str(saved.shape()),
+                        ", this run's is ", shape_str(p.value->shape()));
+    std::copy(saved.data<float>(), saved.data<float>() + saved.numel(), p.value->data<float>());
+  }
+}
+
+TrainingRun::TrainingRun(const ExperimentConfig& config) : config_(config) {
+  refuse_unsupported(config);
   set_threads(config.threads);
   std::filesystem::create_directories(config.run_dir);
   save_resolved_config(config, config.run_dir + "/config.yaml");
@@ -134,6 +161,7 @@ TrainingRun::TrainingRun(const ExperimentConfig& config) : config_(config) {
   model_ = std::make_unique<LlamaModel>(loaded_.config, load_weights(loaded_), ops_);
   compressor_ = std::make_unique<Compressor>(loaded_.config, compressor_settings(config),
                                              static_cast<uint64_t>(config.seed));
+  if (!config.train.init_from.empty()) load_initial_trainable(*compressor_, config.train.init_from);
   const int64_t trainable = compressor_->parameter_count(), base = model_->parameter_count();
   LOG(INFO) << "trainable parameters " << trainable << " (" << 100.0 * trainable / base << "% of the base model's "
             << base << ")";
@@ -144,6 +172,8 @@ TrainingRun::TrainingRun(const ExperimentConfig& config) : config_(config) {
   train_shards_ = expand_shard_patterns(config.data.train, "data.train");
   if (config.eval.every > 0) validation_shards_ = expand_shard_patterns(config.data.validation, "data.validation");
   metrics_ = std::make_unique<MetricsLog>(config.run_dir + "/metrics.jsonl");
+  LOG(INFO) << "periodic checkpoints are not written yet (they arrive with the distributed-training issue); "
+               "the trainable state is saved at the end as trainable.safetensors";
   const bool terminal = ::isatty(STDERR_FILENO);
   progress_line_ = config.log.progress == ProgressMode::kAlways || (config.log.progress == ProgressMode::kAuto && terminal);
 }

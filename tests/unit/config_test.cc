@@ -370,3 +370,19 @@ TEST(ResumeCompatibility, OnlyKeysThatChangeTheTrainedThingsBreakResumption) {
 
 }  // namespace
 }  // namespace xcomp
+
+namespace xcomp {
+namespace {
+
+TEST(ExperimentConfig, EveryShippedConfigLoads) {
+  int loaded = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(test::source_dir() + "/configs")) {
+    if (entry.path().extension() != ".yaml") continue;
+    EXPECT_NO_THROW(load_experiment_config(entry.path().string(), {})) << entry.path();
+    ++loaded;
+  }
+  EXPECT_GE(loaded, 6);
+}
+
+}  // namespace
+}  // namespace xcomp
