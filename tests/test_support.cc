@@ -1,5 +1,7 @@
 #include "tests/test_support.h"
 
+#include <gtest/gtest.h>
+
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -10,6 +12,8 @@
 #include <sstream>
 #include <stdexcept>
 #include <vector>
+
+#include "model/input_error.h"
 
 namespace xcomp::test {
 namespace fs = std::filesystem;
@@ -50,6 +54,16 @@ std::string temp_dir(const std::string& tag) {
   if (mkdtemp(buf.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + pattern);
   temp_dirs().emplace_back(buf.data());
   return temp_dirs().back();
+}
+
+std::string input_error(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no InputError";
+  return "";
 }
 
 std::string read_file(const std::string& path) {

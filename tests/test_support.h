@@ -2,6 +2,7 @@
 // to run the xcomp binary.
 #pragma once
 
+#include <functional>
 #include <string>
 
 namespace xcomp::test {
@@ -23,6 +24,9 @@ struct CommandResult {
 };
 // Runs the built xcomp binary with the given arguments (shell-quoted by the caller).
 CommandResult run_xcomp(const std::string& args);
+
+// The message of the InputError that fn throws; fails the test when it throws none.
+std::string input_error(const std::function<void()>& fn);
 
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& bytes);

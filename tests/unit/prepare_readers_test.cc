@@ -22,16 +22,6 @@ void write_gzip(const std::string& path, const std::string& bytes) {
   ASSERT_EQ(gzclose(f), Z_OK);
 }
 
-std::string input_error(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no InputError";
-  return "";
-}
-
 std::vector<std::string> all_lines(const std::string& path) {
   LineReader reader(path);
   std::vector<std::string> lines;
@@ -65,7 +55,7 @@ TEST(InputStream, TruncatedGzipIsAnErrorNamingTheFile) {
   const std::string whole = test::read_file(test::fixture("qa/mrqa_SQuAD_dev.jsonl.gz"));
   const std::string path = dir + "/cut.jsonl.gz";
   test::write_file(path, whole.substr(0, 100000));
-  const std::string message = input_error([&] {
+  const std::string message = test::input_error([&] {
     LineReader reader(path);
     for (std::string line; reader.next(line);) {
     }
@@ -80,7 +70,7 @@ TEST(InputStream, CorruptGzipIsAnError) {
   std::string bytes = test::read_file(dir + "/ok.gz");
   bytes[bytes.size() - 6] ^= 0x5a;  // inside the CRC-32 of the trailer
   test::write_file(dir + "/bad.gz", bytes);
-  const std::string message = input_error([&] {
+  const std::string message = test::input_error([&] {
     InputStream in(dir + "/bad.gz");
     read_whole_input(in);
   });
@@ -88,7 +78,7 @@ TEST(InputStream, CorruptGzipIsAnError) {
 }
 
 TEST(InputStream, MissingFileIsNamed) {
-  const std::string message = input_error([] { InputStream in("/nonexistent/input.txt"); });
+  const std::string message = test::input_error([] { InputStream in("/nonexistent/input.txt"); });
   EXPECT_NE(message.find("/nonexistent/input.txt"), std::string::npos);
 }
 
@@ -134,10 +124,10 @@ TEST(ArxivSource, DatesTitleAndErrors) {
   ASSERT_TRUE(source->next(d));
   EXPECT_EQ(d.date, "2009-05-06");
   EXPECT_EQ(d.text, "U\nx");
-  const std::string bad_date = input_error([&] { source->next(d); });
+  const std::string bad_date = test::input_error([&] { source->next(d); });
   EXPECT_NE(bad_date.find("a.jsonl:3"), std::string::npos) << bad_date;
   EXPECT_NE(bad_date.find("yesterday"), std::string::npos) << bad_date;
-  const std::string bad_id = input_error([&] { source->next(d); });
+  const std::string bad_id = test::input_error([&] { source->next(d); });
   EXPECT_NE(bad_id.find("a.jsonl:4: field 'id' is number, expected a string"), std::string::npos) << bad_id;
   EXPECT_FALSE(source->next(d));
 }
@@ -174,7 +164,7 @@ TEST(BabiSource, BadLineSkipsItsStoryAndReadingGoesOn) {
   SourceQaGroup g;
   ASSERT_TRUE(source->next(g));
   EXPECT_EQ(g.questions[0].answers[0], "a");
-  const std::string message = input_error([&] { source->next(g); });
+  const std::string message = test::input_error([&] { source->next(g); });
   EXPECT_NE(message.find("b.txt:4"), std::string::npos) << message;
   EXPECT_NE(message.find("story from line 3 is skipped"), std::string::npos) << message;
   ASSERT_TRUE(source->next(g));
@@ -196,7 +186,7 @@ TEST(SquadSource, VersionTwoUnanswerableAndErrorsByJsonPath) {
   EXPECT_EQ(g.questions[0].context, "C1");
   EXPECT_EQ(g.questions[0].answers, (std::vector<std::string>{"A", "B"}));
   EXPECT_TRUE(g.questions[1].answers.empty());
-  const std::string message = input_error([&] { source->next(g); });
+  const std::string message = test::input_error([&] { source->next(g); });
   EXPECT_NE(message.find("data[0].paragraphs[1].qas[0]: missing field 'question'"), std::string::npos) << message;
   ASSERT_TRUE(source->next(g));
   EXPECT_EQ(g.questions[0].id, "q4");
@@ -216,9 +206,9 @@ TEST(SplitPolicy, DateWindowsAndValidation) {
   EXPECT_EQ(split.assign("a", "2024-04-30"), "test");
   EXPECT_EQ(split.assign("a", "2024-05-01"), "");
   o.test_from = "2023-11";
-  EXPECT_NE(input_error([&] { SplitPolicy bad(o); }).find("overlap"), std::string::npos);
+  EXPECT_NE(test::input_error([&] { SplitPolicy bad(o); }).find("overlap"), std::string::npos);
   o.test_from = "2024-13";
-  EXPECT_NE(input_error([&] { SplitPolicy bad(o); }).find("YYYY-MM"), std::string::npos);
+  EXPECT_NE(test::input_error([&] { SplitPolicy bad(o); }).find("YYYY-MM"), std::string::npos);
 }
 
 TEST(SplitPolicy, HashIsStableAndNearTheFraction) {

@@ -24,16 +24,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string input_error(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no InputError";
-  return "";
-}
-
 // The 256 single bytes as ids 0..255, then the given extra tokens.
 std::vector<std::string> byte_vocab(std::vector<std::string> extra) {
   std::vector<std::string> v;
@@ -51,7 +41,7 @@ TEST(BytePairEncoder, AppliesMergesByPriority) {
   EXPECT_EQ(bpe.encode("aaa"), (std::vector<int32_t>{259, 'a'}));  // equal ranks: leftmost first
   EXPECT_EQ(bpe.encode("xyz"), (std::vector<int32_t>{'x', 'y', 'z'}));
   EXPECT_TRUE(bpe.encode("").empty());
-  EXPECT_NE(input_error([&] { bpe.add_merges({{"q", "zz"}}, "merges.txt"); }).find("merges.txt: merge 0"),
+  EXPECT_NE(test::input_error([&] { bpe.add_merges({{"q", "zz"}}, "merges.txt"); }).find("merges.txt: merge 0"),
             std::string::npos);
 }
 
@@ -98,7 +88,7 @@ TEST(PreTokenizer, Gpt2Regex) {
   EXPECT_EQ(split(pre, "Hello world's  2024 café!!\n"),
             (std::vector<std::string>{"Hello", " world", "'s", " ", " 2024", " café", "!!", "\n"}));
   EXPECT_TRUE(split(pre, "").empty());
-  std::string message = input_error([&] { pre.split("bad \xFF utf8", "tok.json"); });
+  std::string message = test::input_error([&] { pre.split("bad \xFF utf8", "tok.json"); });
   EXPECT_NE(message.find("tok.json: text is not valid UTF-8 near byte 4"), std::string::npos) << message;
 }
 
@@ -133,7 +123,7 @@ TEST(PreTokenizer, SplitBehaviours) {
   EXPECT_EQ(prefix.split("hi", "test"), V{" hi"});
   EXPECT_EQ(prefix.split(" hi", "test"), V{" hi"});
   PreTokenizer bad;
-  EXPECT_NE(input_error([&] { bad.add_split("(unclosed", SplitBehavior::kIsolated, false, "t.json: pre_tokenizer"); })
+  EXPECT_NE(test::input_error([&] { bad.add_split("(unclosed", SplitBehavior::kIsolated, false, "t.json: pre_tokenizer"); })
                 .find("t.json: pre_tokenizer: regex does not compile"),
             std::string::npos);
 }
@@ -191,7 +181,7 @@ TEST(TokenizerJson, MalformedFilesNameTheFileAndKey) {
   std::string dir = test::temp_dir("badjson");
   auto expect_error = [&](const std::string& name, const std::string& text, const std::string& what) {
     std::string path = write_json(dir, name, text);
-    std::string message = input_error([&] { load_tokenizer(path); });
+    std::string message = test::input_error([&] { load_tokenizer(path); });
     EXPECT_NE(message.find(path), std::string::npos) << message;
     EXPECT_NE(message.find(what), std::string::npos) << message;
   };
@@ -307,7 +297,7 @@ TEST_F(SmolLM2Tokenizer, RoundTripsEveryStoryAndAbstract) {
 
 TEST_F(SmolLM2Tokenizer, UnknownPreTokenizerNamesFileAndName) {
   data_.pre = "qwen2";
-  std::string message = input_error([&] { tokenizer_from_gguf(data_); });
+  std::string message = test::input_error([&] { tokenizer_from_gguf(data_); });
   EXPECT_NE(message.find(gguf_path_), std::string::npos) << message;
   EXPECT_NE(message.find("qwen2"), std::string::npos) << message;
 }

@@ -22,17 +22,6 @@ const std::vector<int32_t> kLilyIds = {403, 407, 261, 378, 432, 383, 286, 261, 3
 
 std::string tok512(const char* ext) { return test::fixture(std::string("stories260K/tok512.") + ext); }
 
-// The message of the InputError fn throws (fails the test when it throws none).
-std::string input_error(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no InputError";
-  return "";
-}
-
 class Tok512 : public ::testing::TestWithParam<const char*> {
  protected:
   std::unique_ptr<Tokenizer> tok = load_tokenizer(tok512(GetParam()));
@@ -107,7 +96,7 @@ TEST(Tokenizer, Llama2cParsesControlTokensOnlyWhenAsked) {
 
 TEST(Tokenizer, LoadsFromDirectoryInOrder) {
   std::string dir = test::temp_dir("tokdir");
-  EXPECT_NE(input_error([&] { load_tokenizer(dir); }).find(dir), std::string::npos);
+  EXPECT_NE(test::input_error([&] { load_tokenizer(dir); }).find(dir), std::string::npos);
   std::filesystem::copy_file(tok512("bin"), dir + "/tokenizer.bin");
   EXPECT_NE(load_tokenizer(dir)->name().find("llama2.c"), std::string::npos);
   std::filesystem::copy_file(tok512("model"), dir + "/tokenizer.model");
@@ -150,7 +139,7 @@ TEST(Tokenizer, MalformedLlama2cFilesNameTheFile) {
   auto expect_error = [&](const std::string& name, const std::string& bytes, const std::string& what) {
     std::string path = dir + "/" + name;
     test::write_file(path, bytes);
-    std::string message = input_error([&] { load_tokenizer(path); });
+    std::string message = test::input_error([&] { load_tokenizer(path); });
     EXPECT_NE(message.find(path), std::string::npos) << message;
     EXPECT_NE(message.find(what), std::string::npos) << message;
   };
@@ -167,7 +156,7 @@ TEST(Tokenizer, MalformedLlama2cFilesNameTheFile) {
   expect_error("negative.bin", negative, "token 0 has length -5");
   expect_error("not_sp.model", "this is not a protobuf", "SentencePiece");
   expect_error("tokenizer.txt", "x", "unknown tokenizer file type");
-  EXPECT_NE(input_error([&] { load_tokenizer(dir + "/missing.bin"); }).find("missing.bin"), std::string::npos);
+  EXPECT_NE(test::input_error([&] { load_tokenizer(dir + "/missing.bin"); }).find("missing.bin"), std::string::npos);
 }
 
 TEST(Tokenizer, EveryTruncationOfLlama2cFileLoadsOrNamesTheFile) {

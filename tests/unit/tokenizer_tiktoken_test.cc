@@ -20,16 +20,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string input_error(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no InputError";
-  return "";
-}
-
 std::string llama3_ranks() { return test::fixture("llama3/tokenizer.model"); }
 
 // Loading builds ~400k merge pairs; one instance serves every test here.
@@ -176,7 +166,7 @@ TEST(TiktokenFile, ConfigBesideTheFileGivesSpecialTokens) {
   EXPECT_EQ(tok->encode("a</s>", true), (std::vector<int32_t>{'a', 257}));
   config["added_tokens_decoder"]["12"] = {{"content", "<x>"}};
   test::write_file(dir + "/tokenizer_config.json", config.dump());
-  std::string message = input_error([&] { load_tokenizer(dir + "/tokenizer.model"); });
+  std::string message = test::input_error([&] { load_tokenizer(dir + "/tokenizer.model"); });
   EXPECT_NE(message.find("added_tokens_decoder[\"12\"]"), std::string::npos) << message;
 }
 
@@ -185,7 +175,7 @@ TEST(TiktokenFile, MalformedFilesNameFileAndLine) {
   auto expect_error = [&](const std::string& name, const std::string& text, const std::string& what) {
     std::string path = dir + "/" + name;
     test::write_file(path, text);
-    std::string message = input_error([&] { load_tiktoken_tokenizer(path); });
+    std::string message = test::input_error([&] { load_tiktoken_tokenizer(path); });
     EXPECT_NE(message.find(path), std::string::npos) << message;
     EXPECT_NE(message.find(what), std::string::npos) << message;
   };
