@@ -3,6 +3,8 @@
 // (tests/reference/data/smollm2_135m_reference.safetensors).
 #include <gtest/gtest.h>
 
+#include <iostream>
+
 #include <filesystem>
 
 #include "io/model_loader.h"
@@ -54,13 +56,15 @@ TEST_F(SmolLM2, ConfigComesFromGgufMetadata) {
 }
 
 TEST_F(SmolLM2, PaddedBatchLogitsMatchTransformers) {
-  test::LogitsError err = test::check_batch_case(*model_, reference());
+  const test::LogitsError err = test::check_batch_case(*model_, reference());
+  std::cerr << "batch case: max relative error " << err.all_positions << " (all positions), " << err.last_position << " (last position, full vocabulary)\n";
   EXPECT_LT(err.all_positions, 1e-4);
   EXPECT_LT(err.last_position, 1e-4);
 }
 
 TEST_F(SmolLM2, LogitsAfterAKvPrefixMatchTransformers) {
-  test::LogitsError err = test::check_prefix_case(*model_, reference());
+  const test::LogitsError err = test::check_prefix_case(*model_, reference());
+  std::cerr << "prefix case: max relative error " << err.all_positions << " (all positions), " << err.last_position << " (last position, full vocabulary)\n";
   EXPECT_LT(err.all_positions, 1e-4);
   EXPECT_LT(err.last_position, 1e-4);
 }

@@ -2,6 +2,8 @@
 // (tests/reference/data/stories260K_reference.safetensors) and the published sample.
 #include <gtest/gtest.h>
 
+#include <iostream>
+
 #include "io/llama2c.h"
 #include "io/model_loader.h"
 #include "model/cpu/cpu_ops.h"
@@ -34,13 +36,15 @@ class Stories260K : public ::testing::Test {
 std::string* Stories260K::dir_ = nullptr;
 
 TEST_F(Stories260K, PaddedBatchLogitsMatchTransformers) {
-  test::LogitsError err = test::check_batch_case(model_, reference_);
+  const test::LogitsError err = test::check_batch_case(model_, reference_);
+  std::cerr << "batch case: max relative error " << err.all_positions << " (all positions), " << err.last_position << " (last position, full vocabulary)\n";
   EXPECT_LT(err.all_positions, 1e-5);
   EXPECT_LT(err.last_position, 1e-5);
 }
 
 TEST_F(Stories260K, LogitsAfterAKvPrefixMatchTransformers) {
-  test::LogitsError err = test::check_prefix_case(model_, reference_);
+  const test::LogitsError err = test::check_prefix_case(model_, reference_);
+  std::cerr << "prefix case: max relative error " << err.all_positions << " (all positions), " << err.last_position << " (last position, full vocabulary)\n";
   EXPECT_LT(err.all_positions, 1e-5);
   EXPECT_LT(err.last_position, 1e-5);
 }
