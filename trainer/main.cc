@@ -56,6 +56,11 @@ int main(int argc, char** argv) {
     } catch (const std::bad_alloc&) {
       std::cerr << "xcomp " << command << ": error: out of memory\n";
       return 1;
+    } catch (const std::exception& e) {
+      // A system error (a directory that cannot be created, a full disk) that no layer
+      // turned into an InputError: still one line and a non-zero exit, never an abort.
+      std::cerr << "xcomp " << command << ": error: " << e.what() << "\n";
+      return 1;
     }
   }
   std::cerr << "xcomp: unknown command '" << command << "'\n";

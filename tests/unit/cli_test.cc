@@ -88,3 +88,17 @@ TEST(Cli, InspectShowsConfigParametersAndTensors) {
 
 }  // namespace
 }  // namespace xcomp
+
+namespace xcomp {
+namespace {
+
+TEST(Cli, SystemErrorsAreOneLineNotAnAbort) {
+  test::CommandResult r = test::run_xcomp("train --config '" + test::source_dir() +
+                                          "/configs/stories260k-regen-kv.yaml' run_dir=/proc/xcomp-cannot-be-here/run");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("xcomp train: error:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("/proc/xcomp-cannot-be-here"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace xcomp
