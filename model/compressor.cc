@@ -2,6 +2,7 @@
 
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "model/input_error.h"
@@ -302,6 +303,33 @@ CompressorLoss compressor_step(const LlamaModel& model, Compressor& comp, const 
   ops.read_rows(dx_enc.reshape({e.b, e.t, c.hidden_size}), e.l, dtokens);
   for (int64_t r = 0; r < e.b; ++r)
     ops.add_inplace(comp.tokens_grad(), dtokens.slice0(r, r + 1).reshape(comp.tokens_grad().shape()));
+  return loss;
+}
+
+CompressorLoss decoder_only_loss(const LlamaModel& model, const CompressorBatch& batch, int32_t end_id) {
+  const int64_t b = batch.decoder_tokens.dim(0), t = batch.decoder_tokens.dim(1);
+  Tensor positions = ints({b, t}), mask = ints({b, t});
+  for (int64_t r = 0; r < b; ++r)
+    for (int64_t i = 0; i < t; ++i) {
+      positions.data<int32_t>()[r * t + i] = static_cast<int32_t>(i);
+      mask.data<int32_t>()[r * t + i] = i < batch.decoder_lengths[r] ? 1 : 0;
+    }
+  KvCache cache(model.config(), b, t);
+  const Tensor logits = model.forward(batch.decoder_tokens, positions, mask, cache);
+  Tensor weights = Tensor::empty({b * t}), losses = Tensor::empty({b * t}), dlogits = Tensor::empty(logits.shape());
+  std::fill(weights.data<float>(), weights.data<float>() + b * t, 1.0f);
+  model.ops().cross_entropy(logits, batch.targets, weights, losses, dlogits);
+  CompressorLoss loss;
+  for (int64_t i = 0; i < b * t; ++i) {
+    const int32_t target = batch.targets.data<int32_t>()[i];
+    if (target < 0) continue;
+    loss.sum += losses.data<float>()[i];
+    ++loss.targets;
+    if (target == end_id) {
+      loss.end_sum += losses.data<float>()[i];
+      ++loss.end_targets;
+    }
+  }
   return loss;
 }
 

@@ -93,6 +93,10 @@ struct StepOptions {
 CompressorLoss compressor_step(const LlamaModel& model, Compressor& compressor, const CompressorBatch& batch,
                                const StepOptions& options);
 
+// The no-prefix baseline: the decoder alone on the batch's decoder tokens (positions
+// 0..), scored on the same targets, without any compressed prompt. Weights 1 per target.
+CompressorLoss decoder_only_loss(const LlamaModel& model, const CompressorBatch& batch, int32_t end_id);
+
 // The per-layer keys and values (K/V mode, [B, N, kv_heads, head_dim], keys after RoPE)
 // or the final hidden states (embedding mode, one tensor [B, N, hidden]) of the
 // compressed prompt, with the encoder positions they were computed at.

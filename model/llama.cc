@@ -65,7 +65,7 @@ int64_t LlamaModel::parameter_count() const {
 }
 
 Tensor LlamaModel::forward(const Tensor& tokens, const Tensor& positions, const Tensor& mask, KvCache& cache,
-                           LogitsFor which) {
+                           LogitsFor which) const {
   CHECK_EQ(tokens.ndim(), 2);
   const int64_t b = tokens.dim(0), t = tokens.dim(1);
   CHECK_EQ(b, cache.batch());

@@ -60,7 +60,7 @@ class LlamaModel {
   // [B, vocab] for position T-1 of each row with kLastPosition. Token ids outside the
   // vocabulary are an InputError.
   Tensor forward(const Tensor& tokens, const Tensor& positions, const Tensor& mask, KvCache& cache,
-                 LogitsFor which = LogitsFor::kAllPositions);
+                 LogitsFor which = LogitsFor::kAllPositions) const;
 
   // Trainable-free parameter count (every weight tensor, the tied head counted once).
   int64_t parameter_count() const;

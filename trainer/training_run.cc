@@ -105,6 +105,7 @@ class TrainingRun {
   }
   DataLoaderOptions loader_options(const std::vector<std::string>& shards, int64_t accumulation) const;
   LossTotals validate();
+  LossTotals validate_without_prefix();
   void save_trainable(const std::string& path);
   void report(int64_t step, const LossTotals& loss, double grad_norm, double lr, int64_t tokens, double seconds,
               double val_loss, const LossTotals* val);
@@ -205,6 +206,18 @@ LossTotals TrainingRun::validate() {
   return totals;
 }
 
+// The same validation batches scored by the decoder alone: the bar a compressed prompt
+// has to clear.
+LossTotals TrainingRun::validate_without_prefix() {
+  DataLoaderOptions o = loader_options(validation_shards_, 1);
+  o.prefetch = 0;
+  DataLoader loader(o);
+  LossTotals totals;
+  for (int64_t i = 0; i < config_.eval.batches; ++i)
+    totals.add(decoder_only_loss(*model_, build(loader.next()), tokens_.eos), 1.0);
+  return totals;
+}
+
 void TrainingRun::save_trainable(const std::string& path) {
   std::vector<std::pair<std::string, Tensor>> named;
   for (const auto& p : compressor_->parameters()) named.emplace_back(p.name, *p.value);
@@ -260,6 +273,15 @@ TrainingResult TrainingRun::run() {
   const LrSchedule schedule = lr_schedule_from_config(config_.train);
 
   TrainingResult result;
+  if (config_.eval.every > 0) {
+    const LossTotals baseline = validate_without_prefix();
+    metrics_->write({{"step", 0},
+                     {"val_noprefix_loss", baseline.mean()},
+                     {"val_noprefix_text_loss", baseline.text_mean()},
+                     {"val_noprefix_end_loss", baseline.end_mean()}});
+    LOG(INFO) << "validation without a prefix (the baseline): loss " << baseline.mean() << ", text tokens "
+              << baseline.text_mean() << ", end of text " << baseline.end_mean();
+  }
   started_ = Clock::now();
   for (int64_t step = 0; step < config_.train.steps; ++step) {
     const auto t0 = Clock::now();

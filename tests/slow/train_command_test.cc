@@ -1,0 +1,65 @@
+// xcomp train end to end at toy size: prepare shards, a few steps with validation, the
+// files a run leaves behind.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "io/safetensors.h"
+#include "tests/test_support.h"
+
+namespace xcomp {
+namespace {
+
+TEST(TrainCommand, ShortRunWritesMetricsBaselineAndTrainableState) {
+  const std::string dir = test::temp_dir("train");
+  const std::string tokenizer = test::fixture("stories260K/tok512.model");
+  test::CommandResult prep = test::run_xcomp(
+      "prepare --format text --input '" + test::fixture("tinystories/tinystories_sample.txt") + "' --out '" + dir +
+      "/data' --tokenizer '" + tokenizer + "' --split-by hash --test-fraction 0.2");
+  ASSERT_EQ(prep.exit_code, 0) << prep.err;
+
+  test::CommandResult run = test::run_xcomp(
+      "train --config '" + test::source_dir() + "/configs/stories260k-regen-kv.yaml' run_dir='" + dir +
+      "/run' resume= train.steps=3 train.warmup_steps=1 eval.every=3 eval.batches=1 data.micro_batch=2 "
+      "model.path='" + test::fixture("stories260K/stories260K.bin") + "' model.tokenizer='" + tokenizer +
+      "' 'data.train=[\"" + dir + "/data/train-*.h5\"]' 'data.validation=[\"" + dir + "/data/test-*.h5\"]'");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.err.find("trainable parameters"), std::string::npos);
+
+  std::istringstream lines(test::read_file(dir + "/run/metrics.jsonl"));
+  std::vector<nlohmann::json> records;
+  for (std::string line; std::getline(lines, line);) records.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(records.size(), 4u);  // the no-prefix baseline, then one record a step
+  EXPECT_EQ(records[0]["step"], 0);
+  EXPECT_GT(records[0]["val_noprefix_text_loss"].get<double>(), 0.5);
+  for (int step = 1; step <= 3; ++step) {
+    const nlohmann::json& r = records[step];
+    EXPECT_EQ(r["step"], step);
+    for (const char* key : {"loss", "text_loss", "end_loss", "lr", "grad_norm", "tokens", "tokens_per_s"})
+      EXPECT_TRUE(r.contains(key)) << key;
+  }
+  EXPECT_TRUE(records[3].contains("val_loss"));
+  EXPECT_FALSE(records[2].contains("val_loss"));
+
+  const SafetensorsFile trainable = SafetensorsFile::open(dir + "/run/trainable.safetensors");
+  EXPECT_TRUE(trainable.contains("compression_tokens"));
+  EXPECT_EQ(trainable.shape("compression_tokens"), (Shape{16, 64}));
+  EXPECT_TRUE(trainable.contains("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/run/config.yaml"));
+}
+
+TEST(TrainCommand, MissingShardsAreNamed) {
+  const std::string dir = test::temp_dir("train-missing");
+  test::CommandResult run = test::run_xcomp(
+      "train --config '" + test::source_dir() + "/configs/stories260k-regen-kv.yaml' run_dir='" + dir +
+      "/run' resume= model.path='" + test::fixture("stories260K/stories260K.bin") + "' model.tokenizer='" +
+      test::fixture("stories260K/tok512.model") + "' 'data.train=[\"" + dir + "/nowhere/train-*.h5\"]'");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find("data.train: '" + dir + "/nowhere/train-*.h5' matches no file"), std::string::npos) << run.err;
+}
+
+}  // namespace
+}  // namespace xcomp
