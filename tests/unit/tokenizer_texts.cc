@@ -1,9 +1,13 @@
 #include "tests/unit/tokenizer_texts.h"
 
+#include <gtest/gtest.h>
+
 #include <cstdio>
 #include <fstream>
-#include <nlohmann/json.hpp>
+#include <map>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "tests/test_support.h"
 
@@ -59,6 +63,35 @@ std::vector<std::string> squad_contexts() {
   if (pclose(pipe) != 0) return {};
   std::istringstream in(text);
   return json_lines_field(in, "context", true);
+}
+
+std::vector<TokenizerReferenceCase> tokenizer_reference_cases(const std::string& file_name) {
+  using nlohmann::json;
+  json doc = json::parse(read_file(source_dir() + "/tests/reference/data/" + file_name));
+  std::map<std::string, std::vector<std::string>> texts = {
+      {"tinystories", tinystories_stories()}, {"arxiv", arxiv_abstracts()}, {"squad", squad_contexts()}};
+  std::vector<TokenizerReferenceCase> cases;
+  for (const json& c : doc.at("cases")) {
+    TokenizerReferenceCase r;
+    std::string source = c.at("source");
+    if (source == "text") {
+      r.text = c.at("text");
+      r.label = "text " + json(r.text).dump();
+    } else {
+      size_t index = c.at("index");
+      const auto& list = texts.at(source);
+      if (list.empty() && source == "squad") continue;  // no gzip here
+      EXPECT_LT(index, list.size()) << source;
+      if (index >= list.size()) continue;
+      r.text = list[index];
+      r.label = source + " " + std::to_string(index);
+      EXPECT_EQ(r.text.size(), c.at("bytes").get<size_t>()) << r.label << ": not the text the reference cut";
+    }
+    r.parse_special = c.at("parse_special");
+    r.ids = c.at("ids").get<std::vector<int32_t>>();
+    cases.push_back(std::move(r));
+  }
+  return cases;
 }
 
 }  // namespace xcomp::test

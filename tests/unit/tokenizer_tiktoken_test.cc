@@ -28,44 +28,9 @@ const Tokenizer& llama3() {
   return *tok;
 }
 
-struct ReferenceCase {
-  std::string label;
-  std::string text;
-  bool parse_special;
-  std::vector<int32_t> ids;
-};
-
-std::vector<ReferenceCase> llama3_reference_cases() {
-  json doc = json::parse(test::read_file(test::source_dir() + "/tests/reference/data/llama3_tokenizer_reference.json"));
-  std::map<std::string, std::vector<std::string>> texts = {{"tinystories", test::tinystories_stories()},
-                                                           {"arxiv", test::arxiv_abstracts()},
-                                                           {"squad", test::squad_contexts()}};
-  std::vector<ReferenceCase> cases;
-  for (const json& c : doc.at("cases")) {
-    ReferenceCase r;
-    std::string source = c.at("source");
-    if (source == "text") {
-      r.text = c.at("text");
-      r.label = "text " + json(r.text).dump();
-    } else {
-      size_t index = c.at("index");
-      const auto& list = texts.at(source);
-      if (list.empty() && source == "squad") continue;  // no gzip here
-      EXPECT_LT(index, list.size()) << source;
-      if (index >= list.size()) continue;
-      r.text = list[index];
-      r.label = source + " " + std::to_string(index);
-      EXPECT_EQ(r.text.size(), c.at("bytes").get<size_t>()) << r.label << ": not the text the reference cut";
-    }
-    r.parse_special = c.at("parse_special");
-    r.ids = c.at("ids").get<std::vector<int32_t>>();
-    cases.push_back(std::move(r));
-  }
-  return cases;
-}
 
 TEST(Llama3Tokenizer, MatchesTiktokenOnEveryReferenceCase) {
-  auto cases = llama3_reference_cases();
+  auto cases = test::tokenizer_reference_cases("llama3_tokenizer_reference.json");
   ASSERT_GE(cases.size(), 600u);
   for (const auto& c : cases) {
     ASSERT_EQ(llama3().encode(c.text, c.parse_special), c.ids) << c.label;
