@@ -13,6 +13,7 @@
 #include "io/closest_name.h"
 #include "io/config_schema.h"
 #include "io/config_values.h"
+#include "io/mapped_file.h"
 #include "model/input_error.h"
 
 namespace xcomp {
@@ -93,21 +94,12 @@ YAML::Node parse_yaml(const std::string& text, const Origin& origin) {
   return documents.empty() ? YAML::Node() : documents[0];
 }
 
-std::string read_config_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_input_error(path, ": cannot read the configuration file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw_input_error(path, ": error while reading the configuration file");
-  return text.str();
-}
-
 class ConfigLoader {
  public:
   explicit ConfigLoader(std::string file) { origin_.file = std::move(file); }
 
   void apply_file() {
-    const YAML::Node root = parse_yaml(read_config_text(origin_.file), origin_);
+    const YAML::Node root = parse_yaml(read_file_bytes(origin_.file), origin_);
     if (!root.IsDefined() || root.IsNull()) return;  // an empty file: every key from defaults/overrides
     if (!root.IsMap()) throw_input_error(origin_.at(root.Mark()), ": expected a mapping of keys at the top level");
     apply_mapping(root, "", origin_);

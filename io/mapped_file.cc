@@ -41,6 +41,11 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
   return file;
 }
 
+std::string read_file_bytes(const std::string& path) {
+  const std::shared_ptr<MappedFile> file = MappedFile::open(path);
+  return std::string(reinterpret_cast<const char*>(file->data()), file->size());
+}
+
 MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
 }

@@ -28,4 +28,8 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// The whole file as bytes (through a mapping: one copy); InputError naming the path when
+// it cannot be opened or read.
+std::string read_file_bytes(const std::string& path);
+
 }  // namespace xcomp

@@ -10,6 +10,7 @@
 
 #include "io/gpt2_byte_unicode.h"
 #include "io/sha256.h"
+#include "io/mapped_file.h"
 #include "io/tokenizer_bytelevel.h"
 #include "model/input_error.h"
 
@@ -230,15 +231,6 @@ std::shared_ptr<const BytePairEncoder> parse_bpe_model(const json& model, const 
   return bpe;
 }
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_input_error(path, ": cannot open");
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  if (in.bad()) throw_input_error(path, ": read error");
-  return bytes.str();
-}
-
 json parse_json(const std::string& bytes, const std::string& path) {
   try {
     return json::parse(bytes);
@@ -294,7 +286,7 @@ std::unique_ptr<Tokenizer> tokenizer_from_json(const json& j, const std::string&
 }
 
 std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path) {
-  const std::string bytes = read_bytes(path);
+  const std::string bytes = read_file_bytes(path);
   ByteLevelTokenizer::Parts parts = parts_from_json(parse_json(bytes, path), path);
   parts.sha256 = sha256_hex(bytes);
   // tokenizer.json does not say which tokens are BOS/EOS; tokenizer_config.json does.
@@ -302,7 +294,7 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path) {
   std::string bos, eos;
   auto config_path = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
   if (std::filesystem::exists(config_path)) {
-    json config = parse_json(read_bytes(config_path.string()), config_path.string());
+    json config = parse_json(read_file_bytes(config_path.string()), config_path.string());
     if (config.is_object()) {
       bos = config_token(config, "bos_token");
       eos = config_token(config, "eos_token");

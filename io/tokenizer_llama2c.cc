@@ -1,5 +1,7 @@
 #include "io/tokenizer_llama2c.h"
 
+#include "io/mapped_file.h"
+
 #include <glog/logging.h>
 
 #include <algorithm>
@@ -9,6 +11,7 @@
 #include <queue>
 #include <sstream>
 
+#include "io/mapped_file.h"
 #include "io/sha256.h"
 #include "model/input_error.h"
 
@@ -257,11 +260,7 @@ T read_le(const std::string& bytes, size_t offset) {
 }  // namespace
 
 std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_input_error(path, ": cannot open");
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  const std::string bytes = buffer.str();
+  const std::string bytes = read_file_bytes(path);
   if (bytes.size() < 4) throw_input_error(path, ": too short for llama2.c's tokenizer header (4 bytes)");
   if (read_le<int32_t>(bytes, 0) <= 0) throw_input_error(path, ": max_token_length must be positive");
   std::vector<ScoredPiece> pieces;

@@ -9,6 +9,7 @@
 // tokenizer so both give the same text for the same ids: control pieces print as their
 // text (unless skip_special) and the dummy-prefix space is dropped at the start and
 // after each control piece.
+#include "io/mapped_file.h"
 #include "io/tokenizer_sentencepiece.h"
 
 #include <sentencepiece_processor.h>
@@ -25,15 +26,12 @@ namespace {
 class SentencePieceTokenizer : public Tokenizer {
  public:
   explicit SentencePieceTokenizer(const std::string& path) : path_(path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw_input_error(path, ": cannot open");
-    std::ostringstream bytes;
-    bytes << in.rdbuf();
-    sha256_ = sha256_hex(bytes.str());  // of the file as given, before the patch below
+    const std::string bytes = read_file_bytes(path);
+    sha256_ = sha256_hex(bytes);  // of the file as given, before the patch below
     // Protobuf merges a repeated occurrence of a message field into the first, so this
     // appended field 3 (normalizer_spec) sets only its field 4, remove_extra_whitespaces,
     // to false.
-    std::string proto = bytes.str() + std::string("\x1a\x02\x20\x00", 4);
+    std::string proto = bytes + std::string("\x1a\x02\x20\x00", 4);
     auto status = processor_.LoadFromSerializedProto(proto);
     if (!status.ok()) throw_input_error(path, ": not a readable SentencePiece model: ", status.ToString());
   }

@@ -2,6 +2,7 @@
 // pre-token, the adjacent pair whose joined bytes have the lowest rank (leftmost first)
 // and emits a pre-token that is itself a token whole; BytePairEncoder's rank merges with
 // whole-piece lookup do exactly that.
+#include "io/mapped_file.h"
 #include "io/tokenizer_tiktoken.h"
 
 #include <filesystem>
@@ -23,15 +24,6 @@ using nlohmann::json;
 constexpr int64_t kMaxRank = 1 << 24;
 // Special-token ids may follow the ranks by at most this much.
 constexpr int64_t kMaxSpecialTokens = 1 << 16;
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_input_error(path, ": cannot open");
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  if (in.bad()) throw_input_error(path, ": read error");
-  return bytes.str();
-}
 
 int base64_value(char c) {
   if (c >= 'A' && c <= 'Z') return c - 'A';
@@ -170,7 +162,7 @@ SpecialTokens special_tokens_for(const std::string& path, int64_t first_id) {
   if (std::filesystem::exists(config_path)) {
     json config;
     try {
-      config = json::parse(read_bytes(config_path));
+      config = json::parse(read_file_bytes(config_path));
     } catch (const json::exception& e) {
       throw_input_error(config_path, ": not valid JSON: ", e.what());
     }
@@ -211,7 +203,7 @@ bool looks_like_tiktoken_file(const std::string& path) {
 }
 
 std::unique_ptr<Tokenizer> load_tiktoken_tokenizer(const std::string& path) {
-  const std::string file = read_bytes(path);
+  const std::string file = read_file_bytes(path);
   std::vector<std::string> tokens = parse_ranks(file, path);
   auto bpe = std::make_shared<BytePairEncoder>(tokens);
   for (int b = 0; b < 256; ++b) {

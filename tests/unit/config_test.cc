@@ -294,7 +294,7 @@ TEST(ExperimentConfigErrors, MissingFile) {
     load_experiment_config("/nonexistent/x.yaml", {});
     FAIL();
   } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("/nonexistent/x.yaml: cannot read"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/x.yaml: cannot open"), std::string::npos) << e.what();
   }
 }
 
