@@ -58,13 +58,50 @@ int64_t Compressor::parameter_count() {
   return n;
 }
 
-void Compressor::zero_grad(Ops& ops) {
-  for (auto& p : parameters()) ops.zero(*p.grad);
+void Compressor::zero_grad() {
+  for (auto& p : parameters()) std::fill(p.grad->data<float>(), p.grad->data<float>() + p.grad->numel(), 0.0f);
 }
 
 namespace {
 
+// Index tensors (ids, positions, masks, targets) are built on the host, then uploaded.
 Tensor ints(Shape shape) { return Tensor::zeros(std::move(shape), DType::I32); }
+
+// The trainable tensors where the backend computes. On the CPU backend they are the
+// compressor's own tensors (upload shares storage); on a device backend, copies made for
+// this call, whose gradients are written back into the compressor afterwards.
+struct BackendParameters {
+  const CompressorSettings* settings = nullptr;
+  LoraWeights lora;  // a copy of the compressor's adapters, rebound to backend tensors
+  Tensor tokens, tokens_grad, ae_token, ae_token_grad;
+};
+
+BackendParameters parameters_on_backend(Compressor& comp, Ops& ops, bool with_gradients) {
+  BackendParameters p;
+  p.settings = &comp.settings();
+  p.lora = comp.lora();
+  p.tokens = ops.upload(comp.tokens());
+  if (comp.ae_token().defined()) p.ae_token = ops.upload(comp.ae_token());
+  if (with_gradients) {
+    p.tokens_grad = ops.upload(comp.tokens_grad());
+    if (comp.ae_token().defined()) p.ae_token_grad = ops.upload(comp.ae_token_grad());
+  }
+  for (auto& named : p.lora.parameters()) {
+    *named.value = ops.upload(*named.value);
+    *named.grad = with_gradients ? ops.upload(*named.grad) : Tensor();
+  }
+  return p;
+}
+
+// The backend's accumulated gradients back into the compressor (nothing to copy on the
+// CPU backend, where they are the same storage).
+void write_back_gradients(BackendParameters& p, Compressor& comp, Ops& ops) {
+  ops.download_into(p.tokens_grad, comp.tokens_grad());
+  if (p.ae_token_grad.defined()) ops.download_into(p.ae_token_grad, comp.ae_token_grad());
+  const std::vector<LoraWeights::Named> backend = p.lora.parameters(), host = comp.lora().parameters();
+  CHECK_EQ(backend.size(), host.size());
+  for (size_t i = 0; i < host.size(); ++i) ops.download_into(*backend[i].grad, *host[i].grad);
+}
 
 // Everything the encoder pass leaves for the decoder and for its own backward pass.
 struct EncoderPass {
@@ -79,21 +116,21 @@ struct EncoderPass {
 
 // LoRA dropout is active only when training (a backward pass follows); masks differ per
 // (step and micro-batch stream, layer).
-LayerLora lora_for(Compressor& c, const StepOptions& o, int layer) {
-  const float dropout = o.backward ? static_cast<float>(c.settings().lora.dropout) : 0.0f;
-  return LayerLora{&c.lora(), dropout, o.dropout_seed, o.dropout_stream * 4096 + static_cast<uint64_t>(layer)};
+LayerLora lora_for(BackendParameters& p, const StepOptions& o, int layer) {
+  const float dropout = o.backward ? static_cast<float>(p.settings->lora.dropout) : 0.0f;
+  return LayerLora{&p.lora, dropout, o.dropout_seed, o.dropout_stream * 4096 + static_cast<uint64_t>(layer)};
 }
 
 // The encoder input is left-padded so the N compression tokens sit at the same rows
 // [L, L + N) of every sample: row b holds its text at [L - len_b, L).
-EncoderPass run_encoder(const LlamaModel& model, Compressor& comp, const Tensor& text,
+EncoderPass run_encoder(const LlamaModel& model, BackendParameters& comp, const Tensor& text,
                         const std::vector<int64_t>& lengths, const StepOptions& options, bool save) {
   const LlamaConfig& c = model.config();
   Ops& ops = model.ops();
   EncoderPass e;
   e.b = text.dim(0);
   e.l = text.dim(1);
-  e.n = comp.settings().num_tokens;
+  e.n = comp.settings->num_tokens;
   e.t = e.l + e.n;
   CHECK_EQ(static_cast<int64_t>(lengths.size()), e.b);
   Tensor ids = ints({e.b, e.t});
@@ -108,20 +145,22 @@ EncoderPass run_encoder(const LlamaModel& model, Compressor& comp, const Tensor&
       e.key_valid.data<int32_t>()[r * e.t + i] = 1;
     }
   }
-  Tensor x = Tensor::empty({e.b * e.t, c.hidden_size});
-  ops.embedding(model.weights().embed, ids, x);
+  e.positions = ops.upload(e.positions);
+  e.key_valid = ops.upload(e.key_valid);
+  Tensor x = ops.empty({e.b * e.t, c.hidden_size});
+  ops.embedding(model.weights().embed, ops.upload(ids), x);
   Tensor rows = x.reshape({e.b, e.t, c.hidden_size});
   for (int64_t r = 0; r < e.b; ++r) {
     Tensor row = rows.slice0(r, r + 1);
-    ops.write_rows(comp.tokens().reshape({1, e.n, c.hidden_size}), row, e.l);
+    ops.write_rows(comp.tokens.reshape({1, e.n, c.hidden_size}), row, e.l);
   }
 
-  const bool kv_mode = comp.settings().mode == CompressorMode::kKeyValue;
+  const bool kv_mode = comp.settings->mode == CompressorMode::kKeyValue;
   e.layers = static_cast<int>(c.num_hidden_layers);
   if (save) e.saved.resize(e.layers);
   for (int layer = 0; layer < e.layers; ++layer) {
-    e.keys.push_back(Tensor::zeros({e.b, e.t, c.num_key_value_heads, c.head_dim}));
-    e.values.push_back(Tensor::zeros({e.b, e.t, c.num_key_value_heads, c.head_dim}));
+    e.keys.push_back(ops.zeros({e.b, e.t, c.num_key_value_heads, c.head_dim}));
+    e.values.push_back(ops.zeros({e.b, e.t, c.num_key_value_heads, c.head_dim}));
     const LayerStore store{&e.keys[layer], &e.values[layer], &e.key_valid, 0, e.t};
     // In K/V mode the last layer matters only through its keys and values.
     const LayerExtent extent = kv_mode && layer == e.layers - 1 ? LayerExtent::kKeysValuesOnly : LayerExtent::kFull;
@@ -129,10 +168,10 @@ EncoderPass run_encoder(const LlamaModel& model, Compressor& comp, const Tensor&
                   save ? &e.saved[layer] : nullptr);
   }
   if (!kv_mode) {
-    e.final_input = x.clone();
-    Tensor normed = Tensor::empty(x.shape());
+    e.final_input = x;  // no later layer updates it
+    Tensor normed = ops.empty(x.shape());
     ops.rmsnorm(x, model.weights().final_norm, static_cast<float>(c.rms_norm_eps), normed);
-    e.memory = Tensor::empty({e.b, e.n, c.hidden_size});
+    e.memory = ops.empty({e.b, e.n, c.hidden_size});
     ops.read_rows(normed.reshape({e.b, e.t, c.hidden_size}), e.l, e.memory);
   }
   return e;
@@ -143,17 +182,18 @@ EncoderPass run_encoder(const LlamaModel& model, Compressor& comp, const Tensor&
 struct DecoderPass {
   int64_t b = 0, t = 0, prefix = 0, rows = 0;  // rows: input positions per sample
   Tensor positions, key_valid, targets;       // I32 [B, rows], [B, prefix + t or rows], [B*rows]
+  Tensor host_targets;                        // targets, on the host (for the loss sums)
   std::vector<Tensor> keys, values;
   std::vector<LayerActivations> saved;
   Tensor final_input;  // [B*rows, hidden]
   Tensor logits;       // [B*rows, vocab]
 };
 
-DecoderPass run_decoder(const LlamaModel& model, Compressor& comp, const EncoderPass& e, const CompressorBatch& batch,
+DecoderPass run_decoder(const LlamaModel& model, BackendParameters& comp, const EncoderPass& e, const CompressorBatch& batch,
                         const StepOptions& options, bool use_ae_token, bool save) {
   const LlamaConfig& c = model.config();
   Ops& ops = model.ops();
-  const bool kv_mode = comp.settings().mode == CompressorMode::kKeyValue;
+  const bool kv_mode = comp.settings->mode == CompressorMode::kKeyValue;
   DecoderPass d;
   d.b = batch.decoder_tokens.dim(0);
   d.t = batch.decoder_tokens.dim(1);
@@ -170,7 +210,7 @@ DecoderPass run_decoder(const LlamaModel& model, Compressor& comp, const Encoder
     // Embedding mode continues the memory's positions; K/V mode starts at N (reference)
     // or right after the compressed keys at len + N.
     const int64_t first = !kv_mode ? 0
-                          : comp.settings().decoder_positions == DecoderPositions::kReference ? n
+                          : comp.settings->decoder_positions == DecoderPositions::kReference ? n
                                                                                               : batch.text_lengths[r] + n;
     for (int64_t i = 0; i < d.rows; ++i) d.positions.data<int32_t>()[r * d.rows + i] = static_cast<int32_t>(first + i);
     for (int64_t i = 0; i < store_size; ++i) {
@@ -183,14 +223,19 @@ DecoderPass run_decoder(const LlamaModel& model, Compressor& comp, const Encoder
     }
   }
 
-  Tensor x = Tensor::empty({d.b * d.rows, c.hidden_size});
-  Tensor token_x = kv_mode ? x : Tensor::empty({d.b * d.t, c.hidden_size});
-  ops.embedding(model.weights().embed, batch.decoder_tokens, token_x);
+  d.host_targets = d.targets;
+  d.positions = ops.upload(d.positions);
+  d.key_valid = ops.upload(d.key_valid);
+  d.targets = ops.upload(d.targets);
+
+  Tensor x = ops.empty({d.b * d.rows, c.hidden_size});
+  Tensor token_x = kv_mode ? x : ops.empty({d.b * d.t, c.hidden_size});
+  ops.embedding(model.weights().embed, ops.upload(batch.decoder_tokens), token_x);
   Tensor token_rows = token_x.reshape({d.b, d.t, c.hidden_size});
   if (use_ae_token)
     for (int64_t r = 0; r < d.b; ++r) {
       Tensor row = token_rows.slice0(r, r + 1);
-      ops.write_rows(comp.ae_token().reshape({1, 1, c.hidden_size}), row, 0);
+      ops.write_rows(comp.ae_token.reshape({1, 1, c.hidden_size}), row, 0);
     }
   if (!kv_mode) {
     Tensor rows = x.reshape({d.b, d.rows, c.hidden_size});
@@ -200,11 +245,11 @@ DecoderPass run_decoder(const LlamaModel& model, Compressor& comp, const Encoder
 
   if (save) d.saved.resize(c.num_hidden_layers);
   for (int layer = 0; layer < c.num_hidden_layers; ++layer) {
-    d.keys.push_back(Tensor::zeros({d.b, store_size, c.num_key_value_heads, c.head_dim}));
-    d.values.push_back(Tensor::zeros({d.b, store_size, c.num_key_value_heads, c.head_dim}));
+    d.keys.push_back(ops.zeros({d.b, store_size, c.num_key_value_heads, c.head_dim}));
+    d.values.push_back(ops.zeros({d.b, store_size, c.num_key_value_heads, c.head_dim}));
     if (kv_mode) {
-      Tensor k = Tensor::empty({d.b, n, c.num_key_value_heads, c.head_dim});
-      Tensor v = Tensor::empty(k.shape());
+      Tensor k = ops.empty({d.b, n, c.num_key_value_heads, c.head_dim});
+      Tensor v = ops.empty(k.shape());
       ops.read_rows(e.keys[layer], e.l, k);
       ops.read_rows(e.values[layer], e.l, v);
       ops.write_rows(k, d.keys[layer], 0);
@@ -214,82 +259,99 @@ DecoderPass run_decoder(const LlamaModel& model, Compressor& comp, const Encoder
     layer_forward(model, layer, x, d.positions, store, LayerLora{}, LayerExtent::kFull, save ? &d.saved[layer] : nullptr);
   }
   d.final_input = x;
-  Tensor normed = Tensor::empty(x.shape());
+  Tensor normed = ops.empty(x.shape());
   ops.rmsnorm(x, model.weights().final_norm, static_cast<float>(c.rms_norm_eps), normed);
-  d.logits = Tensor::empty({d.b * d.rows, c.vocab_size});
+  d.logits = ops.empty({d.b * d.rows, c.vocab_size});
   ops.linear(normed, model.weights().lm_head, d.logits);
   return d;
 }
 
 }  // namespace
 
-CompressorLoss compressor_step(const LlamaModel& model, Compressor& comp, const CompressorBatch& batch,
+namespace {
+
+// Sums the per-row losses over the rows with a target, and separately over the
+// end-of-text targets.
+CompressorLoss sum_losses(const Tensor& host_losses, const Tensor& host_targets, int32_t end_id) {
+  CompressorLoss loss;
+  const float* losses = host_losses.data<float>();
+  const int32_t* targets = host_targets.data<int32_t>();
+  for (int64_t i = 0; i < host_targets.numel(); ++i) {
+    if (targets[i] < 0) continue;
+    loss.sum += losses[i];
+    ++loss.targets;
+    if (targets[i] == end_id) {
+      loss.end_sum += losses[i];
+      ++loss.end_targets;
+    }
+  }
+  return loss;
+}
+
+Tensor filled(int64_t n, float value) {
+  Tensor t = Tensor::empty({n});
+  std::fill(t.data<float>(), t.data<float>() + n, value);
+  return t;
+}
+
+}  // namespace
+
+CompressorLoss compressor_step(const LlamaModel& model, Compressor& compressor, const CompressorBatch& batch,
                                const StepOptions& options) {
   const LlamaConfig& c = model.config();
   Ops& ops = model.ops();
-  const bool kv_mode = comp.settings().mode == CompressorMode::kKeyValue;
+  BackendParameters comp = parameters_on_backend(compressor, ops, options.backward);
+  const bool kv_mode = comp.settings->mode == CompressorMode::kKeyValue;
   const bool use_ae_token = !kv_mode && options.ae_token;
   EncoderPass e = run_encoder(model, comp, batch.text, batch.text_lengths, options, options.backward);
   DecoderPass d = run_decoder(model, comp, e, batch, options, use_ae_token, options.backward);
 
   const int64_t m = d.b * d.rows;
-  Tensor weights = Tensor::empty({m});
-  for (int64_t i = 0; i < m; ++i) weights.data<float>()[i] = options.token_weight;
-  Tensor losses = Tensor::empty({m});
-  Tensor dlogits = Tensor::empty(d.logits.shape());
-  ops.cross_entropy(d.logits, d.targets, weights, losses, dlogits);
-  CompressorLoss loss;
-  for (int64_t i = 0; i < m; ++i) {
-    const int32_t target = d.targets.data<int32_t>()[i];
-    if (target < 0) continue;
-    loss.sum += losses.data<float>()[i];
-    ++loss.targets;
-    if (target == options.end_id) {
-      loss.end_sum += losses.data<float>()[i];
-      ++loss.end_targets;
-    }
-  }
+  Tensor losses = ops.empty({m});
+  Tensor dlogits = ops.empty(d.logits.shape());
+  ops.cross_entropy(d.logits, d.targets, ops.upload(filled(m, options.token_weight)), losses, dlogits);
+  const CompressorLoss loss = sum_losses(ops.download(losses), d.host_targets, options.end_id);
   if (!options.backward) return loss;
 
   // Decoder backward: activation gradients only, down to the prefix (or memory).
-  Tensor dnormed = Tensor::empty({m, c.hidden_size});
+  Tensor dnormed = ops.empty({m, c.hidden_size});
   ops.linear_backward_input(dlogits, model.weights().lm_head, dnormed, false);
-  Tensor dx = Tensor::empty({m, c.hidden_size});
+  Tensor dx = ops.empty({m, c.hidden_size});
   ops.rmsnorm_backward(dnormed, d.final_input, model.weights().final_norm, static_cast<float>(c.rms_norm_eps), dx,
                        false);
   std::vector<Tensor> prefix_dk(c.num_hidden_layers), prefix_dv(c.num_hidden_layers);
   for (int layer = static_cast<int>(c.num_hidden_layers) - 1; layer >= 0; --layer) {
-    Tensor dk = Tensor::zeros(d.keys[layer].shape()), dv = Tensor::zeros(d.values[layer].shape());
+    Tensor dk = ops.zeros(d.keys[layer].shape()), dv = ops.zeros(d.values[layer].shape());
     const LayerStore store{&d.keys[layer], &d.values[layer], &d.key_valid, d.prefix, d.prefix + d.rows};
     layer_backward(model, layer, dx, d.positions, store, dk, dv, LayerLora{}, LayerExtent::kFull, d.saved[layer]);
     if (kv_mode) {
-      prefix_dk[layer] = Tensor::empty({d.b, e.n, c.num_key_value_heads, c.head_dim});
-      prefix_dv[layer] = Tensor::empty(prefix_dk[layer].shape());
+      prefix_dk[layer] = ops.empty({d.b, e.n, c.num_key_value_heads, c.head_dim});
+      prefix_dv[layer] = ops.empty(prefix_dk[layer].shape());
       ops.read_rows(dk, 0, prefix_dk[layer]);
       ops.read_rows(dv, 0, prefix_dv[layer]);
     }
   }
   Tensor dx_rows = dx.reshape({d.b, d.rows, c.hidden_size});
   if (use_ae_token) {  // the AE token sits at memory row N of every sample
-    Tensor ae_rows = Tensor::empty({d.b, 1, c.hidden_size});
+    Tensor ae_rows = ops.empty({d.b, 1, c.hidden_size});
     ops.read_rows(dx_rows, e.n, ae_rows);
     for (int64_t r = 0; r < d.b; ++r)
-      ops.add_inplace(comp.ae_token_grad(), ae_rows.slice0(r, r + 1).reshape({1, c.hidden_size}));
+      ops.add_inplace(comp.ae_token_grad, ae_rows.slice0(r, r + 1).reshape({1, c.hidden_size}));
   }
 
   // Encoder backward: from the prefix keys/values (K/V mode) or the memory rows through
   // the final norm (embedding mode), into LoRA and the compression tokens.
-  Tensor dx_enc = Tensor::zeros({e.b * e.t, c.hidden_size});
+  Tensor dx_enc = ops.zeros({e.b * e.t, c.hidden_size});
   if (!kv_mode) {
-    Tensor dmemory = Tensor::empty({d.b, e.n, c.hidden_size});
+    Tensor dmemory = ops.empty({d.b, e.n, c.hidden_size});
     ops.read_rows(dx_rows, 0, dmemory);
-    Tensor dnormed_enc = Tensor::zeros({e.b, e.t, c.hidden_size});
+    Tensor dnormed_enc = ops.zeros({e.b, e.t, c.hidden_size});
     ops.write_rows(dmemory, dnormed_enc, e.l);
     ops.rmsnorm_backward(dnormed_enc, e.final_input, model.weights().final_norm, static_cast<float>(c.rms_norm_eps),
                          dx_enc, false);
   }
   for (int layer = e.layers - 1; layer >= 0; --layer) {
-    Tensor dk = Tensor::zeros(e.keys[layer].shape()), dv = Tensor::zeros(e.values[layer].shape());
+    Tensor dk = ops.zeros(e.keys[layer].shape()), dv = ops.zeros(e.values[layer].shape());
     if (kv_mode) {
       ops.write_rows(prefix_dk[layer], dk, e.l);
       ops.write_rows(prefix_dv[layer], dv, e.l);
@@ -299,14 +361,16 @@ CompressorLoss compressor_step(const LlamaModel& model, Compressor& comp, const 
     layer_backward(model, layer, dx_enc, e.positions, store, dk, dv, lora_for(comp, options, layer), extent,
                    e.saved[layer]);
   }
-  Tensor dtokens = Tensor::empty({e.b, e.n, c.hidden_size});
+  Tensor dtokens = ops.empty({e.b, e.n, c.hidden_size});
   ops.read_rows(dx_enc.reshape({e.b, e.t, c.hidden_size}), e.l, dtokens);
   for (int64_t r = 0; r < e.b; ++r)
-    ops.add_inplace(comp.tokens_grad(), dtokens.slice0(r, r + 1).reshape(comp.tokens_grad().shape()));
+    ops.add_inplace(comp.tokens_grad, dtokens.slice0(r, r + 1).reshape(comp.tokens_grad.shape()));
+  write_back_gradients(comp, compressor, ops);
   return loss;
 }
 
 CompressorLoss decoder_only_loss(const LlamaModel& model, const CompressorBatch& batch, int32_t end_id) {
+  Ops& ops = model.ops();
   const int64_t b = batch.decoder_tokens.dim(0), t = batch.decoder_tokens.dim(1);
   Tensor positions = ints({b, t}), mask = ints({b, t});
   for (int64_t r = 0; r < b; ++r)
@@ -314,44 +378,34 @@ CompressorLoss decoder_only_loss(const LlamaModel& model, const CompressorBatch&
       positions.data<int32_t>()[r * t + i] = static_cast<int32_t>(i);
       mask.data<int32_t>()[r * t + i] = i < batch.decoder_lengths[r] ? 1 : 0;
     }
-  KvCache cache(model.config(), b, t);
-  const Tensor logits = model.forward(batch.decoder_tokens, positions, mask, cache);
-  Tensor weights = Tensor::empty({b * t}), losses = Tensor::empty({b * t}), dlogits = Tensor::empty(logits.shape());
-  std::fill(weights.data<float>(), weights.data<float>() + b * t, 1.0f);
-  model.ops().cross_entropy(logits, batch.targets, weights, losses, dlogits);
-  CompressorLoss loss;
-  for (int64_t i = 0; i < b * t; ++i) {
-    const int32_t target = batch.targets.data<int32_t>()[i];
-    if (target < 0) continue;
-    loss.sum += losses.data<float>()[i];
-    ++loss.targets;
-    if (target == end_id) {
-      loss.end_sum += losses.data<float>()[i];
-      ++loss.end_targets;
-    }
-  }
-  return loss;
+  KvCache cache(model.config(), b, t, ops);
+  const Tensor logits = model.forward_on_backend(batch.decoder_tokens, positions, mask, cache);
+  Tensor losses = ops.empty({b * t}), dlogits = ops.empty(logits.shape());
+  ops.cross_entropy(logits, ops.upload(batch.targets), ops.upload(filled(b * t, 1.0f)), losses, dlogits);
+  return sum_losses(ops.download(losses), batch.targets, end_id);
 }
 
-CompressedPrompt compress(const LlamaModel& model, Compressor& comp, const Tensor& text,
+CompressedPrompt compress(const LlamaModel& model, Compressor& compressor, const Tensor& text,
                           const std::vector<int64_t>& text_lengths) {
   const LlamaConfig& c = model.config();
   Ops& ops = model.ops();
+  BackendParameters comp = parameters_on_backend(compressor, ops, /*with_gradients=*/false);
   StepOptions options;
   options.backward = false;  // no LoRA dropout, nothing saved
   EncoderPass e = run_encoder(model, comp, text, text_lengths, options, false);
   CompressedPrompt p;
-  p.mode = comp.settings().mode;
+  p.mode = comp.settings->mode;
   p.text_lengths = text_lengths;
   if (p.mode == CompressorMode::kEmbedding) {
-    p.embeddings = e.memory;
+    p.embeddings = ops.download(e.memory);
     return p;
   }
   for (int layer = 0; layer < e.layers; ++layer) {
-    p.keys.push_back(Tensor::empty({e.b, e.n, c.num_key_value_heads, c.head_dim}));
-    p.values.push_back(Tensor::empty(p.keys.back().shape()));
-    ops.read_rows(e.keys[layer], e.l, p.keys.back());
-    ops.read_rows(e.values[layer], e.l, p.values.back());
+    Tensor k = ops.empty({e.b, e.n, c.num_key_value_heads, c.head_dim}), v = ops.empty(k.shape());
+    ops.read_rows(e.keys[layer], e.l, k);
+    ops.read_rows(e.values[layer], e.l, v);
+    p.keys.push_back(ops.download(k));
+    p.values.push_back(ops.download(v));
   }
   return p;
 }

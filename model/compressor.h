@@ -27,7 +27,9 @@ struct CompressorSettings {
 };
 
 // The trainable parameters: LoRA adapters, the N compression-token embeddings and, in
-// embedding mode, the AE token that starts regeneration.
+// embedding mode, the AE token that starts regeneration. Values and gradients are fp32
+// host tensors (the optimizer's masters); a step on a device backend works on copies and
+// adds its gradients back here.
 class Compressor {
  public:
   Compressor(const LlamaConfig& config, const CompressorSettings& settings, uint64_t seed);
@@ -47,7 +49,7 @@ class Compressor {
   // Every trainable tensor with its gradient buffer, in a fixed order.
   std::vector<Named> parameters();
   int64_t parameter_count();
-  void zero_grad(Ops& ops);
+  void zero_grad();
 
  private:
   CompressorSettings settings_;
@@ -99,7 +101,7 @@ CompressorLoss decoder_only_loss(const LlamaModel& model, const CompressorBatch&
 
 // The per-layer keys and values (K/V mode, [B, N, kv_heads, head_dim], keys after RoPE)
 // or the final hidden states (embedding mode, one tensor [B, N, hidden]) of the
-// compressed prompt, with the encoder positions they were computed at.
+// compressed prompt, with the encoder positions they were computed at. Host tensors.
 struct CompressedPrompt {
   CompressorMode mode;
   std::vector<Tensor> keys, values;

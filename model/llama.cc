@@ -7,22 +7,22 @@
 
 namespace xcomp {
 
-KvCache::KvCache(const LlamaConfig& config, int64_t batch, int64_t capacity)
+KvCache::KvCache(const LlamaConfig& config, int64_t batch, int64_t capacity, Ops& ops)
     : batch_(batch), capacity_(capacity) {
   CHECK_GT(batch, 0);
   CHECK_GT(capacity, 0);
   for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
-    keys_.push_back(Tensor::zeros({batch, capacity, config.num_key_value_heads, config.head_dim}));
-    values_.push_back(Tensor::zeros({batch, capacity, config.num_key_value_heads, config.head_dim}));
+    keys_.push_back(ops.zeros({batch, capacity, config.num_key_value_heads, config.head_dim}));
+    values_.push_back(ops.zeros({batch, capacity, config.num_key_value_heads, config.head_dim}));
   }
-  key_valid_ = Tensor::zeros({batch, capacity}, DType::I32);
+  key_valid_ = ops.zeros({batch, capacity}, DType::I32);
 }
 
 int64_t KvCache::reserve(int64_t t, const Tensor& valid, Ops& ops) {
   if (length_ + t > capacity_)
     throw_input_error("sequence of ", length_ + t, " positions exceeds the KV cache capacity of ", capacity_);
   CHECK_EQ(valid.numel(), batch_ * t);
-  ops.write_rows(valid, key_valid_, length_);
+  ops.write_rows(ops.upload(valid).reshape({batch_, t}), key_valid_, length_);
   int64_t start = length_;
   length_ += t;
   return start;
@@ -35,12 +35,25 @@ void KvCache::append(const std::vector<Tensor>& keys, const std::vector<Tensor>&
   const int64_t p = valid.numel() / batch_;
   const int64_t start = reserve(p, valid, ops);
   for (size_t l = 0; l < keys_.size(); ++l) {
-    ops.write_rows(keys[l], keys_[l], start);
-    ops.write_rows(values[l], values_[l], start);
+    ops.write_rows(ops.upload(keys[l]), keys_[l], start);
+    ops.write_rows(ops.upload(values[l]), values_[l], start);
   }
 }
 
 namespace {
+// Every frozen weight where the backend computes, once; a tied head stays one tensor.
+LlamaWeights weights_on_backend(const LlamaWeights& host, bool tied, Ops& ops) {
+  LlamaWeights w;
+  w.embed = ops.upload_weight(host.embed);
+  w.final_norm = ops.upload_weight(host.final_norm);
+  w.lm_head = tied && host.lm_head.raw() == host.embed.raw() ? w.embed : ops.upload_weight(host.lm_head);
+  for (const LlamaLayerWeights& l : host.layers)
+    w.layers.push_back({ops.upload_weight(l.attn_norm), ops.upload_weight(l.wq), ops.upload_weight(l.wk),
+                        ops.upload_weight(l.wv), ops.upload_weight(l.wo), ops.upload_weight(l.mlp_norm),
+                        ops.upload_weight(l.w_gate), ops.upload_weight(l.w_up), ops.upload_weight(l.w_down)});
+  return w;
+}
+
 Tensor inverse_frequencies_tensor(const LlamaConfig& config) {
   std::vector<double> freqs = rope_inverse_frequencies(config);
   Tensor t = Tensor::empty({static_cast<int64_t>(freqs.size())});
@@ -50,9 +63,10 @@ Tensor inverse_frequencies_tensor(const LlamaConfig& config) {
 }  // namespace
 
 LlamaModel::LlamaModel(LlamaConfig config, LlamaWeights weights, Ops& ops)
-    : config_(std::move(config)), weights_(std::move(weights)), ops_(ops) {
-  CHECK_EQ(static_cast<int64_t>(weights_.layers.size()), config_.num_hidden_layers);
-  inv_freq_ = inverse_frequencies_tensor(config_);
+    : config_(std::move(config)), ops_(ops) {
+  CHECK_EQ(static_cast<int64_t>(weights.layers.size()), config_.num_hidden_layers);
+  weights_ = weights_on_backend(weights, config_.tie_word_embeddings, ops_);
+  inv_freq_ = ops_.upload(inverse_frequencies_tensor(config_));
 }
 
 int64_t LlamaModel::parameter_count() const {
@@ -66,6 +80,11 @@ int64_t LlamaModel::parameter_count() const {
 
 Tensor LlamaModel::forward(const Tensor& tokens, const Tensor& positions, const Tensor& mask, KvCache& cache,
                            LogitsFor which) const {
+  return ops_.download(forward_on_backend(tokens, positions, mask, cache, which));
+}
+
+Tensor LlamaModel::forward_on_backend(const Tensor& tokens, const Tensor& positions, const Tensor& mask, KvCache& cache,
+                                      LogitsFor which) const {
   CHECK_EQ(tokens.ndim(), 2);
   const int64_t b = tokens.dim(0), t = tokens.dim(1);
   CHECK_EQ(b, cache.batch());
@@ -76,25 +95,45 @@ Tensor LlamaModel::forward(const Tensor& tokens, const Tensor& positions, const 
       throw_input_error("token id ", ids[i], " is outside the vocabulary [0, ", config_.vocab_size, ") of ",
                         config_.source);
 
-  cache.reserve(t, mask, ops_);
+  Tensor x = ops_.empty({b * t, config_.hidden_size});
+  ops_.embedding(weights_.embed, ops_.upload(tokens), x);
+  return run_layers(x, b, t, positions, mask, cache, which);
+}
+
+Tensor LlamaModel::forward_embeddings(const Tensor& embeddings, const Tensor& positions, const Tensor& mask,
+                                      KvCache& cache, LogitsFor which) const {
+  CHECK_EQ(embeddings.ndim(), 3);
+  const int64_t b = embeddings.dim(0), t = embeddings.dim(1), hidden = config_.hidden_size;
+  CHECK_EQ(embeddings.dim(2), hidden);
+  // The layers update their input in place, so they get a copy on the backend.
+  Tensor x = ops_.empty({b * t, hidden});
+  Tensor x_rows = x.reshape({1, b * t, hidden});
+  ops_.write_rows(ops_.upload(embeddings).reshape({1, b * t, hidden}), x_rows, 0);
+  return ops_.download(run_layers(x, b, t, positions, mask, cache, which));
+}
+
+Tensor LlamaModel::run_layers(Tensor& x, int64_t b, int64_t t, const Tensor& positions, const Tensor& mask,
+                              KvCache& cache, LogitsFor which) const {
   const int64_t hidden = config_.hidden_size;
-  Tensor x = Tensor::empty({b * t, hidden});
-  ops_.embedding(weights_.embed, tokens, x);
+  CHECK_EQ(b, cache.batch());
+  CHECK(positions.shape() == (Shape{b, t}) && mask.shape() == (Shape{b, t}));
+  cache.reserve(t, mask, ops_);
+  const Tensor backend_positions = ops_.upload(positions);
   for (int layer = 0; layer < config_.num_hidden_layers; ++layer) {
     const LayerStore store{&cache.keys(layer), &cache.values(layer), &cache.key_valid(), cache.length() - t,
                            cache.length()};
-    layer_forward(*this, layer, x, positions, store, LayerLora{}, LayerExtent::kFull, nullptr);
+    layer_forward(*this, layer, x, backend_positions, store, LayerLora{}, LayerExtent::kFull, nullptr);
   }
-  Tensor normed = Tensor::empty({b * t, hidden});
+  Tensor normed = ops_.empty({b * t, hidden});
   ops_.rmsnorm(x, weights_.final_norm, static_cast<float>(config_.rms_norm_eps), normed);
 
   const int64_t vocab = config_.vocab_size;
   if (which == LogitsFor::kAllPositions) {
-    Tensor logits = Tensor::empty({b, t, vocab});
+    Tensor logits = ops_.empty({b, t, vocab});
     ops_.linear(normed, weights_.lm_head, logits);
     return logits;
   }
-  Tensor logits = Tensor::empty({b, vocab});
+  Tensor logits = ops_.empty({b, vocab});
   for (int64_t row = 0; row < b; ++row) {
     Tensor out = logits.slice0(row, row + 1);
     ops_.linear(normed.slice0(row * t + t - 1, row * t + t), weights_.lm_head, out);

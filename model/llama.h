@@ -17,7 +17,8 @@ namespace xcomp {
 // entries may be attended [B, capacity]. Entries [0, length) are in use.
 class KvCache {
  public:
-  KvCache(const LlamaConfig& config, int64_t batch, int64_t capacity);
+  // Storage on the backend `ops` computes on.
+  KvCache(const LlamaConfig& config, int64_t batch, int64_t capacity, Ops& ops);
 
   int64_t batch() const { return batch_; }
   int64_t capacity() const { return capacity_; }
@@ -30,9 +31,11 @@ class KvCache {
   Tensor& key_valid() { return key_valid_; }
 
   // Appends P entries given per layer as [B, P, kv_heads, head_dim] (RoPE already
-  // applied) with valid I32 [B, P]; for prefixes such as compressed prompts.
+  // applied) with valid I32 [B, P]; for prefixes such as compressed prompts. The
+  // inputs may be host or backend tensors.
   void append(const std::vector<Tensor>& keys, const std::vector<Tensor>& values, const Tensor& valid, Ops& ops);
-  // Reserves the next t entries (the model writes them) and marks their validity.
+  // Reserves the next t entries (the model writes them) and marks their validity
+  // (valid: I32 [B, t], host or backend).
   int64_t reserve(int64_t t, const Tensor& valid, Ops& ops);
   void clear() { length_ = 0; }
 
@@ -46,10 +49,12 @@ enum class LogitsFor { kAllPositions, kLastPosition };
 
 class LlamaModel {
  public:
+  // The weights are host tensors; the model keeps its own copies on the backend
+  // (Ops::upload_weight; the CPU backend shares the given storage).
   LlamaModel(LlamaConfig config, LlamaWeights weights, Ops& ops);
 
   const LlamaConfig& config() const { return config_; }
-  const LlamaWeights& weights() const { return weights_; }
+  const LlamaWeights& weights() const { return weights_; }  // on the backend
   // The op set is the model's means of computation, not part of its state.
   Ops& ops() const { return ops_; }
   const Tensor& inv_freq() const { return inv_freq_; }
@@ -58,14 +63,26 @@ class LlamaModel {
   // 0 padding: padded keys are never attended), attending to everything already in
   // `cache` and appending this call's K/V to it. Returns logits F32 [B, T, vocab], or
   // [B, vocab] for position T-1 of each row with kLastPosition. Token ids outside the
-  // vocabulary are an InputError.
+  // vocabulary are an InputError. Inputs and logits are host tensors.
   Tensor forward(const Tensor& tokens, const Tensor& positions, const Tensor& mask, KvCache& cache,
                  LogitsFor which = LogitsFor::kAllPositions) const;
+  // The same, host inputs, logits left on the backend (for losses computed there).
+  Tensor forward_on_backend(const Tensor& tokens, const Tensor& positions, const Tensor& mask, KvCache& cache,
+                            LogitsFor which = LogitsFor::kAllPositions) const;
+  // The same from input embeddings F32 [B, T, hidden] (host or backend) instead of token
+  // ids: for inputs that are no token's embedding (a compressed prompt's memory in
+  // embedding mode). Host logits.
+  Tensor forward_embeddings(const Tensor& embeddings, const Tensor& positions, const Tensor& mask, KvCache& cache,
+                            LogitsFor which = LogitsFor::kAllPositions) const;
 
   // Trainable-free parameter count (every weight tensor, the tied head counted once).
   int64_t parameter_count() const;
 
  private:
+  // Layers, final norm and head over x [B*T, hidden] on the backend (updated in place).
+  Tensor run_layers(Tensor& x, int64_t b, int64_t t, const Tensor& positions, const Tensor& mask, KvCache& cache,
+                    LogitsFor which) const;
+
   LlamaConfig config_;
   LlamaWeights weights_;
   Ops& ops_;

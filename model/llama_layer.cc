@@ -10,6 +10,15 @@ LoraAdapter* adapter_of(const LayerLora& lora, int layer, LoraTarget target) {
   return lora.weights ? lora.weights->find(layer, target) : nullptr;
 }
 
+// A copy of x in new storage on the backend (the residual stream is updated in place,
+// and the backward pass needs it as it was).
+Tensor copy_on_backend(Ops& ops, const Tensor& x) {
+  Tensor copy = ops.empty(x.shape(), x.dtype());
+  Tensor copy_row = copy.reshape({1, 1, x.numel()});
+  ops.write_rows(x.reshape({1, 1, x.numel()}), copy_row, 0);
+  return copy;
+}
+
 uint64_t dropout_stream(const LayerLora& lora, LoraTarget target) {
   return lora.dropout_stream * kLoraTargetCount + static_cast<uint64_t>(target);
 }
@@ -22,11 +31,11 @@ void project(Ops& ops, const Tensor& x, const Tensor& w, const LayerLora& lora, 
   if (adapter == nullptr) return;
   const LoraSettings& settings = lora.weights->settings();
   const int64_t m = x.numel() / w.dim(1);
-  Tensor dropped = Tensor::empty(x.shape());
+  Tensor dropped = ops.empty(x.shape());
   ops.dropout(x, lora.dropout, lora.dropout_seed, dropout_stream(lora, target), dropped);
-  Tensor u = Tensor::empty({m, settings.r});
+  Tensor u = ops.empty({m, settings.r});
   ops.linear(dropped, adapter->a, u);
-  Tensor delta = Tensor::empty(y.shape());
+  Tensor delta = ops.empty(y.shape());
   ops.linear(u, adapter->b, delta);
   ops.add_scaled(y, delta, static_cast<float>(settings.scale()));
   if (saved_u) *saved_u = u;
@@ -41,16 +50,16 @@ void project_backward(Ops& ops, const Tensor& dy, const Tensor& x, const Tensor&
   LoraAdapter& adapter = *found;
   const LoraSettings& settings = lora.weights->settings();
   const int64_t m = x.numel() / w.dim(1);
-  Tensor scaled_dy = Tensor::zeros(dy.shape());
+  Tensor scaled_dy = ops.zeros(dy.shape());
   ops.add_scaled(scaled_dy, dy, static_cast<float>(settings.scale()));
   ops.linear_backward_weight(scaled_dy, saved_u, adapter.grad_b, /*accumulate=*/true);
-  Tensor du = Tensor::empty({m, settings.r});
+  Tensor du = ops.empty({m, settings.r});
   ops.linear_backward_input(scaled_dy, adapter.b, du, false);
   // The dropout mask is recomputed from its key rather than stored.
-  Tensor dropped = Tensor::empty(x.shape());
+  Tensor dropped = ops.empty(x.shape());
   ops.dropout(x, lora.dropout, lora.dropout_seed, dropout_stream(lora, target), dropped);
   ops.linear_backward_weight(du, dropped, adapter.grad_a, /*accumulate=*/true);
-  Tensor ddropped = Tensor::empty(x.shape());
+  Tensor ddropped = ops.empty(x.shape());
   ops.linear_backward_input(du, adapter.a, ddropped, false);
   ops.dropout(ddropped, lora.dropout, lora.dropout_seed, dropout_stream(lora, target), ddropped);
   ops.add_inplace(dx, ddropped);
@@ -68,44 +77,44 @@ void layer_forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& 
   CHECK_EQ(x.numel(), m * c.hidden_size);
   CHECK_EQ(store.length - store.start, t);
 
-  Tensor h = Tensor::empty({m, c.hidden_size});
+  Tensor h = ops.empty({m, c.hidden_size});
   ops.rmsnorm(x, w.attn_norm, eps, h);
-  Tensor k = Tensor::empty({b, t, c.num_key_value_heads, c.head_dim});
-  Tensor v = Tensor::empty({b, t, c.num_key_value_heads, c.head_dim});
+  Tensor k = ops.empty({b, t, c.num_key_value_heads, c.head_dim});
+  Tensor v = ops.empty({b, t, c.num_key_value_heads, c.head_dim});
   project(ops, h, w.wk, lora, layer, LoraTarget::kK, k, saved ? &saved->lora_u[1] : nullptr);
   project(ops, h, w.wv, lora, layer, LoraTarget::kV, v, saved ? &saved->lora_u[2] : nullptr);
   ops.rope(k, positions, model.inv_freq());
   ops.write_rows(k, *store.keys, store.start);
   ops.write_rows(v, *store.values, store.start);
   if (saved) {
-    saved->x_in = x.clone();
+    saved->x_in = copy_on_backend(ops, x);
     saved->h_attn = h;
   }
   if (extent == LayerExtent::kKeysValuesOnly) return;
 
-  Tensor q = Tensor::empty({b, t, c.num_attention_heads, c.head_dim});
+  Tensor q = ops.empty({b, t, c.num_attention_heads, c.head_dim});
   project(ops, h, w.wq, lora, layer, LoraTarget::kQ, q, saved ? &saved->lora_u[0] : nullptr);
   ops.rope(q, positions, model.inv_freq());
-  Tensor attended = Tensor::empty(q.shape());
+  Tensor attended = ops.empty(q.shape());
   ops.attention(q, *store.keys, *store.values, store.length, *store.key_valid, attended);
-  Tensor projected = Tensor::empty({m, c.hidden_size});
+  Tensor projected = ops.empty({m, c.hidden_size});
   project(ops, attended, w.wo, lora, layer, LoraTarget::kO, projected, saved ? &saved->lora_u[3] : nullptr);
   ops.add_inplace(x, projected);
 
-  Tensor h2 = Tensor::empty({m, c.hidden_size});
+  Tensor h2 = ops.empty({m, c.hidden_size});
   ops.rmsnorm(x, w.mlp_norm, eps, h2);
-  Tensor gate = Tensor::empty({m, c.intermediate_size});
-  Tensor up = Tensor::empty({m, c.intermediate_size});
+  Tensor gate = ops.empty({m, c.intermediate_size});
+  Tensor up = ops.empty({m, c.intermediate_size});
   project(ops, h2, w.w_gate, lora, layer, LoraTarget::kGate, gate, saved ? &saved->lora_u[4] : nullptr);
   project(ops, h2, w.w_up, lora, layer, LoraTarget::kUp, up, saved ? &saved->lora_u[5] : nullptr);
-  Tensor act = Tensor::empty(gate.shape());
+  Tensor act = ops.empty(gate.shape());
   ops.swiglu(gate, up, act);
-  Tensor down = Tensor::empty({m, c.hidden_size});
+  Tensor down = ops.empty({m, c.hidden_size});
   project(ops, act, w.w_down, lora, layer, LoraTarget::kDown, down, saved ? &saved->lora_u[6] : nullptr);
   if (saved) {
     saved->q = q;
     saved->attended = attended;
-    saved->x_mid = x.clone();
+    saved->x_mid = copy_on_backend(ops, x);
     saved->h_mlp = h2;
     saved->gate = gate;
     saved->up = up;
@@ -122,24 +131,24 @@ void layer_backward(const LlamaModel& model, int layer, Tensor& dx, const Tensor
   Ops& ops = model.ops();
   const int64_t b = positions.dim(0), t = positions.dim(1), m = b * t;
   const float eps = static_cast<float>(c.rms_norm_eps);
-  Tensor dh = Tensor::empty({m, c.hidden_size});  // gradient at rmsnorm(x_in)
+  Tensor dh = ops.empty({m, c.hidden_size});  // gradient at rmsnorm(x_in)
   bool dh_written = false;
 
   if (extent == LayerExtent::kFull) {
     // MLP: x_out = x_mid + down(swiglu(gate(h2), up(h2))), h2 = rmsnorm(x_mid).
-    Tensor dact = Tensor::empty(s.act.shape());
+    Tensor dact = ops.empty(s.act.shape());
     project_backward(ops, dx, s.act, w.w_down, lora, layer, LoraTarget::kDown, s.lora_u[6], dact, false);
-    Tensor dgate = Tensor::empty(s.gate.shape()), dup = Tensor::empty(s.up.shape());
+    Tensor dgate = ops.empty(s.gate.shape()), dup = ops.empty(s.up.shape());
     ops.swiglu_backward(dact, s.gate, s.up, dgate, dup);
-    Tensor dh2 = Tensor::empty({m, c.hidden_size});
+    Tensor dh2 = ops.empty({m, c.hidden_size});
     project_backward(ops, dgate, s.h_mlp, w.w_gate, lora, layer, LoraTarget::kGate, s.lora_u[4], dh2, false);
     project_backward(ops, dup, s.h_mlp, w.w_up, lora, layer, LoraTarget::kUp, s.lora_u[5], dh2, true);
     ops.rmsnorm_backward(dh2, s.x_mid, w.mlp_norm, eps, dx, /*accumulate=*/true);  // dx is now d x_mid
 
     // Attention: x_mid = x_in + o(attention(q, k, v)).
-    Tensor dattended = Tensor::empty(s.attended.shape());
+    Tensor dattended = ops.empty(s.attended.shape());
     project_backward(ops, dx, s.attended, w.wo, lora, layer, LoraTarget::kO, s.lora_u[3], dattended, false);
-    Tensor dq = Tensor::empty(s.q.shape());
+    Tensor dq = ops.empty(s.q.shape());
     ops.attention_backward(dattended, s.q, *store.keys, *store.values, store.length, *store.key_valid, dq, dkeys,
                            dvalues);
     ops.rope_backward(dq, positions, model.inv_freq());
@@ -147,8 +156,8 @@ void layer_backward(const LlamaModel& model, int layer, Tensor& dx, const Tensor
     dh_written = true;
   }
   // This call's own keys and values: their gradients, through RoPE for the keys.
-  Tensor dk = Tensor::empty({b, t, c.num_key_value_heads, c.head_dim});
-  Tensor dv = Tensor::empty({b, t, c.num_key_value_heads, c.head_dim});
+  Tensor dk = ops.empty({b, t, c.num_key_value_heads, c.head_dim});
+  Tensor dv = ops.empty({b, t, c.num_key_value_heads, c.head_dim});
   ops.read_rows(dkeys, store.start, dk);
   ops.read_rows(dvalues, store.start, dv);
   ops.rope_backward(dk, positions, model.inv_freq());

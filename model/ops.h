@@ -14,6 +14,24 @@ class Ops {
   virtual ~Ops() = default;
   virtual const char* name() const = 0;
 
+  // ---- Memory. The ops read and write tensors where this backend computes; model code
+  // allocates through these so it never needs to know which backend that is.
+
+  // Uninitialised / zero-filled storage on this backend's device.
+  virtual Tensor empty(Shape shape, DType dtype = DType::F32) = 0;
+  virtual Tensor zeros(Shape shape, DType dtype = DType::F32) = 0;
+  // A host tensor's contents on this backend. The CPU backend returns the tensor itself
+  // (no copy): write to the result only when the caller may write to the input.
+  virtual Tensor upload(const Tensor& host) = 0;
+  // A frozen weight on this backend, in the storage type its products use (the CUDA
+  // backend keeps matrices in bf16); loaded once, shared by encoder and decoder.
+  virtual Tensor upload_weight(const Tensor& host) { return upload(host); }
+  // A tensor's contents on the host (the CPU backend returns the tensor itself).
+  virtual Tensor download(const Tensor& t) = 0;
+  // host = t's contents, into existing host storage of the same shape and dtype (nothing
+  // to do when they already share storage).
+  virtual void download_into(const Tensor& t, Tensor& host) = 0;
+
   // out[n, :] = table[ids[n], :]. ids: I32 [N], each in [0, rows(table)) (the caller
   // validates user-supplied ids); out: [N, hidden].
   virtual void embedding(const Tensor& table, const Tensor& ids, Tensor& out) = 0;

@@ -31,6 +31,14 @@ const char* dtype_name(DType dtype) {
   return "?";
 }
 
+const char* device_name(Device device) {
+  switch (device) {
+    case Device::kHost: return "host";
+    case Device::kCuda: return "cuda";
+  }
+  return "?";
+}
+
 std::string shape_str(const Shape& shape) {
   std::ostringstream out;
   out << "[";
@@ -87,6 +95,17 @@ Tensor Tensor::view_of(std::shared_ptr<const void> owner, const void* data, Shap
   return t;
 }
 
+Tensor Tensor::on_device(std::shared_ptr<void> storage, Shape shape, DType dtype, Device device) {
+  Tensor t;
+  t.data_ = storage.get();
+  t.owner_ = std::move(storage);
+  t.shape_ = std::move(shape);
+  t.dtype_ = dtype;
+  t.device_ = device;
+  t.defined_ = true;
+  return t;
+}
+
 int64_t Tensor::dim(int i) const {
   int n = ndim();
   int k = i < 0 ? i + n : i;
@@ -102,10 +121,12 @@ template <> bool dtype_matches<uint16_t>(DType d) { return d == DType::F16 || d 
 }  // namespace
 
 template <class T> T* Tensor::data() {
+  CHECK(device_ == Device::kHost) << "host access to a " << device_name(device_) << " tensor";
   CHECK(dtype_matches<T>(dtype_)) << "typed access does not match dtype " << dtype_name(dtype_);
   return static_cast<T*>(data_);
 }
 template <class T> const T* Tensor::data() const {
+  CHECK(device_ == Device::kHost) << "host access to a " << device_name(device_) << " tensor";
   CHECK(dtype_matches<T>(dtype_)) << "typed access does not match dtype " << dtype_name(dtype_);
   return static_cast<const T*>(data_);
 }
@@ -135,6 +156,7 @@ Tensor Tensor::slice0(int64_t begin, int64_t end) const {
 }
 
 Tensor Tensor::clone() const {
+  CHECK(device_ == Device::kHost) << "clone of a " << device_name(device_) << " tensor (download it first)";
   Tensor t = empty(shape_, dtype_);
   if (nbytes() > 0) std::memcpy(t.data_, data_, nbytes());
   return t;
@@ -142,6 +164,7 @@ Tensor Tensor::clone() const {
 
 Tensor Tensor::to_f32() const {
   if (dtype_ == DType::F32) return *this;
+  CHECK(device_ == Device::kHost) << "to_f32 of a " << device_name(device_) << " tensor";
   Tensor out = empty(shape_, DType::F32);
   float* dst = out.data<float>();
   const int64_t n = numel();

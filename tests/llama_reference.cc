@@ -53,7 +53,7 @@ Tensor ones_like(const Tensor& t) {
 
 LogitsError check_batch_case(LlamaModel& model, const SafetensorsFile& ref) {
   const Tensor tokens = ref.tensor("batch.tokens");
-  KvCache cache(model.config(), tokens.dim(0), tokens.dim(1));
+  KvCache cache(model.config(), tokens.dim(0), tokens.dim(1), model.ops());
   Tensor logits = model.forward(tokens, ref.tensor("batch.positions"), ref.tensor("batch.mask"), cache);
   return compare_logits(logits, ref, "batch");
 }
@@ -61,7 +61,7 @@ LogitsError check_batch_case(LlamaModel& model, const SafetensorsFile& ref) {
 LogitsError check_prefix_case(LlamaModel& model, const SafetensorsFile& ref) {
   const Tensor prefix = ref.tensor("prefix.prefix_tokens");
   const Tensor tokens = ref.tensor("prefix.tokens");
-  KvCache cache(model.config(), tokens.dim(0), prefix.dim(1) + tokens.dim(1));
+  KvCache cache(model.config(), tokens.dim(0), prefix.dim(1) + tokens.dim(1), model.ops());
   model.forward(prefix, ref.tensor("prefix.prefix_positions"), ones_like(prefix), cache);
   if (ref.contains("prefix.past_keys")) {
     // K after RoPE at the prefix positions: what a compressed prompt holds. Reference
@@ -90,7 +90,7 @@ std::vector<int32_t> greedy_tokens(LlamaModel& model, const SafetensorsFile& ref
   options.max_new_tokens = want.numel();
   options.stop_ids = {model.config().eos_token_id};
   for (int32_t id : model.config().extra_eos_token_ids) options.stop_ids.push_back(id);
-  KvCache cache(model.config(), 1, prompt.numel() + want.numel());
+  KvCache cache(model.config(), 1, prompt.numel() + want.numel(), model.ops());
   return generate(model, cache, prompt_ids, options);
 }
 

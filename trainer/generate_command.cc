@@ -71,7 +71,7 @@ int run_generate_command(const std::vector<std::string>& args) {
                       loaded.config.max_position_embeddings, " positions");
   CpuOps ops;
   LlamaModel model(loaded.config, load_weights(loaded), ops);
-  KvCache cache(loaded.config, 1, capacity);
+  KvCache cache(loaded.config, 1, capacity, ops);
   const auto loaded_at = std::chrono::steady_clock::now();
 
   TextStream stream(*loaded.tokenizer, std::cout);

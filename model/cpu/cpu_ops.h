@@ -1,6 +1,8 @@
 // The CPU backend: fp32, OpenBLAS for matrix products, OpenMP for the rest.
 #pragma once
 
+#include <utility>
+
 #include "model/ops.h"
 
 namespace xcomp {
@@ -8,6 +10,11 @@ namespace xcomp {
 class CpuOps final : public Ops {
  public:
   const char* name() const override { return "cpu"; }
+  Tensor empty(Shape shape, DType dtype = DType::F32) override { return Tensor::empty(std::move(shape), dtype); }
+  Tensor zeros(Shape shape, DType dtype = DType::F32) override { return Tensor::zeros(std::move(shape), dtype); }
+  Tensor upload(const Tensor& host) override;
+  Tensor download(const Tensor& t) override;
+  void download_into(const Tensor& t, Tensor& host) override;
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override;
   void linear(const Tensor& x, const Tensor& w, Tensor& y) override;
   void rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& y) override;

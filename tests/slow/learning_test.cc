@@ -60,7 +60,7 @@ TEST(Learning, KvCompressorOverfitsAFixedBatchFarBelowTheNoPrefixLoss) {
   options.end_id = tokens.eos;
   double text_loss = 0;
   for (int step = 0; step < 80; ++step) {
-    compressor.zero_grad(ops);
+    compressor.zero_grad();
     const CompressorLoss loss = compressor_step(model, compressor, batch, options);
     text_loss = (loss.sum - loss.end_sum) / options.token_weight / (loss.targets - loss.end_targets);
     optimizer.step(grads, 3e-3);

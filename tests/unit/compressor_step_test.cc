@@ -128,7 +128,7 @@ struct Harness {
   }
 
   CompressorLoss step(const std::vector<ReferenceSample>& samples, float token_weight) {
-    compressor.zero_grad(ops);
+    compressor.zero_grad();
     StepOptions o;
     o.token_weight = token_weight;
     o.end_id = kEos;
@@ -317,7 +317,7 @@ TEST(CompressorStep, LossOnlyStepGivesTheSameLossAndNoGradient) {
   h.randomise_trainables();
   const std::vector<ReferenceSample> samples = regeneration_batch();
   const CompressorLoss trained = h.step(samples, 1.0f);
-  h.compressor.zero_grad(h.ops);
+  h.compressor.zero_grad();
   StepOptions o;
   o.backward = false;
   const CompressorLoss validated = compressor_step(h.model, h.compressor, make_compressor_batch(samples), o);
@@ -432,7 +432,7 @@ TEST(CompressorStep, ZeroLoraBIsTheBaseModel) {
       mask.data<int32_t>()[r * t + i] = 1;
     }
   }
-  KvCache cache(extended, b, t);
+  KvCache cache(extended, b, t, base.ops());
   base.forward(tokens, positions, mask, cache);
 
   // And the double reference of the base model (LoRA B = 0) agrees with both.

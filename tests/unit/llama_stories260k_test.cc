@@ -69,7 +69,7 @@ TEST_F(Stories260K, TokenIdOutsideVocabularyIsAnInputError) {
   tokens.data<int32_t>()[0] = 1;
   tokens.data<int32_t>()[1] = 512;
   Tensor positions = Tensor::zeros({1, 2}, DType::I32), mask = Tensor::zeros({1, 2}, DType::I32);
-  KvCache cache(loaded_.config, 1, 2);
+  KvCache cache(loaded_.config, 1, 2, model_.ops());
   EXPECT_THROW(model_.forward(tokens, positions, mask, cache), InputError);
 }
 
