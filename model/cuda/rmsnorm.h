@@ -1,14 +1,21 @@
-// The first kernel of the CUDA backend (the full op set arrives with the CUDA issue):
-// RMSNorm over rows, fp32 in and out, fp32 accumulation. Kept real and tested against
-// the CPU backend so the CUDA build plumbing is exercised end to end.
+// RMSNorm over rows on the device, fp32 in and out, with the row sums in fp64 as the CPU
+// backend computes them (so the two agree to rounding). CudaOps::rmsnorm and
+// rmsnorm_backward launch these on their stream.
 #pragma once
+
+#include <cuda_runtime.h>
 
 #include <cstdint>
 
 namespace xcomp::cuda {
 
 // y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * w, device pointers.
-void rmsnorm_forward(const float* x, const float* w, float eps, int64_t rows, int64_t width, float* y);
+void rmsnorm_forward(const float* x, const float* w, float eps, int64_t rows, int64_t width, float* y,
+                     cudaStream_t stream = nullptr);
+
+// dx[r, :] (+)= the gradient of rmsnorm for output gradient dy[r, :] (w frozen).
+void rmsnorm_backward(const float* dy, const float* x, const float* w, float eps, int64_t rows, int64_t width,
+                      bool accumulate, float* dx, cudaStream_t stream);
 
 // Host-memory convenience for tests: copies in, runs, copies out, synchronises.
 void rmsnorm_forward_host(const float* x, const float* w, float eps, int64_t rows, int64_t width, float* y);

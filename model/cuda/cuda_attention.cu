@@ -1,0 +1,449 @@
+// Grouped-query causal attention of the CUDA backend (the visibility rule is
+// Ops::attention's). Two forwards: the tiled one (attention_tiled_kernel, head_dim <= 128)
+// and the simple one it is checked against, where one thread block per (row, query, head)
+// keeps the query's scores over all its visible keys in shared memory, takes an exact
+// fp32 softmax and the probability-weighted sum of values (XCOMP_CUDA_ATTENTION=simple
+// selects it everywhere). The backward pass recomputes the softmax
+// the same way (see attention_backward_query_kernel for its two passes).
+#include <glog/logging.h>
+
+#include <cmath>
+
+#include "model/cuda/block_reduce.cuh"
+#include "model/cuda/cuda_backend.h"
+#include "model/cuda/cuda_check.h"
+
+namespace xcomp::cuda {
+
+namespace {
+
+constexpr int kThreads = 128;
+constexpr int kMaxHeadDim = 256;
+
+struct AttentionDims {
+  int64_t batch, t, heads, d, capacity, kv_heads, group, length;
+  float scale;
+};
+
+// Where key/value entry `pos` of kv head `kh` in row `b` starts.
+__device__ int64_t kv_offset(const AttentionDims& s, int64_t b, int64_t pos, int64_t kh) {
+  return ((b * s.capacity + pos) * s.kv_heads + kh) * s.d;
+}
+
+// scores[pos] = (q * scale) . k[pos] for visible keys, -inf for padding; pos < n, where
+// the causal rule already limits n. One warp per key, lanes over the head dimension.
+__device__ void visible_scores(const AttentionDims& s, const float* q_scaled, const float* k, const int32_t* valid,
+                               int64_t b, int64_t kh, int64_t n, float* scores) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  for (int64_t pos = warp; pos < n; pos += warps) {
+    const float* key = k + kv_offset(s, b, pos, kh);
+    float sum = 0.f;
+    for (int64_t i = lane; i < s.d; i += 32) sum += q_scaled[i] * key[i];
+    sum = warp_sum(sum);
+    if (lane == 0) scores[pos] = valid[pos] ? sum : -INFINITY;
+  }
+}
+
+// In place: scores -> softmax probabilities over [0, n). Returns false (uniformly over the
+// block) when no key is visible; else *log_sum_exp = max + log(sum exp(score - max)).
+__device__ bool softmax_in_place(float* scores, int64_t n, float* scratch, float* log_sum_exp) {
+  __syncthreads();  // scores were written by other warps
+  float local_max = -INFINITY;
+  for (int64_t pos = threadIdx.x; pos < n; pos += blockDim.x) local_max = fmaxf(local_max, scores[pos]);
+  const float max_score = block_max(local_max, scratch, -INFINITY);
+  if (max_score == -INFINITY) return false;
+  float local_sum = 0.f;
+  for (int64_t pos = threadIdx.x; pos < n; pos += blockDim.x) {
+    const float p = expf(scores[pos] - max_score);
+    scores[pos] = p;
+    local_sum += p;
+  }
+  const float total = block_sum(local_sum, scratch);
+  *log_sum_exp = max_score + logf(total);
+  const float inv = 1.0f / total;
+  for (int64_t pos = threadIdx.x; pos < n; pos += blockDim.x) scores[pos] *= inv;  // the entries this thread wrote
+  __syncthreads();
+  return true;
+}
+
+// out[i] = sum_pos weights[pos] * rows[pos][i] over kv head kh's entries [0, n). Threads
+// split the keys into groups (several per dimension when head_dim < blockDim) and the
+// groups' partial sums are added at the end.
+__device__ void weighted_sum_of_rows(const AttentionDims& s, const float* weights, const float* rows, int64_t b,
+                                     int64_t kh, int64_t n, float* partial, float* out) {
+  const int groups = blockDim.x >= s.d ? static_cast<int>(blockDim.x / s.d) : 1;
+  for (int slot = threadIdx.x; slot < groups * s.d; slot += blockDim.x) {
+    const int g = slot / s.d, i = slot % s.d;
+    float acc = 0.f;
+    for (int64_t pos = g; pos < n; pos += groups) acc += weights[pos] * rows[kv_offset(s, b, pos, kh) + i];
+    partial[slot] = acc;
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < s.d; i += blockDim.x) {
+    float total = 0.f;
+    for (int g = 0; g < groups; ++g) total += partial[g * s.d + i];
+    out[i] = total;
+  }
+}
+
+// Block (head, query t, row b). Dynamic shared memory: `length` floats of scores.
+__global__ void attention_kernel(AttentionDims s, const float* q, const float* k, const float* v,
+                                 const int32_t* key_valid, float* out) {
+  extern __shared__ float scores[];
+  __shared__ float q_scaled[kMaxHeadDim];
+  __shared__ float partial[kMaxHeadDim > kThreads ? kMaxHeadDim : kThreads];
+  __shared__ float scratch[32];
+  const int64_t h = blockIdx.x, t = blockIdx.y, b = blockIdx.z, kh = h / s.group;
+  const int64_t at = ((b * s.t + t) * s.heads + h) * s.d;
+  const int64_t n = s.length - s.t + t + 1;  // keys [0, n) are causally visible
+  for (int64_t i = threadIdx.x; i < s.d; i += blockDim.x) q_scaled[i] = q[at + i] * s.scale;
+  __syncthreads();
+  visible_scores(s, q_scaled, k, key_valid + b * s.capacity, b, kh, n, scores);
+  float log_sum_exp;
+  if (!softmax_in_place(scores, n, scratch, &log_sum_exp)) {
+    for (int64_t i = threadIdx.x; i < s.d; i += blockDim.x) out[at + i] = 0.f;
+    return;
+  }
+  weighted_sum_of_rows(s, scores, v, b, kh, n, partial, out + at);
+}
+
+// The tiled forward (flash-style, fp32 on CUDA cores): a block takes kTileQueries queries
+// of one head and walks the keys in tiles of kTileKeys staged in shared memory, keeping a
+// running max, normaliser and weighted sum per query (the online softmax), so each key
+// and value is read from memory once per block instead of once per query. One warp per
+// kQueriesPerWarp queries: lane j scores key j of the tile, and each lane accumulates
+// head dimensions lane, lane + 32, ...
+constexpr int kTileQueries = 32;
+constexpr int kTileKeys = 32;  // one key per lane when scoring
+constexpr int kTiledWarps = 8;
+constexpr int kQueriesPerWarp = kTileQueries / kTiledWarps;
+constexpr int kTiledMaxHeadDim = 128;
+constexpr int kTiledDimsPerLane = kTiledMaxHeadDim / 32;
+
+size_t tiled_shared_bytes(int64_t d) {
+  // q [kTileQueries][d] (scaled), k [kTileKeys][d + 1] (padded: lanes read different
+  // rows at the same column without bank conflicts), v [kTileKeys][d].
+  return static_cast<size_t>(kTileQueries * d + kTileKeys * (d + 1) + kTileKeys * d) * sizeof(float);
+}
+
+// Block (query tile, head, row b).
+__global__ void attention_tiled_kernel(AttentionDims s, const float* q, const float* k, const float* v,
+                                       const int32_t* key_valid, float* out) {
+  extern __shared__ float tiled_shared[];
+  const int64_t d = s.d;
+  float* q_tile = tiled_shared;
+  float* k_tile = q_tile + kTileQueries * d;
+  float* v_tile = k_tile + kTileKeys * (d + 1);
+  const int64_t t0 = blockIdx.x * int64_t{kTileQueries}, h = blockIdx.y, b = blockIdx.z, kh = h / s.group;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t queries = s.t - t0 < kTileQueries ? s.t - t0 : kTileQueries;
+  for (int64_t e = threadIdx.x; e < kTileQueries * d; e += blockDim.x) {
+    const int64_t local = e / d, i = e % d;
+    q_tile[e] = local < queries ? q[((b * s.t + t0 + local) * s.heads + h) * d + i] * s.scale : 0.f;
+  }
+  float m[kQueriesPerWarp], l[kQueriesPerWarp], acc[kQueriesPerWarp][kTiledDimsPerLane];
+#pragma unroll
+  for (int qi = 0; qi < kQueriesPerWarp; ++qi) {
+    m[qi] = -INFINITY;
+    l[qi] = 0.f;
+#pragma unroll
+    for (int j = 0; j < kTiledDimsPerLane; ++j) acc[qi][j] = 0.f;
+  }
+  const int64_t prefix = s.length - s.t;        // query t sees keys pos <= prefix + t
+  const int64_t key_end = prefix + t0 + queries;  // no query of this block sees a key past it
+  const int32_t* valid = key_valid + b * s.capacity;
+  for (int64_t k0 = 0; k0 < key_end; k0 += kTileKeys) {
+    __syncthreads();  // the previous tile is consumed (and, the first time, q_tile written)
+    for (int64_t e = threadIdx.x; e < kTileKeys * d; e += blockDim.x) {
+      const int64_t j = e / d, i = e % d, pos = k0 + j;
+      float key_value = 0.f, value = 0.f;
+      if (pos < key_end) {
+        const int64_t at = kv_offset(s, b, pos, kh) + i;
+        key_value = k[at];
+        value = v[at];
+      }
+      k_tile[j * (d + 1) + i] = key_value;
+      v_tile[j * d + i] = value;
+    }
+    __syncthreads();
+    const int64_t pos = k0 + lane;
+    const bool key_usable = pos < key_end && valid[pos] != 0;
+#pragma unroll
+    for (int qi = 0; qi < kQueriesPerWarp; ++qi) {
+      const int64_t local = warp * kQueriesPerWarp + qi;
+      if (local < queries) {  // the same for the whole warp
+        float score = -INFINITY;
+        if (key_usable && pos <= prefix + t0 + local) {
+          const float* q_row = q_tile + local * d;
+          const float* k_row = k_tile + lane * (d + 1);
+          float sum = 0.f;
+          for (int64_t i = 0; i < d; ++i) sum += q_row[i] * k_row[i];
+          score = sum;
+        }
+        const float m_new = fmaxf(m[qi], warp_max(score));
+        if (m_new != -INFINITY) {  // else nothing visible so far: nothing to add
+          const float p = expf(score - m_new);           // 0 for keys this query cannot see
+          const float correction = expf(m[qi] - m_new);  // 0 while m was -inf
+          l[qi] = l[qi] * correction + warp_sum(p);
+          m[qi] = m_new;
+#pragma unroll
+          for (int j = 0; j < kTiledDimsPerLane; ++j) acc[qi][j] *= correction;
+          for (int key = 0; key < kTileKeys; ++key) {
+            const float p_key = __shfl_sync(kFullWarp, p, key);
+#pragma unroll
+            for (int j = 0; j < kTiledDimsPerLane; ++j) {
+              const int64_t i = lane + 32 * j;
+              if (i < d) acc[qi][j] += p_key * v_tile[key * d + i];
+            }
+          }
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int qi = 0; qi < kQueriesPerWarp; ++qi) {
+    const int64_t local = warp * kQueriesPerWarp + qi;
+    if (local >= queries) continue;
+    float* o = out + ((b * s.t + t0 + local) * s.heads + h) * d;
+    const bool seen = m[qi] != -INFINITY;  // a query that sees no key gets zeros
+#pragma unroll
+    for (int j = 0; j < kTiledDimsPerLane; ++j) {
+      const int64_t i = lane + 32 * j;
+      if (i < d) o[i] = seen ? acc[qi][j] / l[qi] : 0.f;
+    }
+  }
+}
+
+// The backward pass in two kernels, so that no two blocks write the same gradient entry
+// (no atomics, a fixed summation order):
+//  1. per query (block (head, t, row)): the softmax P, dP = dout . v, D = sum_j P_j dP_j,
+//     dS = P (dP - D) * scale and dq = dS . K; it also keeps log-sum-exp and D per query;
+//  2. per key entry (block (pos, kv head, row)): over every query and head that sees it,
+//     P = exp(score - log-sum-exp) again, dk += dS q and dv += P dout.
+// Dynamic shared memory of kernel 1: 2 * length floats (P and dS).
+__global__ void attention_backward_query_kernel(AttentionDims s, const float* dout, const float* q, const float* k,
+                                                const float* v, const int32_t* key_valid, float* dq,
+                                                float* log_sum_exps, float* weighted_sums) {
+  extern __shared__ float shared[];
+  float* probs = shared;
+  float* dscores = shared + s.length;
+  __shared__ float q_scaled[kMaxHeadDim], grad[kMaxHeadDim];
+  __shared__ float partial[kMaxHeadDim > kThreads ? kMaxHeadDim : kThreads];
+  __shared__ float scratch[32];
+  const int64_t h = blockIdx.x, t = blockIdx.y, b = blockIdx.z, kh = h / s.group;
+  const int64_t row = (b * s.t + t) * s.heads + h, at = row * s.d;
+  const int64_t n = s.length - s.t + t + 1;
+  for (int64_t i = threadIdx.x; i < s.d; i += blockDim.x) {
+    q_scaled[i] = q[at + i] * s.scale;
+    grad[i] = dout[at + i];
+  }
+  __syncthreads();
+  visible_scores(s, q_scaled, k, key_valid + b * s.capacity, b, kh, n, probs);
+  float log_sum_exp;
+  if (!softmax_in_place(probs, n, scratch, &log_sum_exp)) {  // the output was 0, whatever q
+    for (int64_t i = threadIdx.x; i < s.d; i += blockDim.x) dq[at + i] = 0.f;
+    if (threadIdx.x == 0) log_sum_exps[row] = weighted_sums[row] = 0.f;  // no key reads them
+    return;
+  }
+  // dP[pos] = dout . v[pos] (one warp per key), then dS = P (dP - sum_j P_j dP_j) * scale.
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  float local_weighted = 0.f;
+  for (int64_t pos = warp; pos < n; pos += warps) {
+    const float* value = v + kv_offset(s, b, pos, kh);
+    float sum = 0.f;
+    for (int64_t i = lane; i < s.d; i += 32) sum += grad[i] * value[i];
+    sum = warp_sum(sum);
+    if (lane == 0) {
+      dscores[pos] = sum;
+      local_weighted += probs[pos] * sum;
+    }
+  }
+  const float weighted = block_sum(local_weighted, scratch);  // also orders the dscores writes
+  for (int64_t pos = threadIdx.x; pos < n; pos += blockDim.x)
+    dscores[pos] = probs[pos] * (dscores[pos] - weighted) * s.scale;
+  if (threadIdx.x == 0) {
+    log_sum_exps[row] = log_sum_exp;
+    weighted_sums[row] = weighted;
+  }
+  __syncthreads();
+  weighted_sum_of_rows(s, dscores, k, b, kh, n, partial, dq + at);
+}
+
+constexpr int kKeyWarps = kThreads / 32;
+constexpr int kDimsPerLane = kMaxHeadDim / 32;
+
+// Block (key entry pos, kv head, row b), one warp per (query, head) pair that sees the
+// key; each lane keeps dims lane, lane + 32, ... of the sums, and the warps' sums are
+// added at the end. Padded keys get nothing (no query sees them).
+__global__ void attention_backward_key_kernel(AttentionDims s, const float* dout, const float* q, const float* k,
+                                              const float* v, const int32_t* key_valid, const float* log_sum_exps,
+                                              const float* weighted_sums, float* dk, float* dv) {
+  __shared__ float key[kMaxHeadDim], value[kMaxHeadDim];
+  __shared__ float dk_partial[kKeyWarps][kMaxHeadDim], dv_partial[kKeyWarps][kMaxHeadDim];
+  const int64_t pos = blockIdx.x, kh = blockIdx.y, b = blockIdx.z;
+  if (!key_valid[b * s.capacity + pos]) return;
+  const int64_t offset = kv_offset(s, b, pos, kh);
+  for (int64_t i = threadIdx.x; i < s.d; i += blockDim.x) {
+    key[i] = k[offset + i];
+    value[i] = v[offset + i];
+  }
+  __syncthreads();
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  float dk_sum[kDimsPerLane], dv_sum[kDimsPerLane];
+#pragma unroll
+  for (int j = 0; j < kDimsPerLane; ++j) dk_sum[j] = dv_sum[j] = 0.f;
+  // Query t sees entry pos iff pos <= length - T + t.
+  const int64_t first_t = pos > s.length - s.t ? pos - (s.length - s.t) : 0;
+  const int64_t pairs = (s.t - first_t) * s.group;
+  for (int64_t pair = warp; pair < pairs; pair += kKeyWarps) {
+    const int64_t t = first_t + pair / s.group, h = kh * s.group + pair % s.group;
+    const int64_t row = (b * s.t + t) * s.heads + h, at = row * s.d;
+    float score = 0.f, dp = 0.f;
+#pragma unroll
+    for (int j = 0; j < kDimsPerLane; ++j) {
+      const int64_t i = lane + 32 * j;
+      if (i < s.d) {
+        score += q[at + i] * s.scale * key[i];
+        dp += dout[at + i] * value[i];
+      }
+    }
+    score = warp_sum(score);
+    dp = warp_sum(dp);
+    const float p = expf(score - log_sum_exps[row]);
+    const float ds = p * (dp - weighted_sums[row]) * s.scale;
+#pragma unroll
+    for (int j = 0; j < kDimsPerLane; ++j) {
+      const int64_t i = lane + 32 * j;
+      if (i < s.d) {
+        dk_sum[j] += ds * q[at + i];
+        dv_sum[j] += p * dout[at + i];
+      }
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < kDimsPerLane; ++j) {
+    const int i = lane + 32 * j;
+    if (i < s.d) {
+      dk_partial[warp][i] = dk_sum[j];
+      dv_partial[warp][i] = dv_sum[j];
+    }
+  }
+  __syncthreads();
+  for (int64_t i = threadIdx.x; i < s.d; i += blockDim.x) {
+    float dk_total = 0.f, dv_total = 0.f;
+    for (int w = 0; w < kKeyWarps; ++w) {
+      dk_total += dk_partial[w][i];
+      dv_total += dv_partial[w][i];
+    }
+    dk[offset + i] += dk_total;
+    dv[offset + i] += dv_total;
+  }
+}
+
+AttentionDims check_attention(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, int64_t length,
+                              const Tensor& key_valid, const Tensor& out) {
+  require_dtype(op, "q", q, DType::F32);
+  require_dtype(op, "k", k, DType::F32);
+  require_dtype(op, "v", v, DType::F32);
+  require_dtype(op, "key_valid", key_valid, DType::I32);
+  require_dtype(op, "output", out, DType::F32);
+  CHECK_EQ(q.ndim(), 4) << op << ": q " << shape_str(q.shape());
+  CHECK_EQ(k.ndim(), 4) << op << ": k " << shape_str(k.shape());
+  AttentionDims s;
+  s.batch = q.dim(0), s.t = q.dim(1), s.heads = q.dim(2), s.d = q.dim(3);
+  s.capacity = k.dim(1), s.kv_heads = k.dim(2);
+  CHECK(k.dim(0) == s.batch && k.dim(3) == s.d && v.shape() == k.shape())
+      << op << ": q " << shape_str(q.shape()) << ", k " << shape_str(k.shape()) << ", v " << shape_str(v.shape());
+  CHECK(s.kv_heads > 0 && s.heads % s.kv_heads == 0) << op << ": " << s.heads << " heads, " << s.kv_heads
+                                                     << " kv heads";
+  CHECK(s.t <= length && length <= s.capacity) << op << ": T " << s.t << ", length " << length << ", capacity "
+                                               << s.capacity;
+  CHECK_EQ(key_valid.numel(), s.batch * s.capacity) << op << ": key_valid " << shape_str(key_valid.shape());
+  CHECK(out.shape() == q.shape()) << op << ": output " << shape_str(out.shape()) << " vs q " << shape_str(q.shape());
+  CHECK(s.d > 0 && s.d <= kMaxHeadDim) << op << ": head_dim " << s.d << " (at most " << kMaxHeadDim << ")";
+  CHECK(s.heads <= 65535 * 1024 && s.t <= 65535 && s.batch <= 65535) << op << ": grid too large";
+  s.group = s.heads / s.kv_heads;
+  s.length = length;
+  s.scale = 1.0f / std::sqrt(static_cast<float>(s.d));  // as the CPU backend computes it
+  return s;
+}
+
+// Lets `kernel` use `bytes` of dynamic shared memory, beyond the default 48 KiB when the
+// device allows; fails clearly when even the opt-in maximum is too small.
+template <class Kernel> void allow_shared_memory(Kernel kernel, size_t bytes, const char* op, int64_t length) {
+  constexpr size_t kDefault = 48 * 1024, kStaticReserve = 8 * 1024;
+  if (bytes + kStaticReserve <= kDefault) return;
+  int device = 0, optin = 0;
+  XCOMP_CUDA_CHECK(cudaGetDevice(&device));
+  XCOMP_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  CHECK_LE(bytes + kStaticReserve, static_cast<size_t>(optin))
+      << op << ": " << length << " keys need " << bytes << " bytes of shared memory per block; the device has "
+      << optin;
+  XCOMP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(bytes)));
+}
+
+}  // namespace
+
+void CudaOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length, const Tensor& key_valid,
+                        Tensor& out) {
+  const char* op = "attention";
+  require_on_device(op, {&q, &k, &v, &key_valid, &out});
+  const AttentionDims s = check_attention(op, q, k, v, length, key_valid, out);
+  if (s.batch * s.t * s.heads == 0) return;
+  if (s.d <= kTiledMaxHeadDim && !simple_attention_) {
+    const size_t bytes = tiled_shared_bytes(s.d);
+    allow_shared_memory(attention_tiled_kernel, bytes, op, s.length);
+    const dim3 grid(static_cast<unsigned>((s.t + kTileQueries - 1) / kTileQueries), static_cast<unsigned>(s.heads),
+                    static_cast<unsigned>(s.batch));
+    attention_tiled_kernel<<<grid, kTiledWarps * 32, bytes, stream_>>>(
+        s, static_cast<const float*>(q.raw()), static_cast<const float*>(k.raw()),
+        static_cast<const float*>(v.raw()), static_cast<const int32_t*>(key_valid.raw()),
+        static_cast<float*>(out.raw()));
+    XCOMP_CUDA_CHECK(cudaGetLastError());
+    return;
+  }
+  const size_t bytes = static_cast<size_t>(s.length) * sizeof(float);
+  allow_shared_memory(attention_kernel, bytes, op, s.length);
+  const dim3 grid(static_cast<unsigned>(s.heads), static_cast<unsigned>(s.t), static_cast<unsigned>(s.batch));
+  attention_kernel<<<grid, kThreads, bytes, stream_>>>(
+      s, static_cast<const float*>(q.raw()), static_cast<const float*>(k.raw()), static_cast<const float*>(v.raw()),
+      static_cast<const int32_t*>(key_valid.raw()), static_cast<float*>(out.raw()));
+  XCOMP_CUDA_CHECK(cudaGetLastError());
+}
+
+void CudaOps::attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                                 int64_t length, const Tensor& key_valid, Tensor& dq, Tensor& dk, Tensor& dv) {
+  const char* op = "attention_backward";
+  require_on_device(op, {&dout, &q, &k, &v, &key_valid, &dq, &dk, &dv});
+  const AttentionDims s = check_attention(op, q, k, v, length, key_valid, dout);
+  require_dtype(op, "dq", dq, DType::F32);
+  require_dtype(op, "dk", dk, DType::F32);
+  require_dtype(op, "dv", dv, DType::F32);
+  CHECK(dq.shape() == q.shape() && dk.shape() == k.shape() && dv.shape() == v.shape())
+      << op << ": dq " << shape_str(dq.shape()) << ", dk " << shape_str(dk.shape()) << ", dv "
+      << shape_str(dv.shape());
+  if (s.batch * s.t * s.heads == 0) return;
+  CHECK_LE(s.length, int64_t{1} << 31) << op << ": too many keys";
+  // Per query: log-sum-exp of the scores and D = sum_j P_j dP_j, read by the key pass.
+  Tensor log_sum_exps = empty({s.batch * s.t * s.heads}), weighted_sums = empty({s.batch * s.t * s.heads});
+  const size_t bytes = 2 * static_cast<size_t>(s.length) * sizeof(float);
+  allow_shared_memory(attention_backward_query_kernel, bytes, op, s.length);
+  const dim3 query_grid(static_cast<unsigned>(s.heads), static_cast<unsigned>(s.t), static_cast<unsigned>(s.batch));
+  attention_backward_query_kernel<<<query_grid, kThreads, bytes, stream_>>>(
+      s, static_cast<const float*>(dout.raw()), static_cast<const float*>(q.raw()),
+      static_cast<const float*>(k.raw()), static_cast<const float*>(v.raw()),
+      static_cast<const int32_t*>(key_valid.raw()), static_cast<float*>(dq.raw()),
+      static_cast<float*>(log_sum_exps.raw()), static_cast<float*>(weighted_sums.raw()));
+  XCOMP_CUDA_CHECK(cudaGetLastError());
+  const dim3 key_grid(static_cast<unsigned>(s.length), static_cast<unsigned>(s.kv_heads),
+                      static_cast<unsigned>(s.batch));
+  attention_backward_key_kernel<<<key_grid, kThreads, 0, stream_>>>(
+      s, static_cast<const float*>(dout.raw()), static_cast<const float*>(q.raw()),
+      static_cast<const float*>(k.raw()), static_cast<const float*>(v.raw()),
+      static_cast<const int32_t*>(key_valid.raw()), static_cast<const float*>(log_sum_exps.raw()),
+      static_cast<const float*>(weighted_sums.raw()), static_cast<float*>(dk.raw()), static_cast<float*>(dv.raw()));
+  XCOMP_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace xcomp::cuda

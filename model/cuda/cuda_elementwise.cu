@@ -1,0 +1,237 @@
+// Elementwise and row-copy ops of the CUDA backend: grid-stride loops, one element per
+// thread per step, the same float arithmetic as the CPU backend (model/cpu/cpu_elementwise.cc).
+#include <glog/logging.h>
+
+#include <initializer_list>
+
+#include "model/cuda/cuda_backend.h"
+#include "model/cuda/cuda_check.h"
+#include "model/random.h"
+
+namespace xcomp::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+#define XCOMP_GRID_STRIDE(i, n) \
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); i += int64_t{gridDim.x} * blockDim.x)
+
+// One thread per (b, t, head, i < half): rotates the (i, i + half) pair by
+// sign * position * inv_freq[i]; the angle in float32 as transformers computes it.
+__global__ void rope_kernel(float* x, const int32_t* positions, const float* inv_freq, int64_t heads, int64_t half,
+                            float sign, int64_t n) {
+  XCOMP_GRID_STRIDE(e, n) {
+    const int64_t i = e % half, head = e / half, bt = head / heads;
+    const float angle = static_cast<float>(positions[bt]) * inv_freq[i];
+    const float c = cosf(angle), s = sign * sinf(angle);
+    float* h = x + head * 2 * half;
+    const float x1 = h[i], x2 = h[i + half];
+    h[i] = x1 * c - x2 * s;
+    h[i + half] = x2 * c + x1 * s;
+  }
+}
+
+__global__ void swiglu_kernel(const float* gate, const float* up, int64_t n, float* out) {
+  XCOMP_GRID_STRIDE(i, n) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + expf(-g)) * up[i];
+  }
+}
+
+__global__ void swiglu_backward_kernel(const float* dout, const float* gate, const float* up, int64_t n,
+                                       float* dgate, float* dup) {
+  XCOMP_GRID_STRIDE(i, n) {
+    const float d = dout[i], g = gate[i], u = up[i];
+    const float sig = 1.0f / (1.0f + expf(-g));
+    const float up_grad = d * g * sig;
+    const float gate_grad = d * u * sig * (1.0f + g * (1.0f - sig));
+    dup[i] = up_grad;  // both read before either is written: the outputs may alias the inputs
+    dgate[i] = gate_grad;
+  }
+}
+
+__global__ void add_scaled_kernel(float* y, const float* x, float alpha, int64_t n) {
+  XCOMP_GRID_STRIDE(i, n) y[i] += alpha * x[i];
+}
+
+__global__ void add_kernel(float* y, const float* x, int64_t n) {
+  XCOMP_GRID_STRIDE(i, n) y[i] += x[i];
+}
+
+// The mask is the CPU's: the same counter-based draw in fp64 for element i.
+__global__ void dropout_kernel(const float* x, float p, float scale, uint64_t seed, uint64_t stream, int64_t n,
+                               float* out) {
+  XCOMP_GRID_STRIDE(i, n) {
+    const bool keep =
+        counter_random_uniform(seed, RandomPurpose::kLoraDropout, stream, static_cast<uint64_t>(i)) >= p;
+    out[i] = keep ? x[i] * scale : 0.0f;
+  }
+}
+
+#undef XCOMP_GRID_STRIDE
+
+void check_same_count(const char* op, const Tensor& a, const Tensor& b) {
+  CHECK_EQ(a.numel(), b.numel()) << op << ": " << shape_str(a.shape()) << " vs " << shape_str(b.shape());
+}
+
+}  // namespace
+
+void CudaOps::rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq) {
+  // The backward pass is the same rotation by the negative angle.
+  const char* op = "rope";
+  require_on_device(op, {&x, &positions, &inv_freq});
+  require_dtype(op, "x", x, DType::F32);
+  require_dtype(op, "positions", positions, DType::I32);
+  require_dtype(op, "inv_freq", inv_freq, DType::F32);
+  CHECK_EQ(x.ndim(), 4) << op << ": x " << shape_str(x.shape());
+  const int64_t b = x.dim(0), t = x.dim(1), heads = x.dim(2), d = x.dim(3), half = d / 2;
+  CHECK_EQ(d % 2, 0) << op << ": odd head_dim " << d;
+  CHECK_EQ(positions.numel(), b * t) << op << ": positions " << shape_str(positions.shape());
+  CHECK_EQ(inv_freq.numel(), half) << op << ": inv_freq " << shape_str(inv_freq.shape());
+  const int64_t n = b * t * heads * half;
+  if (n == 0) return;
+  rope_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(
+      static_cast<float*>(x.raw()), static_cast<const int32_t*>(positions.raw()),
+      static_cast<const float*>(inv_freq.raw()), heads, half, 1.0f, n);
+  XCOMP_CUDA_CHECK(cudaGetLastError());
+}
+
+void CudaOps::rope_backward(Tensor& dx, const Tensor& positions, const Tensor& inv_freq) {
+  const char* op = "rope_backward";
+  require_on_device(op, {&dx, &positions, &inv_freq});
+  require_dtype(op, "dx", dx, DType::F32);
+  require_dtype(op, "positions", positions, DType::I32);
+  require_dtype(op, "inv_freq", inv_freq, DType::F32);
+  CHECK_EQ(dx.ndim(), 4) << op << ": dx " << shape_str(dx.shape());
+  const int64_t b = dx.dim(0), t = dx.dim(1), heads = dx.dim(2), d = dx.dim(3), half = d / 2;
+  CHECK_EQ(d % 2, 0) << op << ": odd head_dim " << d;
+  CHECK_EQ(positions.numel(), b * t) << op << ": positions " << shape_str(positions.shape());
+  CHECK_EQ(inv_freq.numel(), half) << op << ": inv_freq " << shape_str(inv_freq.shape());
+  const int64_t n = b * t * heads * half;
+  if (n == 0) return;
+  rope_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(
+      static_cast<float*>(dx.raw()), static_cast<const int32_t*>(positions.raw()),
+      static_cast<const float*>(inv_freq.raw()), heads, half, -1.0f, n);
+  XCOMP_CUDA_CHECK(cudaGetLastError());
+}
+
+void CudaOps::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
+  const char* op = "swiglu";
+  require_on_device(op, {&gate, &up, &out});
+  require_dtype(op, "gate", gate, DType::F32);
+  require_dtype(op, "up", up, DType::F32);
+  require_dtype(op, "out", out, DType::F32);
+  check_same_count(op, gate, up);
+  check_same_count(op, gate, out);
+  const int64_t n = gate.numel();
+  if (n == 0) return;
+  swiglu_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(
+      static_cast<const float*>(gate.raw()), static_cast<const float*>(up.raw()), n, static_cast<float*>(out.raw()));
+  XCOMP_CUDA_CHECK(cudaGetLastError());
+}
+
+void CudaOps::swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, Tensor& dgate, Tensor& dup) {
+  const char* op = "swiglu_backward";
+  require_on_device(op, {&dout, &gate, &up, &dgate, &dup});
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&dout, &gate, &up, &dgate, &dup}) {
+    require_dtype(op, "every argument", *t, DType::F32);
+    check_same_count(op, gate, *t);
+  }
+  const int64_t n = gate.numel();
+  if (n == 0) return;
+  swiglu_backward_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(
+      static_cast<const float*>(dout.raw()), static_cast<const float*>(gate.raw()),
+      static_cast<const float*>(up.raw()), n, static_cast<float*>(dgate.raw()), static_cast<float*>(dup.raw()));
+  XCOMP_CUDA_CHECK(cudaGetLastError());
+}
+
+void CudaOps::add_inplace(Tensor& y, const Tensor& x) {
+  const char* op = "add_inplace";
+  require_on_device(op, {&y, &x});
+  require_dtype(op, "y", y, DType::F32);
+  require_dtype(op, "x", x, DType::F32);
+  check_same_count(op, y, x);
+  const int64_t n = y.numel();
+  if (n == 0) return;
+  add_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(static_cast<float*>(y.raw()),
+                                                                        static_cast<const float*>(x.raw()), n);
+  XCOMP_CUDA_CHECK(cudaGetLastError());
+}
+
+void CudaOps::add_scaled(Tensor& y, const Tensor& x, float alpha) {
+  const char* op = "add_scaled";
+  require_on_device(op, {&y, &x});
+  require_dtype(op, "y", y, DType::F32);
+  require_dtype(op, "x", x, DType::F32);
+  check_same_count(op, y, x);
+  const int64_t n = y.numel();
+  if (n == 0) return;
+  add_scaled_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(
+      static_cast<float*>(y.raw()), static_cast<const float*>(x.raw()), alpha, n);
+  XCOMP_CUDA_CHECK(cudaGetLastError());
+}
+
+void CudaOps::zero(Tensor& y) {
+  require_on_device("zero", {&y});
+  if (y.nbytes() > 0) XCOMP_CUDA_CHECK(cudaMemsetAsync(y.raw(), 0, y.nbytes(), stream_));
+}
+
+void CudaOps::write_rows(const Tensor& src, Tensor& dst, int64_t offset) {
+  const char* op = "write_rows";
+  require_on_device(op, {&src, &dst});
+  CHECK(src.dtype() == dst.dtype()) << op << ": " << dtype_name(src.dtype()) << " into " << dtype_name(dst.dtype());
+  CHECK_GE(dst.ndim(), 2) << op << ": dst " << shape_str(dst.shape());
+  const int64_t b = dst.dim(0), capacity = dst.dim(1);
+  if (b * capacity == 0) return;
+  const int64_t width = dst.numel() / (b * capacity);
+  CHECK(width > 0 && src.numel() % (b * width) == 0)
+      << op << ": src " << shape_str(src.shape()) << " vs dst " << shape_str(dst.shape());
+  const int64_t t = src.numel() / (b * width);
+  CHECK(offset >= 0 && offset + t <= capacity) << op << ": " << t << " rows at " << offset << " of " << capacity;
+  if (t == 0) return;
+  const size_t row_bytes = width * dtype_size(dst.dtype());
+  // b blocks of t contiguous rows each: a 2-D copy with the two tensors' pitches.
+  XCOMP_CUDA_CHECK(cudaMemcpy2DAsync(static_cast<char*>(dst.raw()) + offset * row_bytes, capacity * row_bytes,
+                                     src.raw(), t * row_bytes, t * row_bytes, b, cudaMemcpyDeviceToDevice, stream_));
+}
+
+void CudaOps::read_rows(const Tensor& src, int64_t offset, Tensor& dst) {
+  const char* op = "read_rows";
+  require_on_device(op, {&src, &dst});
+  CHECK(src.dtype() == dst.dtype()) << op << ": " << dtype_name(src.dtype()) << " into " << dtype_name(dst.dtype());
+  CHECK_GE(src.ndim(), 2) << op << ": src " << shape_str(src.shape());
+  const int64_t b = src.dim(0), capacity = src.dim(1);
+  if (b * capacity == 0) return;
+  const int64_t width = src.numel() / (b * capacity);
+  CHECK(width > 0 && dst.numel() % (b * width) == 0)
+      << op << ": src " << shape_str(src.shape()) << " vs dst " << shape_str(dst.shape());
+  const int64_t t = dst.numel() / (b * width);
+  CHECK(offset >= 0 && offset + t <= capacity) << op << ": " << t << " rows at " << offset << " of " << capacity;
+  if (t == 0) return;
+  const size_t row_bytes = width * dtype_size(src.dtype());
+  XCOMP_CUDA_CHECK(cudaMemcpy2DAsync(dst.raw(), t * row_bytes, static_cast<const char*>(src.raw()) + offset * row_bytes,
+                                     capacity * row_bytes, t * row_bytes, b, cudaMemcpyDeviceToDevice, stream_));
+}
+
+void CudaOps::dropout(const Tensor& x, float p, uint64_t seed, uint64_t stream, Tensor& out) {
+  const char* op = "dropout";
+  require_on_device(op, {&x, &out});
+  require_dtype(op, "x", x, DType::F32);
+  require_dtype(op, "out", out, DType::F32);
+  check_same_count(op, x, out);
+  CHECK(p >= 0.0f && p < 1.0f) << op << ": probability " << p;
+  const int64_t n = x.numel();
+  if (n == 0) return;
+  if (p == 0.0f) {
+    if (out.raw() != x.raw())
+      XCOMP_CUDA_CHECK(cudaMemcpyAsync(out.raw(), x.raw(), x.nbytes(), cudaMemcpyDeviceToDevice, stream_));
+    return;
+  }
+  const float scale = 1.0f / (1.0f - p);
+  dropout_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(
+      static_cast<const float*>(x.raw()), p, scale, seed, stream, n, static_cast<float*>(out.raw()));
+  XCOMP_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace xcomp::cuda

@@ -1,0 +1,158 @@
+// Matrix products (cuBLAS) and table lookups of the CUDA backend. Frozen weights are
+// bf16: the activations are rounded to bf16 for the product, which accumulates in fp32
+// into an fp32 output. Trainable (fp32) weights take a true fp32 product (no TF32).
+//
+// cuBLAS is column-major: a row-major [R, C] matrix is a column-major [C, R] one, so
+// y[M, N] = x[M, K] . w[N, K]^T is, column-major, y^T[N, M] = w^T . x^T, i.e.
+// gemm(T, N, m=N, n=M, k=K, A=w (ld K), B=x (ld K), C=y (ld N)).
+#include <cuda_bf16.h>
+#include <glog/logging.h>
+
+#include <limits>
+
+#include "model/cuda/cuda_backend.h"
+#include "model/cuda/cuda_check.h"
+
+namespace xcomp::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+__global__ void f32_to_bf16_kernel(const float* x, int64_t n, __nv_bfloat16* y) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
+    y[i] = __float2bfloat16_rn(x[i]);
+}
+
+__device__ float table_value(const float* table, int64_t i) { return table[i]; }
+__device__ float table_value(const __nv_bfloat16* table, int64_t i) { return __bfloat162float(table[i]); }
+
+// One block per id. An id outside the table (the caller validates user ids, so this is a
+// bug upstream) gives a row of NaN rather than reading out of bounds.
+template <class T>
+__global__ void embedding_kernel(const T* table, int64_t rows, int64_t width, const int32_t* ids, float* out) {
+  const int32_t id = ids[blockIdx.x];
+  float* row = out + blockIdx.x * width;
+  const bool inside = id >= 0 && id < rows;
+  for (int64_t i = threadIdx.x; i < width; i += blockDim.x)
+    row[i] = inside ? table_value(table, id * width + i) : __int_as_float(0x7fc00000);
+}
+
+// cublasGemmEx with an fp32 compute type that never takes TF32 shortcuts: the pedantic
+// one, or where a cuBLAS build does not offer it for these types, plain COMPUTE_32F (whose
+// default math mode also keeps full fp32).
+cublasStatus_t gemm_ex(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                       const float* alpha, const void* a, cudaDataType ab_type, int lda, const void* b, int ldb,
+                       const float* beta, void* c, int ldc, bool bf16_inputs) {
+  if (bf16_inputs)
+    return cublasGemmEx(handle, ta, tb, m, n, k, alpha, a, ab_type, lda, b, ab_type, ldb, beta, c, CUDA_R_32F, ldc,
+                        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  const cublasStatus_t status = cublasGemmEx(handle, ta, tb, m, n, k, alpha, a, ab_type, lda, b, ab_type, ldb, beta,
+                                             c, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT);
+  if (status != CUBLAS_STATUS_NOT_SUPPORTED) return status;
+  LOG_FIRST_N(WARNING, 1) << "cuBLAS offers no pedantic fp32 product here; using CUBLAS_COMPUTE_32F";
+  return cublasGemmEx(handle, ta, tb, m, n, k, alpha, a, ab_type, lda, b, ab_type, ldb, beta, c, CUDA_R_32F, ldc,
+                      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+}
+
+int as_int(int64_t v, const char* op) {
+  CHECK(v <= std::numeric_limits<int>::max()) << op << ": dimension " << v << " exceeds cuBLAS's int range";
+  return static_cast<int>(v);
+}
+
+}  // namespace
+
+void CudaOps::embedding(const Tensor& table, const Tensor& ids, Tensor& out) {
+  require_on_device("embedding", {&table, &ids, &out});
+  require_dtype("embedding", "ids", ids, DType::I32);
+  require_dtype("embedding", "out", out, DType::F32);
+  CHECK_EQ(table.ndim(), 2) << "embedding: table " << shape_str(table.shape());
+  const int64_t rows = table.dim(0), width = table.dim(1), n = ids.numel();
+  CHECK_EQ(out.numel(), n * width) << "embedding: out " << shape_str(out.shape());
+  if (n == 0) return;
+  CHECK_LT(n, int64_t{1} << 31) << "embedding: too many ids";
+  if (table.dtype() == DType::F32) {
+    embedding_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream_>>>(
+        static_cast<const float*>(table.raw()), rows, width, static_cast<const int32_t*>(ids.raw()),
+        static_cast<float*>(out.raw()));
+  } else {
+    require_dtype("embedding", "table", table, DType::BF16);
+    embedding_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream_>>>(
+        static_cast<const __nv_bfloat16*>(table.raw()), rows, width, static_cast<const int32_t*>(ids.raw()),
+        static_cast<float*>(out.raw()));
+  }
+  XCOMP_CUDA_CHECK(cudaGetLastError());
+}
+
+Tensor CudaOps::to_bf16(const Tensor& x) {
+  Tensor y = empty(x.shape(), DType::BF16);
+  const int64_t n = x.numel();
+  if (n == 0) return y;
+  f32_to_bf16_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(
+      static_cast<const float*>(x.raw()), n, static_cast<__nv_bfloat16*>(y.raw()));
+  XCOMP_CUDA_CHECK(cudaGetLastError());
+  return y;
+}
+
+void CudaOps::gemm_input_times_weight(const Tensor& x, const Tensor& w, Tensor& y, bool transpose_w,
+                                      bool accumulate, const char* op) {
+  require_on_device(op, {&x, &w, &y});
+  require_dtype(op, "input", x, DType::F32);
+  require_dtype(op, "output", y, DType::F32);
+  CHECK_EQ(w.ndim(), 2) << op << ": weight " << shape_str(w.shape());
+  CHECK(w.dtype() == DType::F32 || w.dtype() == DType::BF16)
+      << op << ": weight is " << dtype_name(w.dtype()) << ", expected F32 or BF16 (upload_weight)";
+  const int64_t n = w.dim(0), k = w.dim(1);
+  // transpose_w: y[M, N] = x[M, K] w^T; else y[M, K] = x[M, N] w.
+  const int64_t in_width = transpose_w ? k : n, out_width = transpose_w ? n : k;
+  CHECK_EQ(x.numel() % in_width, 0) << op << ": input " << shape_str(x.shape()) << " vs weight "
+                                    << shape_str(w.shape());
+  const int64_t m = x.numel() / in_width;
+  CHECK_EQ(y.numel(), m * out_width) << op << ": output " << shape_str(y.shape()) << " vs weight "
+                                     << shape_str(w.shape());
+  if (m == 0) return;
+  const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+  const bool bf16 = w.dtype() == DType::BF16;
+  Tensor x16;
+  if (bf16) x16 = to_bf16(x);
+  const void* b_matrix = bf16 ? x16.raw() : x.raw();
+  const cudaDataType ab_type = bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  // Column-major: y^T[out_width, M] = op(w) . x^T, with w seen as [K, N] (ld K).
+  XCOMP_CUBLAS_CHECK(gemm_ex(cublas_, transpose_w ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, as_int(out_width, op),
+                             as_int(m, op), as_int(in_width, op), &alpha, w.raw(), ab_type, as_int(k, op), b_matrix,
+                             as_int(in_width, op), &beta, y.raw(), as_int(out_width, op), bf16));
+  // x16 goes back to the allocator here; only work queued after the product can reuse it.
+}
+
+void CudaOps::linear(const Tensor& x, const Tensor& w, Tensor& y) {
+  gemm_input_times_weight(x, w, y, /*transpose_w=*/true, /*accumulate=*/false, "linear");
+}
+
+void CudaOps::linear_backward_input(const Tensor& dy, const Tensor& w, Tensor& dx, bool accumulate) {
+  gemm_input_times_weight(dy, w, dx, /*transpose_w=*/false, accumulate, "linear_backward_input");
+}
+
+void CudaOps::linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, bool accumulate) {
+  const char* op = "linear_backward_weight";
+  require_on_device(op, {&dy, &x, &dw});
+  require_dtype(op, "dy", dy, DType::F32);
+  require_dtype(op, "x", x, DType::F32);
+  require_dtype(op, "dw (weight gradients are for fp32 trainables)", dw, DType::F32);
+  CHECK_EQ(dw.ndim(), 2) << op << ": dw " << shape_str(dw.shape());
+  const int64_t n = dw.dim(0), k = dw.dim(1);
+  CHECK_EQ(dy.numel() % n, 0) << op << ": dy " << shape_str(dy.shape());
+  const int64_t m = dy.numel() / n;
+  CHECK_EQ(x.numel(), m * k) << op << ": x " << shape_str(x.shape());
+  if (m == 0) {
+    if (!accumulate) zero(dw);
+    return;
+  }
+  const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+  // dw[N, K] = dy^T x; column-major dw^T[K, N] = x^T[K, M] . dy[M, N], where x is [K, M]
+  // (ld K) as stored and dy is stored as [N, M] (ld N), hence transposed.
+  XCOMP_CUBLAS_CHECK(gemm_ex(cublas_, CUBLAS_OP_N, CUBLAS_OP_T, as_int(k, op), as_int(n, op), as_int(m, op), &alpha,
+                             x.raw(), CUDA_R_32F, as_int(k, op), dy.raw(), as_int(n, op), &beta, dw.raw(),
+                             as_int(k, op), /*bf16_inputs=*/false));
+}
+
+}  // namespace xcomp::cuda

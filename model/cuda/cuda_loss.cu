@@ -1,0 +1,73 @@
+// Softmax cross-entropy of the CUDA backend: one block per row of logits (the vocabulary,
+// up to ~128k, is strided over the block). Like the CPU backend, the max is taken in
+// fp32 and the sum of exponentials and the log-softmax in fp64.
+#include <glog/logging.h>
+
+#include "model/cuda/block_reduce.cuh"
+#include "model/cuda/cuda_backend.h"
+#include "model/cuda/cuda_check.h"
+
+namespace xcomp::cuda {
+
+namespace {
+
+constexpr int kThreads = 512;
+
+__global__ void cross_entropy_kernel(const float* logits, const int32_t* targets, const float* weights, int64_t vocab,
+                                     float* losses, float* dlogits) {
+  __shared__ float float_scratch[32];
+  __shared__ double double_scratch[32];
+  const int64_t r = blockIdx.x;
+  const float* row = logits + r * vocab;
+  float* grad = dlogits + r * vocab;
+  const int32_t target = targets[r];
+  const float weight = weights[r];
+  if (target < 0 || target >= vocab) {
+    // No target: no loss and no gradient. A target past the vocabulary is a bug upstream
+    // (the CPU backend CHECKs it): the loss is NaN so it cannot go unnoticed.
+    for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) grad[i] = 0.f;
+    if (threadIdx.x == 0) losses[r] = target < 0 ? 0.f : __int_as_float(0x7fc00000);
+    return;
+  }
+  float local_max = -INFINITY;
+  for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) local_max = fmaxf(local_max, row[i]);
+  const float max_logit = block_max(local_max, float_scratch, -INFINITY);
+  double local_total = 0;
+  for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) local_total += exp(static_cast<double>(row[i]) - max_logit);
+  const double total = block_sum(local_total, double_scratch);
+  const double log_total = log(total) + max_logit;
+  if (threadIdx.x == 0) losses[r] = static_cast<float>(weight * (log_total - row[target]));
+  for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) {
+    float g = static_cast<float>(weight * exp(static_cast<double>(row[i]) - log_total));
+    if (i == target) g -= weight;
+    grad[i] = g;
+  }
+}
+
+}  // namespace
+
+void CudaOps::cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& weights, Tensor& losses,
+                            Tensor& dlogits) {
+  const char* op = "cross_entropy";
+  require_on_device(op, {&logits, &targets, &weights, &losses, &dlogits});
+  require_dtype(op, "logits", logits, DType::F32);
+  require_dtype(op, "targets", targets, DType::I32);
+  require_dtype(op, "weights", weights, DType::F32);
+  require_dtype(op, "losses", losses, DType::F32);
+  require_dtype(op, "dlogits", dlogits, DType::F32);
+  const int64_t m = targets.numel();
+  CHECK_GT(m, 0) << op << ": no rows";
+  CHECK_LT(m, int64_t{1} << 31) << op << ": too many rows";
+  const int64_t vocab = logits.numel() / m;
+  CHECK_EQ(logits.numel(), m * vocab) << op << ": logits " << shape_str(logits.shape()) << " vs " << m << " targets";
+  CHECK_EQ(weights.numel(), m) << op << ": weights " << shape_str(weights.shape());
+  CHECK_EQ(losses.numel(), m) << op << ": losses " << shape_str(losses.shape());
+  CHECK_EQ(dlogits.numel(), logits.numel()) << op << ": dlogits " << shape_str(dlogits.shape());
+  cross_entropy_kernel<<<static_cast<unsigned>(m), kThreads, 0, stream_>>>(
+      static_cast<const float*>(logits.raw()), static_cast<const int32_t*>(targets.raw()),
+      static_cast<const float*>(weights.raw()), vocab, static_cast<float*>(losses.raw()),
+      static_cast<float*>(dlogits.raw()));
+  XCOMP_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace xcomp::cuda

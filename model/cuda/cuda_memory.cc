@@ -1,0 +1,138 @@
+// The CUDA backend's object, its memory (allocation, uploads, downloads) and the checks
+// every op makes on its arguments.
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "model/cuda/cuda_backend.h"
+#include "model/cuda/cuda_check.h"
+#include "model/cuda/cuda_ops.h"
+#include "model/half.h"
+#include "model/input_error.h"
+
+namespace xcomp {
+
+std::unique_ptr<Ops> make_cuda_ops(int device, CudaWeightStorage weights) {
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  CHECK(status == cudaSuccess && count > 0)
+      << "the CUDA backend needs a GPU, but none is usable ("
+      << (status == cudaSuccess ? "no device found" : cudaGetErrorString(status)) << ")";
+  CHECK(device >= 0 && device < count) << "CUDA device " << device << " requested, " << count << " visible";
+  return std::make_unique<cuda::CudaOps>(device, weights);
+}
+
+namespace cuda {
+
+CudaOps::CudaOps(int device, CudaWeightStorage weights) : device_(device), weight_storage_(weights) {
+  if (const char* attention = std::getenv("XCOMP_CUDA_ATTENTION")) {
+    const std::string choice = attention;
+    if (choice != "simple" && choice != "tiled" && !choice.empty())
+      throw_input_error("XCOMP_CUDA_ATTENTION=", choice, ": expected simple or tiled");
+    simple_attention_ = choice == "simple";
+  }
+  XCOMP_CUDA_CHECK(cudaSetDevice(device));
+  allocator_ = DeviceAllocator::create(device);
+  XCOMP_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  XCOMP_CUBLAS_CHECK(cublasCreate(&cublas_));
+  XCOMP_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+  // Default math: no TF32 shortcuts in fp32 products (those are tested to 1e-5).
+  XCOMP_CUBLAS_CHECK(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
+}
+
+CudaOps::~CudaOps() {
+  // Tensors may outlive this object (they keep the allocator alive), but its queued work
+  // must finish before the stream goes.
+  XCOMP_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  XCOMP_CUBLAS_CHECK(cublasDestroy(cublas_));
+  XCOMP_CUDA_CHECK(cudaStreamDestroy(stream_));
+}
+
+void require_on_device(const char* op, std::initializer_list<const Tensor*> tensors) {
+  int position = 0;
+  for (const Tensor* t : tensors) {
+    ++position;
+    CHECK(t->defined()) << op << ": argument " << position << " is an undefined tensor";
+    CHECK(t->device() == Device::kCuda) << op << ": argument " << position << " " << shape_str(t->shape())
+                                        << " is a " << device_name(t->device())
+                                        << " tensor; the CUDA backend takes device tensors (upload it first)";
+  }
+}
+
+void require_dtype(const char* op, const char* what, const Tensor& t, DType dtype) {
+  CHECK(t.dtype() == dtype) << op << ": " << what << " is " << dtype_name(t.dtype()) << ", expected "
+                            << dtype_name(dtype);
+}
+
+unsigned elementwise_blocks(int64_t n, int threads) {
+  // Grid-stride loops cover the rest; more blocks than this only add scheduling cost.
+  const int64_t blocks = std::min<int64_t>((n + threads - 1) / threads, int64_t{1} << 16);
+  return static_cast<unsigned>(std::max<int64_t>(blocks, 1));
+}
+
+Tensor CudaOps::empty(Shape shape, DType dtype) {
+  const size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  return Tensor::on_device(allocator_->allocate(bytes), std::move(shape), dtype, Device::kCuda);
+}
+
+Tensor CudaOps::zeros(Shape shape, DType dtype) {
+  Tensor t = empty(std::move(shape), dtype);
+  if (t.nbytes() > 0) XCOMP_CUDA_CHECK(cudaMemsetAsync(t.raw(), 0, t.nbytes(), stream_));
+  return t;
+}
+
+Tensor CudaOps::upload(const Tensor& host) {
+  CHECK(host.defined()) << "upload of an undefined tensor";
+  // A tensor already here is returned as is, as the CPU backend returns host tensors:
+  // model code uploads inputs that may come from either side.
+  if (host.device() == Device::kCuda) return host;
+  Tensor t = empty(host.shape(), host.dtype());
+  // From pageable memory the copy is staged before this returns, so the host tensor may
+  // be released right after.
+  if (t.nbytes() > 0)
+    XCOMP_CUDA_CHECK(cudaMemcpyAsync(t.raw(), host.raw(), t.nbytes(), cudaMemcpyHostToDevice, stream_));
+  return t;
+}
+
+Tensor CudaOps::upload_weight(const Tensor& host) {
+  CHECK(host.defined() && host.on_host()) << "upload_weight takes a defined host tensor";
+  const bool floating = host.dtype() != DType::I32;
+  if (!floating) return upload(host);
+  if (host.ndim() != 2) return upload(host.to_f32());  // norm weights and other vectors stay fp32
+  if (weight_storage_ == CudaWeightStorage::kF32) return upload(host.to_f32());
+  if (host.dtype() == DType::BF16) return upload(host);
+  // Matrices are stored in bf16, rounded to nearest even on the host (as PyTorch's
+  // .to(torch.bfloat16) does); the product kernels read them as CUDA_R_16BF.
+  const Tensor f32 = host.to_f32();
+  Tensor bf16 = Tensor::empty(host.shape(), DType::BF16);
+  const float* src = f32.data<float>();
+  uint16_t* dst = bf16.data<uint16_t>();
+  const int64_t n = host.numel();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
+  return upload(bf16);
+}
+
+Tensor CudaOps::download(const Tensor& t) {
+  require_on_device("download", {&t});
+  Tensor host = Tensor::empty(t.shape(), t.dtype());
+  download_into(t, host);
+  return host;
+}
+
+void CudaOps::download_into(const Tensor& t, Tensor& host) {
+  require_on_device("download_into", {&t});
+  CHECK(host.defined() && host.on_host()) << "download_into needs a host tensor to write to";
+  CHECK(t.shape() == host.shape() && t.dtype() == host.dtype())
+      << "download_into: " << shape_str(t.shape()) << " " << dtype_name(t.dtype()) << " into "
+      << shape_str(host.shape()) << " " << dtype_name(host.dtype());
+  if (t.nbytes() > 0)
+    XCOMP_CUDA_CHECK(cudaMemcpyAsync(host.raw(), t.raw(), t.nbytes(), cudaMemcpyDeviceToHost, stream_));
+  XCOMP_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+}  // namespace cuda
+}  // namespace xcomp

@@ -1,0 +1,487 @@
+// The CUDA backend against the CPU backend, op by op, forward and backward, on random
+// inputs with the shapes of stories260K (hidden 64, 8 heads, 4 kv heads, head_dim 8,
+// vocab 512) and of bigger models (hidden 2048, head_dim 64/128, GQA 4:1, hundreds of
+// tokens, vocabularies of 32000 and 128256). Needs a GPU (ctest label "cuda"): without
+// one every test fails at once, saying so.
+//
+// Tolerances (relative max error, tests/cuda/tensor_compare.h): fp32 ops 1e-5; 1e-4 for
+// long sums taken in a different order on each side, where each side's own rounding
+// (about eps * sqrt(terms)) comes within a few times 1e-5: products with inner dimensions
+// of 1024+, attention's backward (dk/dv sum over every query and head of a group) and
+// attention over thousands of keys; bf16-weight products 1e-2 against the CPU on the same
+// bf16-rounded weights, whose error is then the rounding of the activations to bf16 (2^-9
+// relative per element, averaging out over the sum).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <ostream>
+#include <random>
+#include <string>
+
+#include "model/cpu/cpu_ops.h"
+#include "model/cuda/cuda_ops.h"
+#include "model/cuda/rmsnorm.h"
+#include "model/half.h"
+#include "tests/cuda/tensor_compare.h"
+
+namespace xcomp {
+namespace {
+
+using test::relative_max_error;
+
+constexpr double kF32Tolerance = 1e-5;
+constexpr double kLongSumTolerance = 1e-4;
+constexpr double kBf16Tolerance = 1e-2;
+
+Tensor random_tensor(Shape shape, uint32_t seed, float amplitude = 1.0f) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(-amplitude, amplitude);
+  Tensor t = Tensor::empty(std::move(shape));
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(gen);
+  return t;
+}
+
+Tensor random_ints(Shape shape, uint32_t seed, int32_t lo, int32_t hi) {
+  std::mt19937 gen(seed);
+  std::uniform_int_distribution<int32_t> dist(lo, hi);
+  Tensor t = Tensor::empty(std::move(shape), DType::I32);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<int32_t>()[i] = dist(gen);
+  return t;
+}
+
+// The values a bf16 copy of t holds, as F32.
+Tensor bf16_rounded(const Tensor& t) {
+  Tensor r = t.clone();
+  for (int64_t i = 0; i < r.numel(); ++i) r.data<float>()[i] = bf16_to_f32(f32_to_bf16(r.data<float>()[i]));
+  return r;
+}
+
+// HF's inverse frequencies for a head dimension, base 10000.
+Tensor inverse_frequencies(int64_t head_dim) {
+  Tensor t = Tensor::empty({head_dim / 2});
+  for (int64_t i = 0; i < head_dim / 2; ++i)
+    t.data<float>()[i] = static_cast<float>(1.0 / std::pow(10000.0, 2.0 * i / head_dim));
+  return t;
+}
+
+class CudaOpsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_GT(cuda::device_count(), 0)
+        << "no CUDA device: the cuda_tests run only on a GPU machine (tools/gpu_check.sh)";
+    gpu_ = make_cuda_ops(0);
+  }
+
+  Tensor up(const Tensor& host) { return gpu_->upload(host); }
+  Tensor down(const Tensor& device) { return gpu_->download(device); }
+
+  // Fails unless the device tensor matches the host reference within `tolerance`, and
+  // records the error in the test's JSON/XML report.
+  void expect_close(const std::string& what, const Tensor& got_device, const Tensor& want, double tolerance) {
+    expect_error_within(what, relative_max_error(down(got_device), want), tolerance);
+  }
+
+  void expect_error_within(const std::string& what, double error, double tolerance) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3g", error);
+    RecordProperty(what, text);
+    EXPECT_LE(error, tolerance) << what << ": relative max error " << error << " (tolerance " << tolerance << ")";
+  }
+
+  void expect_identical(const std::string& what, const Tensor& got_device, const Tensor& want) {
+    const Tensor got = down(got_device);
+    ASSERT_EQ(got.nbytes(), want.nbytes()) << what;
+    EXPECT_EQ(std::memcmp(got.raw(), want.raw(), want.nbytes()), 0) << what << ": not bit-identical";
+  }
+
+  CpuOps cpu_;
+  std::unique_ptr<Ops> gpu_;
+};
+
+// ---- memory -------------------------------------------------------------------------
+
+TEST_F(CudaOpsTest, UploadDownloadRoundTripsEveryDtype) {
+  for (DType dtype : {DType::F32, DType::F16, DType::BF16, DType::I32}) {
+    Tensor host = Tensor::empty({3, 17, 5}, dtype);
+    for (size_t i = 0; i < host.nbytes(); ++i) static_cast<uint8_t*>(host.raw())[i] = static_cast<uint8_t>(i * 7 + 3);
+    Tensor device = up(host);
+    EXPECT_EQ(device.device(), Device::kCuda);
+    EXPECT_EQ(device.dtype(), dtype);
+    expect_identical(std::string("round trip ") + dtype_name(dtype), device, host);
+    Tensor into = Tensor::zeros({3, 17, 5}, dtype);
+    gpu_->download_into(device, into);
+    EXPECT_EQ(std::memcmp(into.raw(), host.raw(), host.nbytes()), 0) << dtype_name(dtype);
+  }
+  Tensor zeros = gpu_->zeros({1000, 3});
+  expect_identical("zeros", zeros, Tensor::zeros({1000, 3}));
+  Tensor empty = gpu_->empty({0, 4});
+  EXPECT_EQ(down(empty).numel(), 0);
+}
+
+TEST_F(CudaOpsTest, UploadWeightKeepsMatricesInBf16AndVectorsInF32) {
+  const Tensor matrix = random_tensor({33, 70}, 1, 3.0f);
+  const Tensor device_matrix = gpu_->upload_weight(matrix);
+  ASSERT_EQ(device_matrix.dtype(), DType::BF16);
+  const Tensor stored = down(device_matrix);
+  for (int64_t i = 0; i < matrix.numel(); ++i)
+    ASSERT_EQ(stored.data<uint16_t>()[i], f32_to_bf16(matrix.data<float>()[i])) << i;
+  const Tensor vector = random_tensor({70}, 2);
+  const Tensor device_vector = gpu_->upload_weight(vector);
+  ASSERT_EQ(device_vector.dtype(), DType::F32);
+  expect_identical("norm weight", device_vector, vector);
+}
+
+TEST_F(CudaOpsTest, ManyTemporariesReuseTheAllocatorsBlocks) {
+  // A step's worth of allocate/free cycles must neither fail nor corrupt live tensors.
+  const Tensor keep_host = random_tensor({256, 64}, 3);
+  Tensor keep = up(keep_host);
+  for (int i = 0; i < 2000; ++i) {
+    Tensor t = gpu_->empty({static_cast<int64_t>(1 + i % 97), 64});
+    gpu_->zero(t);
+  }
+  expect_identical("live tensor after churn", keep, keep_host);
+}
+
+TEST_F(CudaOpsTest, OpsRejectHostTensorsNamingTheOp) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // the parent holds a CUDA context
+  Tensor y = gpu_->zeros({4});
+  const Tensor x = Tensor::zeros({4});
+  EXPECT_DEATH(gpu_->add_inplace(y, x), "add_inplace: argument 2 .* host tensor");
+}
+
+// ---- lookups and products ----------------------------------------------------------
+
+TEST_F(CudaOpsTest, EmbeddingMatchesCpuForF32AndBf16Tables) {
+  struct Case { int64_t vocab, hidden, n; };
+  for (const Case c : {Case{512, 64, 37}, Case{4096, 2048, 300}}) {
+    const Tensor table = random_tensor({c.vocab, c.hidden}, 4);
+    const Tensor ids = random_ints({c.n}, 5, 0, static_cast<int32_t>(c.vocab - 1));
+    Tensor want = Tensor::empty({c.n, c.hidden});
+    cpu_.embedding(table, ids, want);
+    Tensor out = gpu_->empty({c.n, c.hidden});
+    gpu_->embedding(up(table), up(ids), out);
+    expect_identical("embedding f32 " + std::to_string(c.hidden), out, want);
+    cpu_.embedding(bf16_rounded(table), ids, want);
+    gpu_->embedding(gpu_->upload_weight(table), up(ids), out);
+    expect_identical("embedding bf16 " + std::to_string(c.hidden), out, want);
+  }
+}
+
+struct LinearCase { int64_t m, k, n; };
+const LinearCase kLinearCases[] = {{10, 64, 64}, {10, 64, 512}, {300, 2048, 512}, {300, 512, 2048}, {300, 2048, 16},
+                                   {300, 16, 2048}};
+
+// fp32 products: 1e-5, or 1e-4 for inner dimensions of 1024 and more, where each side's
+// rounding error alone (about eps * sqrt(K) relative, in a different summation order on
+// each side) comes within a factor of a few of 1e-5.
+double f32_product_tolerance(int64_t inner) { return inner >= 1024 ? kLongSumTolerance : kF32Tolerance; }
+
+std::string linear_name(const char* what, const LinearCase& c) {
+  return std::string(what) + "_" + std::to_string(c.m) + "x" + std::to_string(c.k) + "x" + std::to_string(c.n);
+}
+
+TEST_F(CudaOpsTest, LinearWithF32WeightsMatchesCpu) {
+  for (const LinearCase& c : kLinearCases) {
+    const Tensor x = random_tensor({c.m, c.k}, 6), w = random_tensor({c.n, c.k}, 7, 0.1f);
+    Tensor want = Tensor::empty({c.m, c.n});
+    cpu_.linear(x, w, want);
+    Tensor y = gpu_->empty({c.m, c.n});
+    gpu_->linear(up(x), up(w), y);
+    expect_close(linear_name("linear_f32", c), y, want, f32_product_tolerance(c.k));
+  }
+}
+
+TEST_F(CudaOpsTest, LinearWithBf16WeightsMatchesCpuOnRoundedWeights) {
+  for (const LinearCase& c : kLinearCases) {
+    const Tensor x = random_tensor({c.m, c.k}, 8), w = random_tensor({c.n, c.k}, 9, 0.1f);
+    const Tensor w_rounded = bf16_rounded(w);
+    Tensor want = Tensor::empty({c.m, c.n});
+    cpu_.linear(x, w_rounded, want);
+    const Tensor w_device = gpu_->upload_weight(w);
+    ASSERT_EQ(w_device.dtype(), DType::BF16);
+    Tensor y = gpu_->empty({c.m, c.n});
+    gpu_->linear(up(x), w_device, y);
+    expect_close(linear_name("linear_bf16", c), y, want, kBf16Tolerance);
+    // With x rounded too, only the order of the fp32 accumulation differs.
+    cpu_.linear(bf16_rounded(x), w_rounded, want);
+    expect_close(linear_name("linear_bf16_rounded_x", c), y, want, kLongSumTolerance);
+  }
+}
+
+TEST_F(CudaOpsTest, LinearBackwardInputMatchesCpuAndAccumulates) {
+  for (const LinearCase& c : kLinearCases) {
+    const Tensor dy = random_tensor({c.m, c.n}, 10), w = random_tensor({c.n, c.k}, 11, 0.1f);
+    const Tensor initial = random_tensor({c.m, c.k}, 12);
+    for (bool accumulate : {false, true}) {
+      Tensor want = initial.clone();
+      cpu_.linear_backward_input(dy, w, want, accumulate);
+      Tensor dx = up(initial);
+      gpu_->linear_backward_input(up(dy), up(w), dx, accumulate);
+      expect_close(linear_name(accumulate ? "dx_f32_accumulate" : "dx_f32", c), dx, want, f32_product_tolerance(c.n));
+
+      want = initial.clone();
+      cpu_.linear_backward_input(dy, bf16_rounded(w), want, accumulate);
+      dx = up(initial);
+      gpu_->linear_backward_input(up(dy), gpu_->upload_weight(w), dx, accumulate);
+      expect_close(linear_name(accumulate ? "dx_bf16_accumulate" : "dx_bf16", c), dx, want, kBf16Tolerance);
+    }
+  }
+}
+
+TEST_F(CudaOpsTest, LinearBackwardWeightMatchesCpuAndAccumulates) {
+  for (const LinearCase& c : kLinearCases) {
+    const Tensor dy = random_tensor({c.m, c.n}, 13), x = random_tensor({c.m, c.k}, 14);
+    const Tensor initial = random_tensor({c.n, c.k}, 15);
+    for (bool accumulate : {false, true}) {
+      Tensor want = initial.clone();
+      cpu_.linear_backward_weight(dy, x, want, accumulate);
+      Tensor dw = up(initial);
+      gpu_->linear_backward_weight(up(dy), up(x), dw, accumulate);
+      expect_close(linear_name(accumulate ? "dw_accumulate" : "dw", c), dw, want, f32_product_tolerance(c.m));
+    }
+  }
+}
+
+// ---- row-wise and elementwise --------------------------------------------------------
+
+TEST_F(CudaOpsTest, RmsnormAndBackwardMatchCpu) {
+  for (const Shape& shape : {Shape{37, 64}, Shape{2, 150, 2048}}) {
+    const int64_t width = shape.back();
+    const Tensor x = random_tensor(shape, 16, 2.0f), w = random_tensor({width}, 17);
+    const Tensor dy = random_tensor(shape, 18), initial = random_tensor(shape, 19);
+    Tensor want = Tensor::empty(shape);
+    cpu_.rmsnorm(x, w, 1e-5f, want);
+    Tensor y = gpu_->empty(shape);
+    gpu_->rmsnorm(up(x), up(w), 1e-5f, y);
+    expect_close("rmsnorm_" + std::to_string(width), y, want, kF32Tolerance);
+    for (bool accumulate : {false, true}) {
+      Tensor want_dx = initial.clone();
+      cpu_.rmsnorm_backward(dy, x, w, 1e-5f, want_dx, accumulate);
+      Tensor dx = up(initial);
+      gpu_->rmsnorm_backward(up(dy), up(x), up(w), 1e-5f, dx, accumulate);
+      expect_close("rmsnorm_backward_" + std::to_string(width) + (accumulate ? "_accumulate" : ""), dx, want_dx,
+                   kF32Tolerance);
+    }
+  }
+}
+
+TEST_F(CudaOpsTest, RopeAndBackwardMatchCpu) {
+  for (const Shape& shape : {Shape{2, 9, 8, 8}, Shape{2, 300, 32, 64}, Shape{1, 100, 16, 128}}) {
+    const int64_t b = shape[0], t = shape[1], d = shape[3];
+    const Tensor x = random_tensor(shape, 20);
+    const Tensor positions = random_ints({b, t}, 21, 0, 4000);
+    const Tensor inv_freq = inverse_frequencies(d);
+    Tensor want = x.clone();
+    cpu_.rope(want, positions, inv_freq);
+    Tensor y = up(x);
+    gpu_->rope(y, up(positions), up(inv_freq));
+    expect_close("rope_" + std::to_string(d), y, want, kF32Tolerance);
+    Tensor want_back = x.clone();
+    cpu_.rope_backward(want_back, positions, inv_freq);
+    Tensor back = up(x);
+    gpu_->rope_backward(back, up(positions), up(inv_freq));
+    expect_close("rope_backward_" + std::to_string(d), back, want_back, kF32Tolerance);
+  }
+}
+
+TEST_F(CudaOpsTest, SwigluAndBackwardMatchCpu) {
+  for (int64_t n : {int64_t{1000}, int64_t{300} * 5632}) {
+    const Tensor gate = random_tensor({n}, 22, 6.0f), upv = random_tensor({n}, 23, 2.0f), dout = random_tensor({n}, 24);
+    Tensor want = Tensor::empty({n});
+    cpu_.swiglu(gate, upv, want);
+    Tensor out = gpu_->empty({n});
+    gpu_->swiglu(up(gate), up(upv), out);
+    expect_close("swiglu_" + std::to_string(n), out, want, kF32Tolerance);
+    Tensor want_dgate = Tensor::empty({n}), want_dup = Tensor::empty({n});
+    cpu_.swiglu_backward(dout, gate, upv, want_dgate, want_dup);
+    Tensor dgate = gpu_->empty({n}), dup = gpu_->empty({n});
+    gpu_->swiglu_backward(up(dout), up(gate), up(upv), dgate, dup);
+    expect_close("swiglu_dgate_" + std::to_string(n), dgate, want_dgate, kF32Tolerance);
+    expect_close("swiglu_dup_" + std::to_string(n), dup, want_dup, kF32Tolerance);
+    // The outputs may alias the inputs (the model reuses the gate and up buffers).
+    Tensor gate_in_place = up(gate), up_in_place = up(upv);
+    gpu_->swiglu_backward(up(dout), gate_in_place, up_in_place, gate_in_place, up_in_place);
+    expect_close("swiglu_dgate_aliased", gate_in_place, want_dgate, kF32Tolerance);
+    expect_close("swiglu_dup_aliased", up_in_place, want_dup, kF32Tolerance);
+  }
+}
+
+TEST_F(CudaOpsTest, AddsAndZeroMatchCpu) {
+  const Tensor y0 = random_tensor({300, 2048}, 25), x = random_tensor({300, 2048}, 26);
+  Tensor want = y0.clone();
+  cpu_.add_inplace(want, x);
+  Tensor y = up(y0);
+  gpu_->add_inplace(y, up(x));
+  expect_identical("add_inplace", y, want);
+  want = y0.clone();
+  cpu_.add_scaled(want, x, -0.37f);
+  y = up(y0);
+  gpu_->add_scaled(y, up(x), -0.37f);
+  expect_close("add_scaled", y, want, kF32Tolerance);
+  gpu_->zero(y);
+  expect_identical("zero", y, Tensor::zeros({300, 2048}));
+}
+
+TEST_F(CudaOpsTest, WriteAndReadRowsMatchCpuForEveryDtype) {
+  for (DType dtype : {DType::F32, DType::BF16, DType::I32}) {
+    Tensor dst_host = Tensor::empty({2, 20, 4, 8}, dtype), src_host = Tensor::empty({2, 5, 4, 8}, dtype);
+    for (size_t i = 0; i < dst_host.nbytes(); ++i) static_cast<uint8_t*>(dst_host.raw())[i] = static_cast<uint8_t>(i);
+    for (size_t i = 0; i < src_host.nbytes(); ++i) static_cast<uint8_t*>(src_host.raw())[i] = static_cast<uint8_t>(200 - i);
+    Tensor dst = up(dst_host);
+    gpu_->write_rows(up(src_host), dst, 7);
+    Tensor want = dst_host.clone();
+    cpu_.write_rows(src_host, want, 7);
+    expect_identical(std::string("write_rows ") + dtype_name(dtype), dst, want);
+    Tensor read = gpu_->empty({2, 6, 4, 8}, dtype);
+    gpu_->read_rows(dst, 13, read);
+    Tensor want_read = Tensor::empty({2, 6, 4, 8}, dtype);
+    cpu_.read_rows(want, 13, want_read);
+    expect_identical(std::string("read_rows ") + dtype_name(dtype), read, want_read);
+  }
+}
+
+TEST_F(CudaOpsTest, DropoutMaskIsBitIdenticalToCpu) {
+  const Tensor x = random_tensor({300, 2048}, 27);
+  for (float p : {0.0f, 0.1f, 0.5f}) {
+    for (uint64_t stream : {uint64_t{0}, uint64_t{12345}}) {
+      Tensor want = Tensor::empty({300, 2048});
+      cpu_.dropout(x, p, 42, stream, want);
+      Tensor out = gpu_->empty({300, 2048});
+      gpu_->dropout(up(x), p, 42, stream, out);
+      expect_identical("dropout p=" + std::to_string(p) + " stream " + std::to_string(stream), out, want);
+    }
+  }
+  Tensor want = Tensor::empty({300, 2048});
+  cpu_.dropout(x, 0.1f, 7, 3, want);
+  Tensor in_place = up(x);
+  gpu_->dropout(in_place, 0.1f, 7, 3, in_place);
+  expect_identical("dropout in place", in_place, want);
+}
+
+// ---- attention -----------------------------------------------------------------------
+
+struct AttentionCase {
+  const char* name;
+  int64_t batch, t, heads, kv_heads, d, capacity, length;
+};
+
+void PrintTo(const AttentionCase& c, std::ostream* os) { *os << c.name; }
+
+// Row 0: a few padded keys in the prefix and among the queries' own. Row 1 (if any):
+// every key up to and including query 0's own entry is padding, so query 0 sees nothing.
+Tensor attention_key_valid(const AttentionCase& c) {
+  Tensor valid = Tensor::empty({c.batch, c.capacity}, DType::I32);
+  int32_t* v = valid.data<int32_t>();
+  for (int64_t i = 0; i < valid.numel(); ++i) v[i] = 1;
+  const int64_t first_query = c.length - c.t;
+  v[1 % c.length] = 0;
+  v[c.length / 2] = 0;
+  v[first_query + (c.t > 2 ? 2 : 0)] = 0;
+  if (c.batch > 1) {
+    for (int64_t s = 0; s <= first_query; ++s) v[c.capacity + s] = 0;
+  }
+  return valid;
+}
+
+class CudaAttentionTest : public CudaOpsTest, public ::testing::WithParamInterface<AttentionCase> {};
+
+TEST_P(CudaAttentionTest, ForwardAndBackwardMatchCpu) {
+  const AttentionCase c = GetParam();
+  const Shape q_shape{c.batch, c.t, c.heads, c.d}, kv_shape{c.batch, c.capacity, c.kv_heads, c.d};
+  const Tensor q = random_tensor(q_shape, 30, 2.0f), k = random_tensor(kv_shape, 31, 2.0f);
+  const Tensor v = random_tensor(kv_shape, 32), valid = attention_key_valid(c);
+  Tensor want = Tensor::empty(q_shape);
+  cpu_.attention(q, k, v, c.length, valid, want);
+  const Tensor q_d = up(q), k_d = up(k), v_d = up(v), valid_d = up(valid);
+  Tensor out = up(random_tensor(q_shape, 33));  // garbage: every entry must be written
+  gpu_->attention(q_d, k_d, v_d, c.length, valid_d, out);
+  // The CPU normalises by a sequential fp32 sum over the keys, whose rounding error
+  // (~eps * sqrt(length)) nears 1e-5 for thousands of keys.
+  expect_close(std::string(c.name) + "_out", out, want, c.length > 1024 ? kLongSumTolerance : kF32Tolerance);
+  if (c.batch > 1) {  // row 1's query 0 sees no key: zeros, exactly
+    const Tensor got = down(out);
+    for (int64_t i = 0; i < c.heads * c.d; ++i)
+      ASSERT_EQ(got.data<float>()[c.t * c.heads * c.d + i], 0.0f) << "query with no visible key, element " << i;
+  }
+
+  const Tensor dout = random_tensor(q_shape, 34);
+  const Tensor dk0 = random_tensor(kv_shape, 35), dv0 = random_tensor(kv_shape, 36);
+  Tensor want_dq = random_tensor(q_shape, 37), want_dk = dk0.clone(), want_dv = dv0.clone();
+  cpu_.attention_backward(dout, q, k, v, c.length, valid, want_dq, want_dk, want_dv);
+  Tensor dq = up(random_tensor(q_shape, 38)), dk = up(dk0), dv = up(dv0);
+  gpu_->attention_backward(up(dout), q_d, k_d, v_d, c.length, valid_d, dq, dk, dv);
+  // Long sums: every query and head of the group adds into a dk/dv entry.
+  expect_close(std::string(c.name) + "_dq", dq, want_dq, kLongSumTolerance);
+  expect_close(std::string(c.name) + "_dk", dk, want_dk, kLongSumTolerance);
+  expect_close(std::string(c.name) + "_dv", dv, want_dv, kLongSumTolerance);
+  // The accumulation itself: the increments alone, against the CPU's.
+  Tensor dk_increment = down(dk), want_increment = want_dk.clone();
+  for (int64_t i = 0; i < dk0.numel(); ++i) {
+    dk_increment.data<float>()[i] -= dk0.data<float>()[i];
+    want_increment.data<float>()[i] -= dk0.data<float>()[i];
+  }
+  const double increment_error = relative_max_error(dk_increment, want_increment);
+  EXPECT_LE(increment_error, 1e-3) << "dk increments";  // cancellation against dk0 costs precision
+}
+
+// The simple forward (one block per query) is the tiled one's fallback: it must hold too.
+TEST_P(CudaAttentionTest, SimpleForwardMatchesCpu) {
+  const AttentionCase c = GetParam();
+  ASSERT_EQ(setenv("XCOMP_CUDA_ATTENTION", "simple", 1), 0);
+  std::unique_ptr<Ops> simple = make_cuda_ops(0);  // reads the variable once, here
+  ASSERT_EQ(unsetenv("XCOMP_CUDA_ATTENTION"), 0);
+  const Shape q_shape{c.batch, c.t, c.heads, c.d}, kv_shape{c.batch, c.capacity, c.kv_heads, c.d};
+  const Tensor q = random_tensor(q_shape, 50, 2.0f), k = random_tensor(kv_shape, 51, 2.0f);
+  const Tensor v = random_tensor(kv_shape, 52), valid = attention_key_valid(c);
+  Tensor want = Tensor::empty(q_shape);
+  cpu_.attention(q, k, v, c.length, valid, want);
+  // Its own uploads: each backend object runs on its own stream.
+  Tensor out = simple->upload(random_tensor(q_shape, 53));
+  simple->attention(simple->upload(q), simple->upload(k), simple->upload(v), c.length, simple->upload(valid), out);
+  expect_error_within(std::string(c.name) + "_simple_out", relative_max_error(simple->download(out), want),
+                      c.length > 1024 ? kLongSumTolerance : kF32Tolerance);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CudaAttentionTest,
+    ::testing::Values(AttentionCase{"stories260k", 2, 6, 8, 4, 8, 16, 12},
+                      AttentionCase{"stories260k_no_prefix", 2, 7, 8, 4, 8, 7, 7},
+                      AttentionCase{"bench_d64", 2, 100, 16, 4, 64, 512, 496},
+                      AttentionCase{"bench_d128", 1, 64, 8, 2, 128, 520, 480},
+                      AttentionCase{"long_prefix_d64", 2, 4, 4, 1, 64, 7000, 6900}),
+    [](const ::testing::TestParamInfo<AttentionCase>& info) { return std::string(info.param.name); });
+
+// ---- loss ----------------------------------------------------------------------------
+
+TEST_F(CudaOpsTest, CrossEntropyMatchesCpuWithWeightsAndMissingTargets) {
+  struct Case { int64_t m, vocab; };
+  for (const Case c : {Case{6, 512}, Case{16, 32000}, Case{3, 128256}}) {
+    const Tensor logits = random_tensor({c.m, c.vocab}, 40, 8.0f);
+    Tensor targets = random_ints({c.m}, 41, 0, static_cast<int32_t>(c.vocab - 1));
+    Tensor weights = random_tensor({c.m}, 42, 0.5f);
+    for (int64_t i = 0; i < c.m; ++i) weights.data<float>()[i] += 1.0f;  // in [0.5, 1.5]
+    targets.data<int32_t>()[0] = -1;  // no target
+    weights.data<float>()[c.m - 1] = 0.0f;  // a zero-weight row
+    Tensor want_losses = Tensor::empty({c.m}), want_dlogits = Tensor::empty({c.m, c.vocab});
+    cpu_.cross_entropy(logits, targets, weights, want_losses, want_dlogits);
+    Tensor losses = gpu_->empty({c.m}), dlogits = up(random_tensor({c.m, c.vocab}, 43));
+    gpu_->cross_entropy(up(logits), up(targets), up(weights), losses, dlogits);
+    const std::string v = std::to_string(c.vocab);
+    expect_close("cross_entropy_losses_" + v, losses, want_losses, kF32Tolerance);
+    expect_close("cross_entropy_dlogits_" + v, dlogits, want_dlogits, kF32Tolerance);
+    const Tensor got_losses = down(losses), got_dlogits = down(dlogits);
+    EXPECT_EQ(got_losses.data<float>()[0], 0.0f) << "row without a target";
+    EXPECT_EQ(got_losses.data<float>()[c.m - 1], 0.0f) << "zero-weight row";
+    for (int64_t i = 0; i < c.vocab; ++i) {
+      ASSERT_EQ(got_dlogits.data<float>()[i], 0.0f) << "gradient of the row without a target, " << i;
+      ASSERT_EQ(got_dlogits.data<float>()[(c.m - 1) * c.vocab + i], 0.0f) << "gradient of the zero-weight row, " << i;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace xcomp
