@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config git ca-certificates python3 python3-pip
   libopenmpi-dev openmpi-bin libhdf5-dev libyaml-cpp-dev libgoogle-glog-dev
   libgtest-dev libgmock-dev libopenblas-dev libsentencepiece-dev libpcre2-dev
-  nlohmann-json3-dev zlib1g-dev libssl-dev
+  nlohmann-json3-dev zlib1g-dev libssl-dev libdnnl-dev
 )
 
 missing=()

@@ -1,8 +1,13 @@
 // Grouped-query causal attention of the CPU backend (see Ops::attention for the
-// visibility rule). Work is split by (row, kv head): that thread gathers the kv head's
-// keys and values transposed, [head_dim][length], so every inner loop runs over
-// contiguous key positions and vectorises, and it owns that kv head's dk/dv in backward
-// (no races). Invisible keys get a score of -inf, so the mask costs no branches.
+// visibility rule), as matrix products per (row, kv head): the queries of the kv head's
+// group of heads are stacked into one block Q [group * T, d] (row g * T + t), so
+// S = scale Q K^T and O = P V, and in backward dP = dO V^T, dQ = dS K, dK += dS^T Q,
+// dV += P^T dO, are one cpu_sgemm call each (K and V are read in place as strided
+// views). Small products are dominated by per-call cost, so fewer, larger calls win.
+// Between them the masked softmax runs row by row over contiguous scores and
+// vectorises. A (row, kv head) belongs to one thread, which owns its dk/dv (no races).
+// Scores above the causal diagonal are computed and then zeroed: simpler and, at these
+// sizes, cheaper than splitting the products.
 #include <glog/logging.h>
 
 #include <algorithm>
@@ -10,6 +15,9 @@
 #include <limits>
 #include <vector>
 
+#include "model/cpu/cpu_gemm.h"
+
+#include "model/cpu/cpu_exp.h"
 #include "model/cpu/cpu_ops.h"
 
 namespace xcomp {
@@ -42,55 +50,91 @@ AttentionShape check_shapes(const Tensor& q, const Tensor& k, const Tensor& v, i
   return s;
 }
 
-// One (row, kv head): transposed keys and values, and per-query scratch.
-struct HeadWork {
-  explicit HeadWork(const AttentionShape& s)
-      : kt(s.d * s.length), vt(s.d * s.length), probs(s.length), dprobs(s.length) {}
-  std::vector<float> kt, vt;  // [d][length]
-  std::vector<float> probs, dprobs;
+// One (row, kv head): where its keys and values start and their row stride, and the
+// stacked query-shaped blocks of its group of heads.
+struct KvHead {
+  int64_t kv_offset, kv_stride;
+  int64_t q_offset;  // of head kh * group at t = 0 in q-shaped tensors
 };
 
-void gather_transposed(const float* src, const AttentionShape& s, int64_t bi, int64_t kh, std::vector<float>& dst) {
-  for (int64_t pos = 0; pos < s.length; ++pos) {
-    const float* row = src + ((bi * s.capacity + pos) * s.kv_heads + kh) * s.d;
-    for (int64_t i = 0; i < s.d; ++i) dst[i * s.length + pos] = row[i];
+KvHead kv_head(const AttentionShape& s, int64_t bi, int64_t kh) {
+  return {(bi * s.capacity * s.kv_heads + kh) * s.d, s.kv_heads * s.d, (bi * s.t * s.heads + kh * s.group) * s.d};
+}
+
+// block [group * T, d] <- the group's rows of a q-shaped tensor, and back.
+void stack_group(const AttentionShape& s, const KvHead& at, const float* src, float* block) {
+  for (int64_t g = 0; g < s.group; ++g)
+    for (int64_t ti = 0; ti < s.t; ++ti)
+      std::copy_n(src + at.q_offset + ti * s.heads * s.d + g * s.d, s.d, block + (g * s.t + ti) * s.d);
+}
+
+void unstack_group(const AttentionShape& s, const KvHead& at, const float* block, float* dst) {
+  for (int64_t g = 0; g < s.group; ++g)
+    for (int64_t ti = 0; ti < s.t; ++ti)
+      std::copy_n(block + (g * s.t + ti) * s.d, s.d, dst + at.q_offset + ti * s.heads * s.d + g * s.d);
+}
+
+// Score rows are padded to a multiple of kLanes floats and the softmax loops run over
+// whole multiples of it (the causal limit is part of the mask): rows are short (T, ~100),
+// so per-loop remainder handling would otherwise cost as much as the work.
+constexpr int64_t kLanes = 16;
+
+int64_t padded(int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
+
+// scores [group * T, stride] (scale Q K^T) -> probabilities in place: row g * T + t is
+// the softmax over the keys query t sees, 0 elsewhere (all 0 when it sees none).
+// valid: the row's key validity, zero-padded to `stride`.
+void masked_softmax_rows(const AttentionShape& s, const int32_t* valid, int64_t stride, float* scores) {
+  constexpr float kInvisible = -std::numeric_limits<float>::infinity();
+  for (int64_t r = 0; r < s.group * s.t; ++r) {
+    float* row = scores + r * stride;
+    const int64_t n = s.length - s.t + r % s.t + 1;  // keys [0, n) precede or are the query
+    const int64_t width = padded(n);
+    float max_score = kInvisible;
+#pragma omp simd reduction(max : max_score)
+    for (int64_t pos = 0; pos < width; ++pos) {
+      const float score = pos < n && valid[pos] ? row[pos] : kInvisible;
+      row[pos] = score;
+      max_score = std::max(max_score, score);
+    }
+    std::fill(row + width, row + stride, 0.0f);
+    if (max_score == kInvisible) {
+      std::fill(row, row + width, 0.0f);
+      continue;
+    }
+    // Weights below e^-64 of the largest cannot change a float sum of them; setting them
+    // to 0 keeps denormals (slow on x86) out of this and the later products.
+    constexpr float kNegligible = -64.0f;
+    float total = 0;
+#pragma omp simd reduction(+ : total)
+    for (int64_t pos = 0; pos < width; ++pos) {
+      const float x = row[pos] - max_score;
+      const float e = x < kNegligible ? 0.0f : vector_exp(x);
+      row[pos] = e;
+      total += e;
+    }
+    const float inv = 1.0f / total;
+#pragma omp simd
+    for (int64_t pos = 0; pos < width; ++pos) row[pos] *= inv;
   }
 }
 
-// probs[0..last] = softmax of the visible scores (0 where invisible). Returns false when
-// the query sees no key.
-bool softmax_row(const float* q, const HeadWork& w, const AttentionShape& s, const int32_t* valid, int64_t last,
-                 float* probs) {
-  const int64_t n = last + 1;
-  std::fill(probs, probs + n, 0.0f);
-  for (int64_t i = 0; i < s.d; ++i) {
-    const float qi = q[i] * s.scale;
-    const float* krow = w.kt.data() + i * s.length;
-#pragma omp simd
-    for (int64_t pos = 0; pos < n; ++pos) probs[pos] += qi * krow[pos];
-  }
-  float max_score = -std::numeric_limits<float>::infinity();
-  for (int64_t pos = 0; pos < n; ++pos) {
-    if (!valid[pos]) probs[pos] = -std::numeric_limits<float>::infinity();
-    max_score = std::max(max_score, probs[pos]);
-  }
-  if (max_score == -std::numeric_limits<float>::infinity()) return false;
-  float total = 0;
-  for (int64_t pos = 0; pos < n; ++pos) {
-    probs[pos] = std::exp(probs[pos] - max_score);
-    total += probs[pos];
-  }
-  const float inv = 1.0f / total;
-#pragma omp simd
-  for (int64_t pos = 0; pos < n; ++pos) probs[pos] *= inv;
-  return true;
-}
+// Per-thread buffers for one (row, kv head).
+struct GroupWork {
+  explicit GroupWork(const AttentionShape& s)
+      : rows(s.group * s.t), stride(padded(s.length)), q(rows * s.d), dout(rows * s.d), out(rows * s.d),
+        p(rows * stride), ds(rows * stride), valid(stride) {}
+  int64_t rows, stride;  // stride: of the score rows
+  std::vector<float> q, dout, out, p, ds;
+  std::vector<int32_t> valid;
+};
 
-float dot(const float* a, const float* b, int64_t n) {
-  float sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
-  return sum;
+// w.p = the probabilities of the group's stacked queries w.q.
+void probabilities(const AttentionShape& s, const KvHead& at, const float* k, const int32_t* valid, GroupWork& w) {
+  std::copy_n(valid, s.length, w.valid.begin());  // the tail stays 0
+  cpu_sgemm(false, true, w.rows, s.length, s.d, s.scale, w.q.data(), s.d, k + at.kv_offset, at.kv_stride, 0.0f,
+            w.p.data(), w.stride);
+  masked_softmax_rows(s, w.valid.data(), w.stride, w.p.data());
 }
 
 }  // namespace
@@ -99,28 +143,22 @@ void CpuOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_
                        Tensor& out) {
   const AttentionShape s = check_shapes(q, k, v, length, key_valid, out);
   const float* qs = q.data<float>();
+  const float* ks = k.data<float>();
+  const float* vs = v.data<float>();
   const int32_t* valid = key_valid.data<int32_t>();
   float* os = out.data<float>();
 #pragma omp parallel
   {
-    HeadWork w(s);
+    GroupWork w(s);
 #pragma omp for collapse(2) schedule(static)
     for (int64_t bi = 0; bi < s.b; ++bi) {
       for (int64_t kh = 0; kh < s.kv_heads; ++kh) {
-        gather_transposed(k.data<float>(), s, bi, kh, w.kt);
-        gather_transposed(v.data<float>(), s, bi, kh, w.vt);
-        for (int64_t ti = 0; ti < s.t; ++ti) {
-          const int64_t last = s.length - s.t + ti;
-          for (int64_t h = kh * s.group; h < (kh + 1) * s.group; ++h) {
-            const int64_t at = ((bi * s.t + ti) * s.heads + h) * s.d;
-            float* o = os + at;
-            if (!softmax_row(qs + at, w, s, valid + bi * s.capacity, last, w.probs.data())) {
-              std::fill(o, o + s.d, 0.0f);
-              continue;
-            }
-            for (int64_t i = 0; i < s.d; ++i) o[i] = dot(w.probs.data(), w.vt.data() + i * s.length, last + 1);
-          }
-        }
+        const KvHead at = kv_head(s, bi, kh);
+        stack_group(s, at, qs, w.q.data());
+        probabilities(s, at, ks, valid + bi * s.capacity, w);
+        cpu_sgemm(false, false, w.rows, s.d, s.length, 1.0f, w.p.data(), w.stride, vs + at.kv_offset, at.kv_stride,
+                  0.0f, w.out.data(), s.d);
+        unstack_group(s, at, w.out.data(), os);
       }
     }
   }
@@ -131,6 +169,8 @@ void CpuOps::attention_backward(const Tensor& dout, const Tensor& q, const Tenso
   const AttentionShape s = check_shapes(q, k, v, length, key_valid, dout);
   CHECK(dq.shape() == q.shape() && dk.shape() == k.shape() && dv.shape() == v.shape());
   const float* qs = q.data<float>();
+  const float* ks = k.data<float>();
+  const float* vs = v.data<float>();
   const float* dos = dout.data<float>();
   const int32_t* valid = key_valid.data<int32_t>();
   float* dqs = dq.data<float>();
@@ -138,60 +178,35 @@ void CpuOps::attention_backward(const Tensor& dout, const Tensor& q, const Tenso
   float* dvs = dv.data<float>();
 #pragma omp parallel
   {
-    HeadWork w(s);
-    std::vector<float> dkt(s.d * s.length), dvt(s.d * s.length);
+    GroupWork w(s);
 #pragma omp for collapse(2) schedule(static)
     for (int64_t bi = 0; bi < s.b; ++bi) {
       for (int64_t kh = 0; kh < s.kv_heads; ++kh) {
-        gather_transposed(k.data<float>(), s, bi, kh, w.kt);
-        gather_transposed(v.data<float>(), s, bi, kh, w.vt);
-        std::fill(dkt.begin(), dkt.end(), 0.0f);
-        std::fill(dvt.begin(), dvt.end(), 0.0f);
-        for (int64_t ti = 0; ti < s.t; ++ti) {
-          const int64_t last = s.length - s.t + ti, n = last + 1;
-          for (int64_t h = kh * s.group; h < (kh + 1) * s.group; ++h) {
-            const int64_t at = ((bi * s.t + ti) * s.heads + h) * s.d;
-            const float* qv = qs + at;
-            const float* go = dos + at;
-            float* gq = dqs + at;
-            float* p = w.probs.data();
-            float* dp = w.dprobs.data();
-            if (!softmax_row(qv, w, s, valid + bi * s.capacity, last, p)) {  // output was 0
-              std::fill(gq, gq + s.d, 0.0f);
-              continue;
-            }
-            // dP = dout . v_pos; dS = P (dP - sum_j P_j dP_j) * scale.
-            std::fill(dp, dp + n, 0.0f);
-            for (int64_t i = 0; i < s.d; ++i) {
-              const float g = go[i];
-              const float* vrow = w.vt.data() + i * s.length;
+        const KvHead at = kv_head(s, bi, kh);
+        stack_group(s, at, qs, w.q.data());
+        stack_group(s, at, dos, w.dout.data());
+        probabilities(s, at, ks, valid + bi * s.capacity, w);
+        // dP = dO V^T, then dS = P (dP - sum_j P_j dP_j) * scale, row by row.
+        cpu_sgemm(false, true, w.rows, s.length, s.d, 1.0f, w.dout.data(), s.d, vs + at.kv_offset, at.kv_stride, 0.0f,
+                  w.ds.data(), w.stride);
+        for (int64_t r = 0; r < w.rows; ++r) {
+          const float* pr = w.p.data() + r * w.stride;
+          float* dr = w.ds.data() + r * w.stride;
+          const int64_t width = padded(s.length - s.t + r % s.t + 1);  // P is 0 beyond
+          float weighted = 0;
+#pragma omp simd reduction(+ : weighted)
+          for (int64_t pos = 0; pos < width; ++pos) weighted += pr[pos] * dr[pos];
 #pragma omp simd
-              for (int64_t pos = 0; pos < n; ++pos) dp[pos] += g * vrow[pos];
-            }
-            const float weighted = dot(p, dp, n);
-#pragma omp simd
-            for (int64_t pos = 0; pos < n; ++pos) dp[pos] = p[pos] * (dp[pos] - weighted) * s.scale;
-            for (int64_t i = 0; i < s.d; ++i) {
-              gq[i] = dot(dp, w.kt.data() + i * s.length, n);
-              float* dk_row = dkt.data() + i * s.length;
-              float* dv_row = dvt.data() + i * s.length;
-              const float qi = qv[i], gi = go[i];
-#pragma omp simd
-              for (int64_t pos = 0; pos < n; ++pos) {
-                dk_row[pos] += dp[pos] * qi;
-                dv_row[pos] += p[pos] * gi;
-              }
-            }
-          }
+          for (int64_t pos = 0; pos < width; ++pos) dr[pos] = pr[pos] * (dr[pos] - weighted) * s.scale;
+          std::fill(dr + width, dr + w.stride, 0.0f);
         }
-        for (int64_t pos = 0; pos < s.length; ++pos) {
-          float* dk_out = dks + ((bi * s.capacity + pos) * s.kv_heads + kh) * s.d;
-          float* dv_out = dvs + ((bi * s.capacity + pos) * s.kv_heads + kh) * s.d;
-          for (int64_t i = 0; i < s.d; ++i) {
-            dk_out[i] += dkt[i * s.length + pos];
-            dv_out[i] += dvt[i * s.length + pos];
-          }
-        }
+        cpu_sgemm(false, false, w.rows, s.d, s.length, 1.0f, w.ds.data(), w.stride, ks + at.kv_offset, at.kv_stride,
+                  0.0f, w.out.data(), s.d);
+        unstack_group(s, at, w.out.data(), dqs);
+        cpu_sgemm(true, false, s.length, s.d, w.rows, 1.0f, w.ds.data(), w.stride, w.q.data(), s.d, 1.0f,
+                  dks + at.kv_offset, at.kv_stride);
+        cpu_sgemm(true, false, s.length, s.d, w.rows, 1.0f, w.p.data(), w.stride, w.dout.data(), s.d, 1.0f,
+                  dvs + at.kv_offset, at.kv_stride);
       }
     }
   }

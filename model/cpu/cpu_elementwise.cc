@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "model/cpu/cpu_exp.h"
 #include "model/cpu/cpu_ops.h"
 #include "model/random.h"
 
@@ -103,8 +104,8 @@ void CpuOps::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
   const float* g = gate.data<float>();
   const float* u = up.data<float>();
   float* o = out.data<float>();
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) o[i] = g[i] / (1.0f + vector_exp(-g[i])) * u[i];
 }
 
 void CpuOps::swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, Tensor& dgate, Tensor& dup) {
@@ -115,9 +116,9 @@ void CpuOps::swiglu_backward(const Tensor& dout, const Tensor& gate, const Tenso
   const float* u = up.data<float>();
   float* dg = dgate.data<float>();
   float* du = dup.data<float>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; ++i) {
-    const float sig = 1.0f / (1.0f + std::exp(-g[i]));
+    const float sig = 1.0f / (1.0f + vector_exp(-g[i]));
     const float up_grad = d[i] * g[i] * sig;
     const float gate_grad = d[i] * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
     du[i] = up_grad;  // both read before either is written: the outputs may alias the inputs

@@ -1,9 +1,9 @@
 // Matrix products and table lookups of the CPU backend.
-#include <cblas.h>
 #include <glog/logging.h>
 
 #include <cstring>
 
+#include "model/cpu/cpu_gemm.h"
 #include "model/cpu/cpu_ops.h"
 
 namespace xcomp {
@@ -26,9 +26,7 @@ void CpuOps::linear(const Tensor& x, const Tensor& w, Tensor& y) {
   const int64_t m = x.numel() / k;
   CHECK_EQ(y.numel(), m * n) << "linear: output " << shape_str(y.shape());
   if (m == 0) return;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n),
-              static_cast<int>(k), 1.0f, x.data<float>(), static_cast<int>(k), w.data<float>(),
-              static_cast<int>(k), 0.0f, y.data<float>(), static_cast<int>(n));
+  cpu_sgemm(false, true, m, n, k, 1.0f, x.data<float>(), k, w.data<float>(), k, 0.0f, y.data<float>(), n);
 }
 
 void CpuOps::linear_backward_input(const Tensor& dy, const Tensor& w, Tensor& dx, bool accumulate) {
@@ -37,9 +35,8 @@ void CpuOps::linear_backward_input(const Tensor& dy, const Tensor& w, Tensor& dx
   const int64_t m = dy.numel() / n;
   CHECK_EQ(dx.numel(), m * k);
   if (m == 0) return;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(k),
-              static_cast<int>(n), 1.0f, dy.data<float>(), static_cast<int>(n), w.data<float>(),
-              static_cast<int>(k), accumulate ? 1.0f : 0.0f, dx.data<float>(), static_cast<int>(k));
+  cpu_sgemm(false, false, m, k, n, 1.0f, dy.data<float>(), n, w.data<float>(), k, accumulate ? 1.0f : 0.0f,
+            dx.data<float>(), k);
 }
 
 void CpuOps::linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, bool accumulate) {
@@ -51,9 +48,8 @@ void CpuOps::linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& d
     if (!accumulate) zero(dw);
     return;
   }
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(n), static_cast<int>(k),
-              static_cast<int>(m), 1.0f, dy.data<float>(), static_cast<int>(n), x.data<float>(),
-              static_cast<int>(k), accumulate ? 1.0f : 0.0f, dw.data<float>(), static_cast<int>(k));
+  cpu_sgemm(true, false, n, k, m, 1.0f, dy.data<float>(), n, x.data<float>(), k, accumulate ? 1.0f : 0.0f,
+            dw.data<float>(), k);
 }
 
 }  // namespace xcomp

@@ -1,0 +1,41 @@
+// `xcomp bench train` as a user runs it: one row of numbers for xcomp on the stories260K
+// fixture, and a clear error for a shape it does not know.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <sstream>
+
+#include "tests/test_support.h"
+
+namespace xcomp {
+namespace {
+
+TEST(BenchTrain, PrintsAStepTimeAndFlopsForStories260k) {
+  // The bench finds the fixture as users do, through XCOMP_FIXTURES.
+  ::setenv("XCOMP_FIXTURES", test::fixtures_dir().c_str(), 1);
+  test::CommandResult r = test::run_xcomp(
+      "bench train --shape stories260k --batch 2 --text-len 8 --num-tokens 2 --lora-r 2 --steps 2 --warmup 0 "
+      "--threads 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("model FLOPs per step"), std::string::npos) << r.out;
+  const size_t row = r.out.find("\nxcomp ");
+  ASSERT_NE(row, std::string::npos) << r.out;
+  std::istringstream fields(r.out.substr(row + 1));
+  std::string impl;
+  double step_s = 0, cpu_s = 0, tokens_per_s = 0;
+  fields >> impl >> step_s >> cpu_s >> tokens_per_s;
+  EXPECT_GT(step_s, 0.0);
+  EXPECT_GT(tokens_per_s, 0.0);
+  EXPECT_TRUE(std::isfinite(tokens_per_s));
+}
+
+TEST(BenchTrain, UnknownShapeIsAnInputErrorListingTheKnownOnes) {
+  test::CommandResult r = test::run_xcomp("bench train --shape llama9");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("llama9"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("stories260k"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace xcomp

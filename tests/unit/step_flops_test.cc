@@ -1,0 +1,61 @@
+// Model FLOPs of a compressor step (trainer/step_flops.h), against a count written out
+// term by term for a small model, and the properties MFU relies on.
+#include <gtest/gtest.h>
+
+#include "trainer/step_flops.h"
+
+namespace xcomp {
+namespace {
+
+LlamaConfig tiny() {
+  LlamaConfig c;
+  c.hidden_size = 4;
+  c.intermediate_size = 8;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 2;
+  c.num_key_value_heads = 1;
+  c.head_dim = 2;
+  c.vocab_size = 10;
+  return c;
+}
+
+CompressorSettings settings(CompressorMode mode) {
+  CompressorSettings s;
+  s.mode = mode;
+  s.num_tokens = 2;
+  s.lora.r = 1;
+  return s;  // LoRA on q_proj and v_proj
+}
+
+TEST(StepFlops, KvModeCountedTermByTerm) {
+  const StepShape shape{1, 3, 2, 4};  // B 1, L 3, N 2, decoder T 4
+  const StepFlops f = compressor_step_flops(tiny(), settings(CompressorMode::kKeyValue), shape);
+  // Per token and layer: q 4x4, k 4x2, v 4x2, o 4x4, MLP 3 x 4x8 = 144 weights; K+V alone 16.
+  // Forward 2 + activation backward 2 FLOPs per weight.
+  EXPECT_DOUBLE_EQ(f.encoder_matmul, 4.0 * 5 * (144 + 16));  // 5 encoder tokens; last layer K/V only
+  EXPECT_DOUBLE_EQ(f.decoder_matmul, 4.0 * 4 * (2 * 144 + 4 * 10));  // 4 rows, 2 layers + LM head
+  // LoRA r 1: q (4 in + 4 out) in the first layer only, v (4 + 2) in both; 3 x 2 FLOPs each.
+  EXPECT_DOUBLE_EQ(f.lora, 3 * 2.0 * 5 * (8 * 1 + 6 * 2));
+  // Attention: 12 FLOPs per (query, key, head, head_dim element); encoder layer 1 only:
+  // 5 queries see 1..5 keys = 15 pairs; decoder 2 layers: 4 queries see 2 + 1..4 = 18.
+  EXPECT_DOUBLE_EQ(f.attention, 12.0 * 2 * 2 * (15 + 2 * 18));
+  EXPECT_DOUBLE_EQ(f.total(), f.encoder_matmul + f.decoder_matmul + f.lora + f.attention);
+}
+
+TEST(StepFlops, EmbeddingModeRunsTheWholeEncoderAndFeedsTheMemoryAsRows) {
+  const StepShape shape{1, 3, 2, 4};
+  const StepFlops kv = compressor_step_flops(tiny(), settings(CompressorMode::kKeyValue), shape);
+  const StepFlops emb = compressor_step_flops(tiny(), settings(CompressorMode::kEmbedding), shape);
+  EXPECT_DOUBLE_EQ(emb.encoder_matmul, 4.0 * 5 * 2 * 144);
+  EXPECT_DOUBLE_EQ(emb.decoder_matmul, 4.0 * (6 * 2 * 144 + 4 * 4 * 10));  // LM head only where targets are
+  EXPECT_GT(emb.total(), kv.total());
+}
+
+TEST(StepFlops, LinearInTheBatch) {
+  const StepFlops one = compressor_step_flops(tiny(), settings(CompressorMode::kKeyValue), {1, 3, 2, 4});
+  const StepFlops eight = compressor_step_flops(tiny(), settings(CompressorMode::kKeyValue), {8, 3, 2, 4});
+  EXPECT_DOUBLE_EQ(eight.total(), 8 * one.total());
+}
+
+}  // namespace
+}  // namespace xcomp

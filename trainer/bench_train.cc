@@ -1,0 +1,321 @@
+// xcomp bench train: the time of one full training step -- compressor_step (encoder with
+// LoRA, decoder, loss, backward), gradient clipping and AdamW, as the trainer runs them --
+// at a chosen model shape, with tokens/s, honest model FLOPs (trainer/step_flops.h) and
+// MFU. With --reference it also runs tools/bench/torch_reference.py (Hugging Face
+// transformers + PEFT, the paper's stack) on the same shape and batch and prints both
+// rows and the ratio of their step times.
+//
+// Every sample is a full-length text of random tokens with regeneration targets, so both
+// implementations see exactly the same amount of work whatever their padding rules.
+#include <cblas.h>
+#include <omp.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "model/compressor.h"
+#include "model/input_error.h"
+#include "model/llama.h"
+#include "model/random.h"
+#include "trainer/adamw.h"
+#include "trainer/backend.h"
+#include "trainer/bench_shapes.h"
+#include "trainer/benchmarks.h"
+#include "trainer/command_line.h"
+#include "trainer/grad_clip.h"
+#include "trainer/step_flops.h"
+
+namespace xcomp {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::string(v) : fallback;
+}
+
+struct Settings {
+  std::string shape, device;
+  int64_t batch, text_len, num_tokens, lora_r, steps, warmup, threads;
+  double lora_alpha;
+  CompressorMode mode;
+  std::optional<double> peak_tflops;
+};
+
+// One row of the table: what a run measured.
+struct Measured {
+  std::string impl;
+  double step_s = 0;   // median wall time of a step
+  double cpu_s = -1;   // median process CPU time of a step (all threads), -1 unknown
+  double loss = 0;
+  int64_t tokens_per_step = 0;
+  std::optional<int64_t> peak_memory_bytes;
+  std::string note;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+// The high-water mark of the memory the step used on its device, where the backend can
+// tell: host peak RSS for cpu. The CUDA backend has no such query yet; when it gets one
+// (its allocator's high-water mark), this is the place to ask it.
+std::optional<int64_t> peak_memory_bytes(Backend backend) {
+  if (backend != Backend::kCpu) return std::nullopt;
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+// B full-length texts of random ids (>= 3: not pad, BOS or EOS), regeneration targets.
+CompressorBatch random_regeneration_batch(int64_t batch, int64_t len, int64_t vocab, int32_t bos, int32_t eos) {
+  CompressorBatch b;
+  b.text = Tensor::empty({batch, len}, DType::I32);
+  b.decoder_tokens = Tensor::empty({batch, len + 1}, DType::I32);
+  b.targets = Tensor::empty({batch, len + 1}, DType::I32);
+  for (int64_t r = 0; r < batch; ++r) {
+    int32_t* dec = b.decoder_tokens.data<int32_t>() + r * (len + 1);
+    int32_t* tgt = b.targets.data<int32_t>() + r * (len + 1);
+    dec[0] = bos;
+    for (int64_t i = 0; i < len; ++i) {
+      const auto id = static_cast<int32_t>(3 + counter_random_u64(1, RandomPurpose::kDataOrder, r, i) %
+                                                   static_cast<uint64_t>(vocab - 3));
+      b.text.data<int32_t>()[r * len + i] = id;
+      dec[i + 1] = id;
+      tgt[i] = id;
+    }
+    tgt[len] = eos;
+    b.text_lengths.push_back(len);
+    b.decoder_lengths.push_back(len + 1);
+  }
+  return b;
+}
+
+void set_threads(int64_t threads) {
+  omp_set_num_threads(static_cast<int>(threads));
+  openblas_set_num_threads(static_cast<int>(threads));
+}
+
+Measured run_xcomp(const Settings& s, const std::string& fixtures) {
+  const Backend backend = s.device == "cuda" ? Backend::kCuda : Backend::kCpu;
+  std::unique_ptr<Ops> ops = make_backend(backend, 0);
+  const BenchShape& shape = find_bench_shape(s.shape);
+  const auto t0 = Clock::now();
+  // The CUDA backend keeps weight matrices in bf16; handing it bf16 halves host memory.
+  BenchModel bench = make_bench_model(shape, backend == Backend::kCuda ? DType::BF16 : DType::F32, 0, fixtures);
+  const LlamaConfig config = bench.config;
+  LlamaModel model(config, std::move(bench.weights), *ops);
+  bench.weights = LlamaWeights{};
+  std::cerr << "bench train: " << s.shape << " ready in "
+            << std::chrono::duration<double>(Clock::now() - t0).count() << " s\n";
+
+  CompressorSettings cs;
+  cs.mode = s.mode;
+  cs.num_tokens = s.num_tokens;
+  cs.lora.r = s.lora_r;
+  cs.lora.alpha = s.lora_alpha;
+  Compressor compressor(config, cs, 1);
+  AdamW optimizer(AdamWOptions{});
+  std::vector<Tensor> grads;
+  for (const auto& p : compressor.parameters()) {
+    optimizer.add_parameter(p.name, *p.value);
+    grads.push_back(*p.grad);
+  }
+  const CompressorBatch batch =
+      random_regeneration_batch(s.batch, s.text_len, config.vocab_size, config.bos_token_id, config.eos_token_id);
+  StepOptions options;
+  options.token_weight = static_cast<float>(1.0 / static_cast<double>(s.batch * (s.text_len + 1)));
+  options.end_id = config.eos_token_id;
+
+  Measured m;
+  m.impl = "xcomp";
+  m.tokens_per_step = s.batch * (s.text_len + s.num_tokens) + s.batch * (s.text_len + 1) +
+                      (s.mode == CompressorMode::kEmbedding ? s.batch * s.num_tokens : 0);
+  std::vector<double> wall, cpu;
+  for (int64_t step = 0; step < s.warmup + s.steps; ++step) {
+    const auto start = Clock::now();
+    const double cpu_start = process_cpu_seconds();
+    compressor.zero_grad();
+    options.dropout_stream = static_cast<uint64_t>(step);
+    // The loss comes back to the host, which waits for the device: the step is complete.
+    const CompressorLoss loss = compressor_step(model, compressor, batch, options);
+    clip_grad_norm(grads, 1.0);
+    optimizer.step(grads, 1e-4);
+    if (step < s.warmup) continue;
+    wall.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+    cpu.push_back(process_cpu_seconds() - cpu_start);
+    m.loss = loss.sum;  // token_weight = 1 / targets: the mean
+  }
+  m.step_s = median(wall);
+  m.cpu_s = median(cpu);
+  m.peak_memory_bytes = peak_memory_bytes(backend);
+  return m;
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// Runs the PyTorch anchor with the same settings; its last line of output is JSON.
+Measured run_reference(const Settings& s, const std::string& python, const std::string& script) {
+  std::ostringstream cmd;
+  cmd << shell_quote(python) << " " << shell_quote(script) << " --shape " << s.shape << " --device " << s.device
+      << " --batch " << s.batch << " --text-len " << s.text_len << " --num-tokens " << s.num_tokens << " --lora-r "
+      << s.lora_r << " --lora-alpha " << s.lora_alpha << " --mode "
+      << (s.mode == CompressorMode::kKeyValue ? "kv" : "embedding") << " --steps " << s.steps << " --warmup "
+      << s.warmup << " --threads " << s.threads;
+  std::cerr << "bench train: " << cmd.str() << "\n";
+  FILE* pipe = popen(cmd.str().c_str(), "r");
+  if (pipe == nullptr) throw_input_error("--reference: cannot run ", cmd.str());
+  std::string out, last;
+  std::array<char, 4096> buf{};
+  while (fgets(buf.data(), static_cast<int>(buf.size()), pipe) != nullptr) out += buf.data();
+  const int status = pclose(pipe);
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty()) last = line;
+  if (status != 0 || last.empty() || last[0] != '{')
+    throw_input_error("--reference: ", script, " failed (exit status ", status, "); its output:\n", out);
+  const nlohmann::json j = nlohmann::json::parse(last, nullptr, false);
+  if (j.is_discarded() || !j.contains("step_s_median"))
+    throw_input_error("--reference: ", script, " printed no result JSON; last line: ", last);
+  Measured m;
+  m.impl = "pytorch";
+  m.step_s = j["step_s_median"].get<double>();
+  m.cpu_s = j.value("cpu_s_median", -1.0);
+  m.loss = j.value("loss", 0.0);
+  m.tokens_per_step = j.value("tokens_per_step", int64_t{0});
+  if (j.contains("peak_memory_bytes") && j["peak_memory_bytes"].is_number())
+    m.peak_memory_bytes = j["peak_memory_bytes"].get<int64_t>();
+  m.note = "torch " + j.value("torch", std::string("?")) + ", transformers " + j.value("transformers", std::string("?")) +
+           ", peft " + j.value("peft", std::string("?")) + ", " + j.value("dtype", std::string("?")) + ", " +
+           j.value("attention", std::string("?")) + " attention";
+  return m;
+}
+
+void print_header() {
+  std::printf("%-8s %10s %9s %11s %12s %9s %7s %10s  %s\n", "impl", "step_s", "cpu_s", "tokens/s", "TFLOP/s", "MFU",
+              "loss", "peak_MiB", "");
+}
+
+void print_row(const Measured& m, double flops, const std::optional<double>& peak_tflops) {
+  const double tflops = flops / m.step_s / 1e12;
+  char mfu[32] = "n/a";
+  if (peak_tflops) std::snprintf(mfu, sizeof mfu, "%.2f%%", 100.0 * tflops / *peak_tflops);
+  char cpu[32] = "n/a";
+  if (m.cpu_s >= 0) std::snprintf(cpu, sizeof cpu, "%.4f", m.cpu_s);
+  char mem[32] = "n/a";
+  if (m.peak_memory_bytes) std::snprintf(mem, sizeof mem, "%.0f", static_cast<double>(*m.peak_memory_bytes) / 1048576.0);
+  std::printf("%-8s %10.4f %9s %11.0f %12.4f %9s %7.3f %10s  %s\n", m.impl.c_str(), m.step_s, cpu,
+              static_cast<double>(m.tokens_per_step) / m.step_s, tflops, mfu, m.loss, mem, m.note.c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int run_train_benchmark(const std::vector<std::string>& args) {
+  CommandLine cl(
+      "bench train",
+      "[--shape NAME] [--device cpu|cuda] [--batch B] [--text-len L] [--num-tokens N] [--lora-r R] "
+      "[--mode kv|embedding] [--steps S] [--warmup W] [--threads T] [--peak-tflops P] [--reference]",
+      {{"shape", "NAME", "stories260k (default; the fixture's weights), dim512, llama3.2-1b, llama3-8b (random weights)"},
+       {"device", "DEV", "cpu (default) or cuda"},
+       {"batch", "B", "samples per step (default 8)"},
+       {"text-len", "L", "tokens per text (default 96; 480 for the llama shapes); decoder input L + 1"},
+       {"num-tokens", "N", "compression tokens (default 16)"},
+       {"lora-r", "R", "LoRA rank on q_proj, v_proj (default 16; 64 for the llama shapes)"},
+       {"lora-alpha", "A", "LoRA alpha (default 2 R)"},
+       {"mode", "MODE", "kv (default) or embedding"},
+       {"steps", "S", "timed steps; the median is reported (default 10)"},
+       {"warmup", "W", "untimed steps first (default 2)"},
+       {"threads", "T", "CPU threads (OpenMP and BLAS; default: all cores)"},
+       {"peak-tflops", "P", "peak of the device for MFU (default 989, H100 bf16 dense, on cuda; none on cpu)"},
+       {"reference", "", "also run tools/bench/torch_reference.py with the same settings"},
+       {"python", "PATH", "Python for --reference (default $XCOMP_PYTHON or /tmp/refvenv/bin/python)"},
+       {"reference-script", "PATH", "default tools/bench/torch_reference.py (run from the checkout)"}});
+  if (!cl.parse(args)) return 0;
+  cl.expect_positional(0, 0);
+  Settings s;
+  s.shape = cl.get("shape", "stories260k");
+  const BenchShape& shape = find_bench_shape(s.shape);
+  s.device = cl.get("device", "cpu");
+  if (s.device != "cpu" && s.device != "cuda") throw_input_error("--device: expected cpu or cuda, got '", s.device, "'");
+  s.batch = cl.get_int("batch", 8, 1, 1 << 16);
+  s.text_len = cl.get_int("text-len", shape.text_len, 1, 1 << 20);
+  s.num_tokens = cl.get_int("num-tokens", 16, 1, 1 << 16);
+  s.lora_r = cl.get_int("lora-r", shape.lora_r, 1, 1 << 16);
+  s.lora_alpha = cl.get_double("lora-alpha", 2.0 * static_cast<double>(s.lora_r), 0.0, 1e9);
+  const std::string mode = cl.get("mode", "kv");
+  if (mode != "kv" && mode != "embedding") throw_input_error("--mode: expected kv or embedding, got '", mode, "'");
+  s.mode = mode == "kv" ? CompressorMode::kKeyValue : CompressorMode::kEmbedding;
+  s.steps = cl.get_int("steps", 10, 1, 1 << 20);
+  s.warmup = cl.get_int("warmup", 2, 0, 1 << 20);
+  const int64_t cores = std::max(1L, sysconf(_SC_NPROCESSORS_ONLN));
+  s.threads = cl.get_int("threads", cores, 1, 4096);
+  if (cl.has("peak-tflops")) {
+    s.peak_tflops = cl.get_double("peak-tflops", 0.0, 1e-9, 1e9);
+  } else if (s.device == "cuda") {
+    s.peak_tflops = 989.0;
+  }
+  set_threads(s.threads);
+  const std::string fixtures = env_or("XCOMP_FIXTURES", "../shared/fixtures");
+
+  const LlamaConfig config = bench_config(shape, fixtures);
+  CompressorSettings cs;
+  cs.mode = s.mode;
+  cs.num_tokens = s.num_tokens;
+  cs.lora.r = s.lora_r;
+  const StepFlops flops = compressor_step_flops(config, cs, {s.batch, s.text_len, s.num_tokens, s.text_len + 1});
+  std::printf("bench train: %s (hidden %ld, %ld layers, %ld/%ld heads, intermediate %ld, vocab %ld), %s, %ld threads\n",
+              s.shape.c_str(), static_cast<long>(config.hidden_size), static_cast<long>(config.num_hidden_layers),
+              static_cast<long>(config.num_attention_heads), static_cast<long>(config.num_key_value_heads),
+              static_cast<long>(config.intermediate_size), static_cast<long>(config.vocab_size), s.device.c_str(),
+              static_cast<long>(s.threads));
+  std::printf("batch %ld x text %ld, N %ld, %s mode, LoRA r %ld alpha %g on q,v; median of %ld steps after %ld warm-up\n",
+              static_cast<long>(s.batch), static_cast<long>(s.text_len), static_cast<long>(s.num_tokens), mode.c_str(),
+              static_cast<long>(s.lora_r), s.lora_alpha, static_cast<long>(s.steps), static_cast<long>(s.warmup));
+  std::printf("model FLOPs per step %.4g (encoder %.3g, decoder %.3g, LoRA %.3g, attention %.3g); peak %s\n",
+              flops.total(), flops.encoder_matmul, flops.decoder_matmul, flops.lora, flops.attention,
+              s.peak_tflops ? (std::to_string(*s.peak_tflops) + " TFLOP/s").c_str() : "n/a");
+  print_header();
+  const Measured mine = run_xcomp(s, fixtures);
+  print_row(mine, flops.total(), s.peak_tflops);
+  if (cl.has("reference")) {
+    const std::string python = cl.get("python", env_or("XCOMP_PYTHON", "/tmp/refvenv/bin/python"));
+    const Measured ref = run_reference(s, python, cl.get("reference-script", "tools/bench/torch_reference.py"));
+    print_row(ref, flops.total(), s.peak_tflops);
+    std::printf("xcomp is %.2fx PyTorch's speed (step time %.4f s vs %.4f s)", ref.step_s / mine.step_s, mine.step_s,
+                ref.step_s);
+    // On a shared machine CPU time is the steadier measure of a one-thread run.
+    if (s.device == "cpu" && mine.cpu_s > 0 && ref.cpu_s > 0)
+      std::printf("; %.2fx by CPU time per step", ref.cpu_s / mine.cpu_s);
+    std::printf("\n");
+  }
+  return 0;
+}
+
+}  // namespace xcomp

@@ -1,0 +1,73 @@
+#include "trainer/step_flops.h"
+
+#include <algorithm>
+
+#include "model/lora.h"
+
+namespace xcomp {
+
+namespace {
+
+// Multiply-adds of the frozen K and V projections, the rest of attention, and the MLP of
+// one layer for one token.
+struct LayerWeights {
+  double kv, q_and_o, mlp;
+  double total() const { return kv + q_and_o + mlp; }
+};
+
+LayerWeights layer_weights(const LlamaConfig& c) {
+  const double h = static_cast<double>(c.hidden_size);
+  return {2 * h * static_cast<double>(c.kv_dim()), 2 * h * static_cast<double>(c.q_dim()),
+          3 * h * static_cast<double>(c.intermediate_size)};
+}
+
+// Sum over queries 0..t-1 of the keys query i sees when `prefix` keys precede them all.
+double causal_pairs(int64_t t, int64_t prefix) {
+  const double n = static_cast<double>(t);
+  return n * static_cast<double>(prefix) + n * (n + 1) / 2;
+}
+
+// Forward 2 (scores) + 2 (weighted sum) FLOPs per multiply per head_dim element; backward
+// twice the forward (dq and dk from the score gradient, dv and the score gradient).
+double attention_flops(const LlamaConfig& c, double pairs_per_sample, int64_t batch) {
+  return 3 * 4 * static_cast<double>(c.head_dim) * static_cast<double>(c.num_attention_heads) * pairs_per_sample *
+         static_cast<double>(batch);
+}
+
+}  // namespace
+
+StepFlops compressor_step_flops(const LlamaConfig& c, const CompressorSettings& s, const StepShape& shape) {
+  const bool kv_mode = s.mode == CompressorMode::kKeyValue;
+  const int64_t layers = c.num_hidden_layers;
+  // In kv mode the last encoder layer is needed only up to its K and V.
+  const int64_t full_encoder_layers = kv_mode ? layers - 1 : layers;
+  const double enc_tokens = static_cast<double>(shape.batch * (shape.text_len + shape.num_tokens));
+  const int64_t dec_rows_per_sample = shape.decoder_len + (kv_mode ? 0 : shape.num_tokens);
+  const double dec_rows = static_cast<double>(shape.batch * dec_rows_per_sample);
+  const double dec_targets = static_cast<double>(shape.batch * shape.decoder_len);
+  const LayerWeights w = layer_weights(c);
+  const double fwd_bwd = 2 + 2;  // FLOPs per multiply-add: forward + activation backward
+
+  StepFlops f;
+  f.encoder_matmul = fwd_bwd * enc_tokens * (static_cast<double>(full_encoder_layers) * w.total() + (kv_mode ? w.kv : 0));
+  f.decoder_matmul = fwd_bwd * (dec_rows * static_cast<double>(layers) * w.total() +
+                                dec_targets * static_cast<double>(c.hidden_size) * static_cast<double>(c.vocab_size));
+
+  // LoRA on the encoder only: x A^T and u B^T forward, their input and weight gradients.
+  for (LoraTarget target : s.lora.targets) {
+    const Shape out_in = lora_projection_shape(c, target);
+    const double per_token = 2.0 * static_cast<double>(s.lora.r) * static_cast<double>(out_in[0] + out_in[1]);
+    int64_t adapted_layers = layers;
+    if (kv_mode && target != LoraTarget::kK && target != LoraTarget::kV) adapted_layers = full_encoder_layers;
+    f.lora += 3 * per_token * enc_tokens * static_cast<double>(adapted_layers);
+  }
+
+  const int64_t enc_len = shape.text_len + shape.num_tokens;
+  f.attention = attention_flops(c, causal_pairs(enc_len, 0), shape.batch) * static_cast<double>(full_encoder_layers);
+  const double dec_pairs = kv_mode ? causal_pairs(shape.decoder_len, shape.num_tokens)
+                                   : causal_pairs(dec_rows_per_sample, 0);
+  f.attention += attention_flops(c, dec_pairs, shape.batch) * static_cast<double>(layers);
+  return f;
+}
+
+}  // namespace xcomp
