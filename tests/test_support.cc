@@ -80,8 +80,10 @@ void write_file(const std::string& path, const std::string& bytes) {
   if (!out) throw std::runtime_error("cannot write " + path);
 }
 
+std::string xcomp_binary() { return env_or("XCOMP_BINARY", XCOMP_DEFAULT_BINARY); }
+
 CommandResult run_xcomp(const std::string& args) {
-  std::string binary = env_or("XCOMP_BINARY", XCOMP_DEFAULT_BINARY);
+  std::string binary = xcomp_binary();
   std::string dir = temp_dir("run");
   std::string out_path = dir + "/stdout", err_path = dir + "/stderr";
   std::string command = "'" + binary + "' " + args + " >'" + out_path + "' 2>'" + err_path + "' </dev/null";

@@ -22,6 +22,8 @@ struct CommandResult {
   std::string out;  // standard output
   std::string err;  // standard error
 };
+// The built xcomp binary (XCOMP_BINARY overrides it), for tests that start it themselves.
+std::string xcomp_binary();
 // Runs the built xcomp binary with the given arguments (shell-quoted by the caller).
 CommandResult run_xcomp(const std::string& args);
 

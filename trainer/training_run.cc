@@ -13,18 +13,24 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 
+#include "comm/mpi_communicator.h"
+#include "io/checkpoint.h"
 #include "io/data_loader.h"
 #include "io/model_loader.h"
 #include "io/safetensors.h"
 #include "model/compressor.h"
-#include "model/cpu/cpu_ops.h"
 #include "model/input_error.h"
 #include "trainer/adamw.h"
+#include "trainer/backend.h"
+#include "trainer/checkpointing.h"
+#include "trainer/data_parallel.h"
 #include "trainer/grad_clip.h"
 #include "trainer/metrics_log.h"
 #include "trainer/objective.h"
 #include "trainer/schedule.h"
+#include "trainer/stop_signals.h"
 
 namespace xcomp {
 
@@ -96,7 +102,7 @@ int64_t batch_tokens(const CompressorBatch& b) {
 
 class TrainingRun {
  public:
-  explicit TrainingRun(const ExperimentConfig& config);
+  TrainingRun(const ExperimentConfig& config, Communicator& comm);
   TrainingResult run();
 
  private:
@@ -107,11 +113,20 @@ class TrainingRun {
   LossTotals validate();
   LossTotals validate_without_prefix();
   void save_trainable(const std::string& path);
+  // Rank 0 restores resume_from_ into the compressor and the optimizer; then every rank
+  // gets rank 0's trainable state, optimizer state and position. Returns the position.
+  CheckpointState restore(AdamW& optimizer);
+  // At a step boundary: rank 0 writes the checkpoint while the others wait.
+  void checkpoint(const AdamW& optimizer, int64_t step, const SamplerState& sampler, int64_t skipped);
+  std::vector<Tensor> trainable_tensors();
   void report(int64_t step, const LossTotals& loss, double grad_norm, double lr, int64_t tokens, double seconds,
               double val_loss, const LossTotals* val);
 
   const ExperimentConfig& config_;
-  CpuOps ops_;
+  DataParallel parallel_;
+  std::optional<Checkpoint> resume_from_;  // rank 0 only
+  int64_t first_step_ = 0;                 // 0, or the step a resume continues from
+  std::unique_ptr<Ops> ops_;  // the backend the model computes on (config key `backend`)
   LoadedModel loaded_;
   std::unique_ptr<LlamaModel> model_;
   std::unique_ptr<Compressor> compressor_;
@@ -122,18 +137,6 @@ class TrainingRun {
   bool progress_line_ = false;
   Clock::time_point started_;
 };
-
-// Keys the schema knows but this trainer cannot honour yet are refused, not ignored.
-void refuse_unsupported(const ExperimentConfig& config) {
-  if (config.backend != Backend::kCpu)
-    throw_input_error("backend: only 'cpu' is available in this build (the CUDA backend arrives with its issue)");
-  if (!config.resume.empty() && config.resume != "auto")
-    throw_input_error("resume: resuming from a checkpoint ('", config.resume,
-                      "') is not available yet (checkpoints arrive with the distributed-training issue)");
-  if (config.train.stop_after != 0)
-    throw_input_error("train.stop_after: stopping with a checkpoint is not available yet (it arrives with "
-                      "checkpoints and resumption)");
-}
 
 // Copies the trainable tensors saved by an earlier run (trainable.safetensors, or a
 // directory holding one) into the compressor: QA fine-tuning from a regeneration run.
@@ -150,16 +153,23 @@ void load_initial_trainable(Compressor& compressor, const std::string& from) {
   }
 }
 
-TrainingRun::TrainingRun(const ExperimentConfig& config) : config_(config) {
-  refuse_unsupported(config);
+TrainingRun::TrainingRun(const ExperimentConfig& config, Communicator& comm) : config_(config), parallel_(comm) {
   set_threads(config.threads);
-  std::filesystem::create_directories(config.run_dir);
-  save_resolved_config(config, config.run_dir + "/config.yaml");
-  std::cerr << resolved_config_yaml(config);
+  if (parallel_.is_main()) {
+    std::filesystem::create_directories(config.run_dir);
+    save_resolved_config(config, config.run_dir + "/config.yaml");
+    std::cerr << resolved_config_yaml(config);
+    resume_from_ = checkpoint_to_resume(config);
+    if (resume_from_) check_resumable(config, parallel_.world_size(), *resume_from_);
+  }
+  if (parallel_.world_size() > 1)
+    LOG(INFO) << "data parallel over " << parallel_.world_size() << " ranks, global batch "
+              << config.data.micro_batch * config.train.accumulation * parallel_.world_size();
 
+  ops_ = make_backend(config.backend);
   loaded_ = load_model(config.model.path, config.model.tokenizer);
   if (!loaded_.tokenizer) throw_input_error("model.tokenizer: ", config.model.path, " carries no tokenizer; set model.tokenizer");
-  model_ = std::make_unique<LlamaModel>(loaded_.config, load_weights(loaded_), ops_);
+  model_ = std::make_unique<LlamaModel>(loaded_.config, load_weights(loaded_), *ops_);
   compressor_ = std::make_unique<Compressor>(loaded_.config, compressor_settings(config),
                                              static_cast<uint64_t>(config.seed));
   if (!config.train.init_from.empty()) load_initial_trainable(*compressor_, config.train.init_from);
@@ -172,9 +182,13 @@ TrainingRun::TrainingRun(const ExperimentConfig& config) : config_(config) {
   expect_.vocab_size = loaded_.config.vocab_size;
   train_shards_ = expand_shard_patterns(config.data.train, "data.train");
   if (config.eval.every > 0) validation_shards_ = expand_shard_patterns(config.data.validation, "data.validation");
-  metrics_ = std::make_unique<MetricsLog>(config.run_dir + "/metrics.jsonl");
-  LOG(INFO) << "periodic checkpoints are not written yet (they arrive with the distributed-training issue); "
-               "the trainable state is saved at the end as trainable.safetensors";
+  if (parallel_.is_main()) {
+    // Records past the step this run starts from belong to an attempt that died before
+    // its next checkpoint (with resume=auto and none yet, every record does).
+    if (resume_from_ || config.resume == "auto")
+      trim_metrics_after(config.run_dir + "/metrics.jsonl", resume_from_ ? resume_from_->state.step : -1);
+    metrics_ = std::make_unique<MetricsLog>(config.run_dir + "/metrics.jsonl");
+  }
   const bool terminal = ::isatty(STDERR_FILENO);
   progress_line_ = config.log.progress == ProgressMode::kAlways || (config.log.progress == ProgressMode::kAuto && terminal);
 }
@@ -224,6 +238,71 @@ void TrainingRun::save_trainable(const std::string& path) {
   write_safetensors(path, named, {{"format", "xcomp-trainable"}, {"mode", name_of(config_.compressor.mode)}});
 }
 
+std::vector<Tensor> TrainingRun::trainable_tensors() {
+  std::vector<Tensor> tensors;
+  for (const auto& p : compressor_->parameters()) tensors.push_back(*p.value);
+  return tensors;
+}
+
+CheckpointState TrainingRun::restore(AdamW& optimizer) {
+  CheckpointState state;
+  std::vector<int64_t> position(6, 0);
+  if (resume_from_) {
+    const Checkpoint& c = *resume_from_;
+    for (const auto& p : compressor_->parameters()) {
+      const auto saved = c.trainable.find(p.name);
+      if (saved == c.trainable.end()) throw_input_error(c.path, "/trainable.safetensors: no tensor ", p.name);
+      if (saved->second.shape() != p.value->shape() || saved->second.dtype() != DType::F32)
+        throw_input_error(c.path, "/trainable.safetensors: tensor ", p.name, " is ", shape_str(saved->second.shape()),
+                          ", this run's is F32 ", shape_str(p.value->shape()));
+      std::copy(saved->second.data<float>(), saved->second.data<float>() + saved->second.numel(),
+                p.value->data<float>());
+    }
+    optimizer.load_state_tensors(c.optimizer, c.path + "/optimizer.safetensors");
+    state = c.state;
+    position = {state.step, state.sampler.epoch, state.sampler.next_batch, state.sampler.global_batch,
+                state.sampler.total_samples, state.skipped_steps};
+    LOG(INFO) << "resuming from " << c.path << " (step " << state.step << ", " << state.samples_seen
+              << " samples seen, saved on " << state.world_size << " rank(s))";
+    resume_from_.reset();  // the mapped files are no longer needed
+  }
+  parallel_.broadcast_from_main(trainable_tensors());
+  parallel_.broadcast_integers_from_main(position);
+  state.step = position[0];
+  state.sampler = {position[1], position[2], position[3], position[4]};
+  state.skipped_steps = position[5];
+  if (state.step > 0 && parallel_.world_size() > 1) {
+    std::vector<std::pair<std::string, Tensor>> named = optimizer.state_tensors();
+    std::vector<Tensor> tensors;
+    for (const auto& [name, tensor] : named) tensors.push_back(tensor);
+    parallel_.broadcast_from_main(tensors);
+    if (!parallel_.is_main()) optimizer.load_state_tensors({named.begin(), named.end()}, "rank 0's optimizer state");
+  }
+  return state;
+}
+
+void TrainingRun::checkpoint(const AdamW& optimizer, int64_t step, const SamplerState& sampler, int64_t skipped) {
+  parallel_.check_in_sync(step, trainable_tensors(), /*force=*/true);
+  if (parallel_.is_main()) {
+    CheckpointState state;
+    state.step = step;
+    state.samples_seen = step * sampler.global_batch;
+    state.sampler = sampler;
+    state.seed = config_.seed;
+    state.shuffle_seed = config_.data.shuffle_seed;
+    state.world_size = parallel_.world_size();
+    state.skipped_steps = skipped;
+    state.config_yaml = resolved_config_yaml(config_);
+    CheckpointTensors tensors;
+    for (const auto& p : compressor_->parameters()) tensors.trainable.emplace_back(p.name, *p.value);
+    tensors.mode = name_of(config_.compressor.mode);
+    tensors.optimizer = optimizer.state_tensors();
+    const std::string dir = write_checkpoint(checkpoints_dir_of(config_), state, tensors, config_.checkpoint.keep);
+    LOG(INFO) << "wrote checkpoint " << dir;
+  }
+  parallel_.barrier();
+}
+
 void TrainingRun::report(int64_t step, const LossTotals& loss, double grad_norm, double lr, int64_t tokens,
                          double seconds, double val_loss, const LossTotals* val) {
   nlohmann::json record = {{"step", step},
@@ -243,7 +322,7 @@ void TrainingRun::report(int64_t step, const LossTotals& loss, double grad_norm,
   metrics_->write(record);
   const int64_t steps = config_.train.steps;
   const double elapsed = std::chrono::duration<double>(Clock::now() - started_).count();
-  const double eta = elapsed / step * (steps - step);
+  const double eta = elapsed / std::max<int64_t>(step - first_step_, 1) * (steps - step);
   char line[256];
   std::snprintf(line, sizeof line, "step %lld/%lld loss %.4f (text %.4f) lr %.3g grad %.3g %.0f tok/s ETA %02d:%02d:%02d",
                 static_cast<long long>(step), static_cast<long long>(steps), loss.mean(), loss.text_mean(), lr,
@@ -258,7 +337,6 @@ void TrainingRun::report(int64_t step, const LossTotals& loss, double grad_norm,
 }
 
 TrainingResult TrainingRun::run() {
-  DataLoader loader(loader_options(train_shards_, config_.train.accumulation));
   AdamWOptions adam;
   adam.beta1 = config_.train.adam_beta1;
   adam.beta2 = config_.train.adam_beta2;
@@ -271,9 +349,21 @@ TrainingResult TrainingRun::run() {
     grads.push_back(*p.grad);
   }
   const LrSchedule schedule = lr_schedule_from_config(config_.train);
+  const CheckpointState resumed = restore(optimizer);
+  first_step_ = resumed.step;
+  DataLoaderOptions loader_opts = loader_options(train_shards_, config_.train.accumulation);
+  loader_opts.world_size = parallel_.world_size();
+  loader_opts.rank = parallel_.rank();
+  loader_opts.start = resumed.sampler;
+  DataLoader loader(loader_opts);
+  const StopSignals signals;
+  // train.stop_after ends this invocation early, as an interruption would.
+  const int64_t last_step = config_.train.stop_after > 0 ? config_.train.stop_after : config_.train.steps;
 
   TrainingResult result;
-  if (config_.eval.every > 0) {
+  result.steps_done = first_step_;
+  result.skipped_steps = resumed.skipped_steps;
+  if (config_.eval.every > 0 && first_step_ == 0 && parallel_.is_main()) {
     const LossTotals baseline = validate_without_prefix();
     metrics_->write({{"step", 0},
                      {"val_noprefix_loss", baseline.mean()},
@@ -282,8 +372,23 @@ TrainingResult TrainingRun::run() {
     LOG(INFO) << "validation without a prefix (the baseline): loss " << baseline.mean() << ", text tokens "
               << baseline.text_mean() << ", end of text " << baseline.end_mean();
   }
+  // At each step boundary: the drift check, checkpoints (every checkpoint.every steps, at
+  // the last step, on a stop signal), and whether to stop. True: stop now.
+  auto after_step = [&](int64_t done) {
+    result.steps_done = done;
+    parallel_.check_in_sync(done, trainable_tensors());
+    const bool stop = parallel_.any_rank(signals.requested());
+    const bool periodic = config_.checkpoint.every > 0 && done % config_.checkpoint.every == 0;
+    if (periodic || stop || done == last_step) checkpoint(optimizer, done, loader.state(), result.skipped_steps);
+    if (stop && parallel_.is_main())
+      LOG(INFO) << "stopping after step " << done << " on a signal" << (signals.requested() ? "" : " (to another rank)")
+                << "; resume with resume=auto";
+    else if (done == last_step && last_step < config_.train.steps && parallel_.is_main())
+      LOG(INFO) << "stopping after step " << done << " (train.stop_after); resume with resume=auto";
+    return stop;
+  };
   started_ = Clock::now();
-  for (int64_t step = 0; step < config_.train.steps; ++step) {
+  for (int64_t step = first_step_; step < last_step; ++step) {
     const auto t0 = Clock::now();
     std::vector<CompressorBatch> micro;
     int64_t targets = 0, tokens = 0;
@@ -292,17 +397,32 @@ TrainingResult TrainingRun::run() {
       targets += count_targets(micro.back());
       tokens += batch_tokens(micro.back());
     }
-    compressor_->zero_grad(ops_);
+    compressor_->zero_grad();
+    // Every rank weighs its tokens by the target count of the whole global batch, so the
+    // summed gradient is the mean over the global batch whatever the world size.
+    std::vector<double> global_targets = {static_cast<double>(targets)};
+    parallel_.sum(global_targets);
     StepOptions options;
-    options.token_weight = static_cast<float>(1.0 / std::max<int64_t>(targets, 1));
+    options.token_weight = static_cast<float>(1.0 / std::max<double>(global_targets[0], 1.0));
     options.end_id = tokens_.eos;
     options.ae_token = config_.objective == Objective::kRegeneration;
     options.dropout_seed = static_cast<uint64_t>(config_.seed);
     LossTotals loss;
     for (size_t i = 0; i < micro.size(); ++i) {
-      options.dropout_stream = static_cast<uint64_t>(step * config_.train.accumulation + i);
+      // One stream per micro-batch of the global batch: rank r's i-th micro-batch.
+      options.dropout_stream = static_cast<uint64_t>((step * parallel_.world_size() + parallel_.rank()) *
+                                                         config_.train.accumulation + i);
       loss.add(compressor_step(*model_, *compressor_, micro[i], options), options.token_weight);
     }
+    parallel_.sum_gradients(grads);
+    std::vector<double> totals = {loss.sum, loss.end_sum, static_cast<double>(loss.targets),
+                                  static_cast<double>(loss.end_targets), static_cast<double>(tokens)};
+    parallel_.sum(totals);
+    loss.sum = totals[0];
+    loss.end_sum = totals[1];
+    loss.targets = static_cast<int64_t>(totals[2]);
+    loss.end_targets = static_cast<int64_t>(totals[3]);
+    tokens = static_cast<int64_t>(totals[4]);
     const GradClipResult clip = clip_grad_norm(grads, config_.train.grad_clip);
     const double lr = learning_rate(schedule, step);
     if (!std::isfinite(loss.mean()) || !clip.finite) {
@@ -310,34 +430,45 @@ TrainingResult TrainingRun::run() {
         LOG(WARNING) << "step " << step + 1 << ": non-finite loss " << loss.mean() << " or gradient norm " << clip.norm
                      << "; skipped (train.nonfinite: skip)";
         ++result.skipped_steps;
+        if (after_step(step + 1)) break;
         continue;
       }
       const std::string saved = config_.run_dir + "/trainable.last_good.safetensors";
-      save_trainable(saved);
+      if (parallel_.is_main()) save_trainable(saved);
       throw_input_error("step ", step + 1, ": the loss (", loss.mean(), ") or the gradient norm (", clip.norm,
                         ") is not finite; the last good trainable state is in ", saved,
                         " (set train.nonfinite: skip to skip such steps)");
     }
     optimizer.step(grads, lr);
     const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    const bool evaluate = config_.eval.every > 0 && ((step + 1) % config_.eval.every == 0 || step + 1 == config_.train.steps);
+    const bool evaluate = parallel_.is_main() && config_.eval.every > 0 &&
+                          ((step + 1) % config_.eval.every == 0 || step + 1 == config_.train.steps);
     LossTotals val;
     if (evaluate) {
       val = validate();
       result.last_val_loss = val.mean();
     }
-    report(step + 1, loss, clip.norm, lr, tokens, seconds, val.mean(), evaluate ? &val : nullptr);
-    result.steps_done = step + 1;
+    if (parallel_.is_main()) report(step + 1, loss, clip.norm, lr, tokens, seconds, val.mean(), evaluate ? &val : nullptr);
     result.last_loss = loss.mean();
+    if (after_step(step + 1)) break;
   }
-  if (progress_line_) std::cerr << "\n";
-  save_trainable(config_.run_dir + "/trainable.safetensors");
-  LOG(INFO) << "wrote " << config_.run_dir << "/trainable.safetensors";
+  if (progress_line_ && parallel_.is_main()) std::cerr << "\n";
+  if (result.steps_done == config_.train.steps && parallel_.is_main()) {
+    save_trainable(config_.run_dir + "/trainable.safetensors");
+    LOG(INFO) << "wrote " << config_.run_dir << "/trainable.safetensors";
+  }
   return result;
 }
 
 }  // namespace
 
-TrainingResult run_training(const ExperimentConfig& config) { return TrainingRun(config).run(); }
+TrainingResult run_training(const ExperimentConfig& config, Communicator& comm) {
+  return TrainingRun(config, comm).run();
+}
+
+TrainingResult run_training(const ExperimentConfig& config) {
+  const std::unique_ptr<Communicator> world = world_communicator();
+  return run_training(config, *world);
+}
 
 }  // namespace xcomp

@@ -1,5 +1,7 @@
-// `xcomp train`: the training loop of one rank (data parallelism arrives with the
-// distributed issue). Each optimizer step takes `accumulation` micro-batches from the
+// `xcomp train`: the training loop, data parallel over the ranks of the job
+// (trainer/data_parallel.h), checkpointed and resumable (trainer/checkpointing.h;
+// train.stop_after, SIGTERM/SIGUSR1 stop at a step boundary with a checkpoint). Each
+// optimizer step takes `accumulation` micro-batches from the
 // loader, runs the compressor step on each (the loss is the mean over every target
 // token of the step), clips the global gradient norm, and updates LoRA and the
 // compression tokens with AdamW at the scheduled learning rate. Every step's metrics go
@@ -8,6 +10,7 @@
 
 #include <cstdint>
 
+#include "comm/communicator.h"
 #include "io/config.h"
 
 namespace xcomp {
@@ -23,5 +26,8 @@ struct TrainingResult {
 // non-finite loss stops the run (train.nonfinite: stop), after saving the last good
 // trainable state.
 TrainingResult run_training(const ExperimentConfig& config);
+// The same over a given communicator (run_training uses the world: MPI's when running
+// under mpirun/srun, else one rank). Rank 0 writes metrics and checkpoints.
+TrainingResult run_training(const ExperimentConfig& config, Communicator& comm);
 
 }  // namespace xcomp

@@ -1,0 +1,49 @@
+#include "comm/process_group.h"
+
+#include <glog/logging.h>
+
+#include <cstdlib>
+
+#include "comm/mpi_check.h"
+
+namespace xcomp {
+
+MpiSession::MpiSession(int* argc, char*** argv) {
+  int provided = 0;
+  XCOMP_MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+  CHECK_GE(provided, MPI_THREAD_FUNNELED) << "the MPI library cannot host a threaded process";
+  placement_ = mpi_world_placement();
+}
+
+MpiSession::~MpiSession() {
+  int finalized = 0;
+  if (MPI_Finalized(&finalized) == MPI_SUCCESS && !finalized) MPI_Finalize();
+}
+
+void abort_job(int code) {
+  XCOMP_MPI_CHECK(MPI_Abort(MPI_COMM_WORLD, code));
+  std::_Exit(code);  // MPI_Abort does not return; this only satisfies [[noreturn]]
+}
+
+bool mpi_is_running() {
+  int initialized = 0, finalized = 0;
+  XCOMP_MPI_CHECK(MPI_Initialized(&initialized));
+  XCOMP_MPI_CHECK(MPI_Finalized(&finalized));
+  return initialized && !finalized;
+}
+
+ProcessPlacement mpi_world_placement() {
+  CHECK(mpi_is_running()) << "MPI is not initialised";
+  ProcessPlacement p;
+  XCOMP_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &p.rank));
+  XCOMP_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &p.world_size));
+  // The ranks that share memory with this one are the ones on this node.
+  MPI_Comm node = MPI_COMM_NULL;
+  XCOMP_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, p.rank, MPI_INFO_NULL, &node));
+  XCOMP_MPI_CHECK(MPI_Comm_rank(node, &p.local_rank));
+  XCOMP_MPI_CHECK(MPI_Comm_size(node, &p.local_size));
+  XCOMP_MPI_CHECK(MPI_Comm_free(&node));
+  return p;
+}
+
+}  // namespace xcomp

@@ -1,0 +1,60 @@
+// Data parallelism of the training loop, over a Communicator: every rank holds the whole
+// trainable state and trains on its slice of each global batch (io/sampler.h); the
+// gradients are summed over ranks once per optimizer step, after accumulation, so the
+// update is the same on every rank. The loss is normalised by the target count of the
+// whole global batch (global_sum of the per-rank counts), which makes 2 ranks x micro 4,
+// 1 rank x micro 8 and 1 rank x 2 accumulation x 4 the same step.
+//
+// At start-up rank 0's trainable tensors (and optimizer state, after a resume) are
+// broadcast; a cheap checksum comparison every kSyncCheckEvery steps and at every
+// checkpoint catches ranks that drifted apart (hardware faults, a non-deterministic
+// reduction) before they train on for hours.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "model/tensor.h"
+
+namespace xcomp {
+
+class DataParallel {
+ public:
+  static constexpr int64_t kSyncCheckEvery = 50;
+
+  explicit DataParallel(Communicator& comm) : comm_(comm) {}
+
+  int rank() const { return comm_.rank(); }
+  int world_size() const { return comm_.world_size(); }
+  // Rank 0 prints, writes metrics and checkpoints.
+  bool is_main() const { return comm_.rank() == 0; }
+
+  // Rank 0's values of these host tensors land on every rank (same shapes everywhere).
+  void broadcast_from_main(const std::vector<Tensor>& tensors);
+  void broadcast_integers_from_main(std::vector<int64_t>& values) {
+    comm_.broadcast_bytes(values.data(), values.size() * sizeof(int64_t), 0);
+  }
+  // Sums the gradients over ranks in place, packed into one buffer that the
+  // communicator reduces in fixed-size buckets.
+  void sum_gradients(const std::vector<Tensor>& gradients);
+  // Host scalars summed over ranks (target counts, loss sums), in place.
+  void sum(std::vector<double>& values) { comm_.all_reduce_sum(values.data(), values.size()); }
+  // True on every rank when any rank asks to stop (a signal reaches ranks at different
+  // moments; all must stop at the same step boundary).
+  bool any_rank(bool flag) { return comm_.any(flag); }
+  void barrier() { comm_.barrier(); }
+
+  // Throws std::runtime_error on every rank when the trainable tensors differ between
+  // ranks after `step` (checked when step is a multiple of kSyncCheckEvery, or `force`).
+  void check_in_sync(int64_t step, const std::vector<Tensor>& parameters, bool force = false);
+
+ private:
+  Communicator& comm_;
+  std::vector<float> packed_;  // the gradients of one step, end to end
+};
+
+// FNV-1a over the bytes of the tensors, in order: equal states give equal checksums.
+uint64_t tensors_checksum(const std::vector<Tensor>& tensors);
+
+}  // namespace xcomp
