@@ -156,11 +156,8 @@ struct TorchComparison {
 
 // How far a float32 result may be from the fixture's (float64) value: `tolerance`, or
 // kTorchErrorFactor times the distance of PyTorch's own float32 run where float32
-// cannot do better (SmolLM2's ill-conditioned embedding-mode gradients). Two float32
-// implementations that sum in different orders land at different distances: with
-// OpenBLAS products xcomp stayed within 2x PyTorch's distance, with oneDNN's it reached
-// 2.01x (layer 17's q_proj lora_A in embedding-mode regeneration: 1.1e-3 vs 5.5e-4).
-constexpr double kTorchErrorFactor = 3.0;
+// cannot do better (SmolLM2's ill-conditioned embedding-mode gradients).
+constexpr double kTorchErrorFactor = 2.0;
 inline double allowance(const SafetensorsFile& f, const std::string& key, double tolerance) {
   return std::max(tolerance, kTorchErrorFactor * f.tensor(key).data<float>()[0]);
 }
