@@ -31,6 +31,12 @@ class Ops {
   // host = t's contents, into existing host storage of the same shape and dtype (nothing
   // to do when they already share storage).
   virtual void download_into(const Tensor& t, Tensor& host) = 0;
+  // Returns when every op queued so far has finished (for timing; the CPU backend's ops
+  // finish before they return).
+  virtual void synchronize() {}
+  // Device memory this backend holds from its driver, in bytes (its high-water mark, as
+  // the CUDA backend caches what it frees), or -1 where that is not a separate memory.
+  virtual int64_t device_memory_reserved() const { return -1; }
 
   // out[n, :] = table[ids[n], :]. ids: I32 [N], each in [0, rows(table)) (the caller
   // validates user-supplied ids); out: [N, hidden].

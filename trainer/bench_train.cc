@@ -29,6 +29,7 @@
 #include "model/compressor.h"
 #include "model/input_error.h"
 #include "model/llama.h"
+#include "model/profiling_ops.h"
 #include "model/random.h"
 #include "trainer/adamw.h"
 #include "trainer/backend.h"
@@ -54,6 +55,7 @@ struct Settings {
   double lora_alpha;
   CompressorMode mode;
   std::optional<double> peak_tflops;
+  bool profile = false;  // time every op of the timed steps (ProfilingOps)
 };
 
 // One row of the table: what a run measured.
@@ -118,9 +120,22 @@ void set_threads(int64_t threads) {
   openblas_set_num_threads(static_cast<int>(threads));
 }
 
+// Where the time of a step goes, op by op, per step.
+void print_profile(const ProfilingOps& profiler, int64_t steps) {
+  double total = 0;
+  for (const auto& t : profiler.times()) total += t.seconds;
+  std::fprintf(stderr, "per step, ops timed one at a time (%.4f s in ops):\n%-32s %8s %10s %6s\n", total / steps, "op",
+               "calls", "seconds", "share");
+  for (const auto& t : profiler.times())
+    std::fprintf(stderr, "%-32s %8lld %10.5f %5.1f%%\n", t.op.c_str(), static_cast<long long>(t.calls / steps),
+                 t.seconds / steps, 100.0 * t.seconds / std::max(total, 1e-12));
+}
+
 Measured run_xcomp(const Settings& s, const std::string& fixtures) {
   const Backend backend = s.device == "cuda" ? Backend::kCuda : Backend::kCpu;
-  std::unique_ptr<Ops> ops = make_backend(backend, 0);
+  std::unique_ptr<Ops> backend_ops = make_backend(backend, 0);
+  ProfilingOps profiler(*backend_ops);
+  Ops* ops = s.profile ? static_cast<Ops*>(&profiler) : backend_ops.get();
   const BenchShape& shape = find_bench_shape(s.shape);
   const auto t0 = Clock::now();
   // The CUDA backend keeps weight matrices in bf16; handing it bf16 halves host memory.
@@ -163,14 +178,19 @@ Measured run_xcomp(const Settings& s, const std::string& fixtures) {
     const CompressorLoss loss = compressor_step(model, compressor, batch, options);
     clip_grad_norm(grads, 1.0);
     optimizer.step(grads, 1e-4);
-    if (step < s.warmup) continue;
+    if (step < s.warmup) {
+      profiler.reset();  // the profile covers the timed steps only
+      continue;
+    }
     wall.push_back(std::chrono::duration<double>(Clock::now() - start).count());
     cpu.push_back(process_cpu_seconds() - cpu_start);
     m.loss = loss.sum;  // token_weight = 1 / targets: the mean
   }
   m.step_s = median(wall);
   m.cpu_s = median(cpu);
-  m.peak_memory_bytes = peak_memory_bytes(backend);
+  m.peak_memory_bytes = backend == Backend::kCpu ? peak_memory_bytes(backend)
+                                                 : std::optional<int64_t>(ops->device_memory_reserved());
+  if (s.profile) print_profile(profiler, s.steps);
   return m;
 }
 
@@ -255,6 +275,7 @@ int run_train_benchmark(const std::vector<std::string>& args) {
        {"threads", "T", "CPU threads (OpenMP and BLAS; default: all cores)"},
        {"peak-tflops", "P", "peak of the device for MFU (default 989, H100 bf16 dense, on cuda; none on cpu)"},
        {"reference", "", "also run tools/bench/torch_reference.py with the same settings"},
+       {"profile", "", "time each op of the timed steps, waiting for the device around each (slower)"},
        {"python", "PATH", "Python for --reference (default $XCOMP_PYTHON or /tmp/refvenv/bin/python)"},
        {"reference-script", "PATH", "default tools/bench/torch_reference.py (run from the checkout)"}});
   if (!cl.parse(args)) return 0;
@@ -281,6 +302,7 @@ int run_train_benchmark(const std::vector<std::string>& args) {
   } else if (s.device == "cuda") {
     s.peak_tflops = 989.0;
   }
+  s.profile = cl.has("profile");
   set_threads(s.threads);
   const std::string fixtures = env_or("XCOMP_FIXTURES", "../shared/fixtures");
 

@@ -32,6 +32,8 @@ class CudaOps final : public Ops {
   Tensor upload_weight(const Tensor& host) override;
   Tensor download(const Tensor& t) override;
   void download_into(const Tensor& t, Tensor& host) override;
+  void synchronize() override;
+  int64_t device_memory_reserved() const override;
 
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override;
   void linear(const Tensor& x, const Tensor& w, Tensor& y) override;

@@ -116,6 +116,10 @@ Tensor CudaOps::upload_weight(const Tensor& host) {
   return upload(bf16);
 }
 
+void CudaOps::synchronize() { XCOMP_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+int64_t CudaOps::device_memory_reserved() const { return static_cast<int64_t>(allocator_->bytes_reserved()); }
+
 Tensor CudaOps::download(const Tensor& t) {
   require_on_device("download", {&t});
   Tensor host = Tensor::empty(t.shape(), t.dtype());

@@ -1,0 +1,114 @@
+#include "model/profiling_ops.h"
+
+#include <algorithm>
+
+namespace xcomp {
+
+namespace {
+// Products are named by their weight's storage type, since bf16 and fp32 products take
+// different paths (tensor cores or not).
+std::string with_dtype(const char* op, const Tensor& w) { return std::string(op) + "/" + dtype_name(w.dtype()); }
+}  // namespace
+
+template <class Call> auto ProfilingOps::timed(const std::string& op, Call&& call) {
+  inner_.synchronize();
+  const auto start = std::chrono::steady_clock::now();
+  struct Record {  // adds the time however the call returns
+    ProfilingOps* self;
+    const std::string& op;
+    std::chrono::steady_clock::time_point start;
+    ~Record() {
+      self->inner_.synchronize();
+      OpTime& t = self->times_[op];
+      t.op = op;
+      ++t.calls;
+      t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+  } record{this, op, start};
+  return call();
+}
+
+std::vector<ProfilingOps::OpTime> ProfilingOps::times() const {
+  std::vector<OpTime> out;
+  for (const auto& [name, t] : times_) out.push_back(t);
+  std::sort(out.begin(), out.end(), [](const OpTime& a, const OpTime& b) { return a.seconds > b.seconds; });
+  return out;
+}
+
+Tensor ProfilingOps::empty(Shape shape, DType dtype) {
+  return timed("empty", [&] { return inner_.empty(std::move(shape), dtype); });
+}
+Tensor ProfilingOps::zeros(Shape shape, DType dtype) {
+  return timed("zeros", [&] { return inner_.zeros(std::move(shape), dtype); });
+}
+Tensor ProfilingOps::upload(const Tensor& host) { return timed("upload", [&] { return inner_.upload(host); }); }
+Tensor ProfilingOps::upload_weight(const Tensor& host) {
+  return timed("upload_weight", [&] { return inner_.upload_weight(host); });
+}
+Tensor ProfilingOps::download(const Tensor& t) { return timed("download", [&] { return inner_.download(t); }); }
+void ProfilingOps::download_into(const Tensor& t, Tensor& host) {
+  timed("download", [&] { inner_.download_into(t, host); });
+}
+
+void ProfilingOps::embedding(const Tensor& table, const Tensor& ids, Tensor& out) {
+  timed("embedding", [&] { inner_.embedding(table, ids, out); });
+}
+void ProfilingOps::linear(const Tensor& x, const Tensor& w, Tensor& y) {
+  timed(with_dtype("linear", w), [&] { inner_.linear(x, w, y); });
+}
+void ProfilingOps::rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& y) {
+  timed("rmsnorm", [&] { inner_.rmsnorm(x, w, eps, y); });
+}
+void ProfilingOps::rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq) {
+  timed("rope", [&] { inner_.rope(x, positions, inv_freq); });
+}
+void ProfilingOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length,
+                             const Tensor& key_valid, Tensor& out) {
+  timed("attention", [&] { inner_.attention(q, k, v, length, key_valid, out); });
+}
+void ProfilingOps::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
+  timed("swiglu", [&] { inner_.swiglu(gate, up, out); });
+}
+void ProfilingOps::add_inplace(Tensor& y, const Tensor& x) {
+  timed("add_inplace", [&] { inner_.add_inplace(y, x); });
+}
+void ProfilingOps::write_rows(const Tensor& src, Tensor& dst, int64_t offset) {
+  timed("write_rows", [&] { inner_.write_rows(src, dst, offset); });
+}
+void ProfilingOps::read_rows(const Tensor& src, int64_t offset, Tensor& dst) {
+  timed("read_rows", [&] { inner_.read_rows(src, offset, dst); });
+}
+void ProfilingOps::add_scaled(Tensor& y, const Tensor& x, float alpha) {
+  timed("add_scaled", [&] { inner_.add_scaled(y, x, alpha); });
+}
+void ProfilingOps::zero(Tensor& y) { timed("zero", [&] { inner_.zero(y); }); }
+void ProfilingOps::dropout(const Tensor& x, float p, uint64_t seed, uint64_t stream, Tensor& out) {
+  timed("dropout", [&] { inner_.dropout(x, p, seed, stream, out); });
+}
+void ProfilingOps::linear_backward_input(const Tensor& dy, const Tensor& w, Tensor& dx, bool accumulate) {
+  timed(with_dtype("linear_backward_input", w), [&] { inner_.linear_backward_input(dy, w, dx, accumulate); });
+}
+void ProfilingOps::linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, bool accumulate) {
+  timed("linear_backward_weight", [&] { inner_.linear_backward_weight(dy, x, dw, accumulate); });
+}
+void ProfilingOps::rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, float eps, Tensor& dx,
+                                    bool accumulate) {
+  timed("rmsnorm_backward", [&] { inner_.rmsnorm_backward(dy, x, w, eps, dx, accumulate); });
+}
+void ProfilingOps::rope_backward(Tensor& dx, const Tensor& positions, const Tensor& inv_freq) {
+  timed("rope_backward", [&] { inner_.rope_backward(dx, positions, inv_freq); });
+}
+void ProfilingOps::swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, Tensor& dgate,
+                                   Tensor& dup) {
+  timed("swiglu_backward", [&] { inner_.swiglu_backward(dout, gate, up, dgate, dup); });
+}
+void ProfilingOps::attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                                      int64_t length, const Tensor& key_valid, Tensor& dq, Tensor& dk, Tensor& dv) {
+  timed("attention_backward", [&] { inner_.attention_backward(dout, q, k, v, length, key_valid, dq, dk, dv); });
+}
+void ProfilingOps::cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& weights, Tensor& losses,
+                                 Tensor& dlogits) {
+  timed("cross_entropy", [&] { inner_.cross_entropy(logits, targets, weights, losses, dlogits); });
+}
+
+}  // namespace xcomp
