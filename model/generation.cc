@@ -29,8 +29,15 @@ std::vector<int32_t> generate(LlamaModel& model, KvCache& cache, const std::vect
   const int64_t n = static_cast<int64_t>(prompt.size());
   Tensor logits = model.forward(row_of(prompt), row_of(counting_from(options.first_position, n)),
                                 row_of(std::vector<int32_t>(n, 1)), cache, LogitsFor::kLastPosition);
+  return continue_generation(model, cache, std::move(logits), options.first_position + n, options, on_token);
+}
+
+std::vector<int32_t> continue_generation(const LlamaModel& model, KvCache& cache, Tensor logits, int64_t next_position,
+                                         const GenerationOptions& options,
+                                         const std::function<bool(int32_t)>& on_token) {
+  CHECK_EQ(cache.batch(), 1);
   std::vector<int32_t> produced;
-  int64_t position = options.first_position + n;
+  int64_t position = next_position;
   for (int64_t step = 0; step < options.max_new_tokens; ++step) {
     const int32_t next = sample_token(logits.data<float>(), logits.dim(1), options.sampling, step);
     produced.push_back(next);

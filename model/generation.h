@@ -24,4 +24,11 @@ std::vector<int32_t> generate(LlamaModel& model, KvCache& cache, const std::vect
                               const GenerationOptions& options,
                               const std::function<bool(int32_t)>& on_token = nullptr);
 
+// The same after the prompt has been fed by the caller: `logits` F32 [1, vocab] are those
+// of the prompt's last position and the first new token goes to RoPE position
+// `next_position` (options.first_position is not used).
+std::vector<int32_t> continue_generation(const LlamaModel& model, KvCache& cache, Tensor logits, int64_t next_position,
+                                         const GenerationOptions& options,
+                                         const std::function<bool(int32_t)>& on_token = nullptr);
+
 }  // namespace xcomp

@@ -14,5 +14,10 @@ int run_train_command(const std::vector<std::string>& args);
 int run_prepare_command(const std::vector<std::string>& args);
 int run_tokenize_command(const std::vector<std::string>& args);
 int run_bench_command(const std::vector<std::string>& args);
+int run_eval_command(const std::vector<std::string>& args);
+int run_compress_command(const std::vector<std::string>& args);
+int run_answer_command(const std::vector<std::string>& args);
+int run_regenerate_command(const std::vector<std::string>& args);
+int run_export_peft_command(const std::vector<std::string>& args);
 
 }  // namespace xcomp

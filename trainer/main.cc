@@ -6,11 +6,14 @@
 #include <cstring>
 #include <exception>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "comm/process_group.h"
 #include "model/input_error.h"
 #include "trainer/commands.h"
+#include "trainer/stop_signals.h"
 
 namespace {
 
@@ -27,6 +30,11 @@ const Subcommand kSubcommands[] = {
     {"train", xcomp::run_train_command, "train a compressor from a YAML experiment file"},
     {"prepare", xcomp::run_prepare_command, "turn text and QA files into HDF5 token shards"},
     {"tokenize", xcomp::run_tokenize_command, "text lines to token ids and back (--decode)"},
+    {"eval", xcomp::run_eval_command, "score a trained compressor (regeneration or QA) against baselines"},
+    {"compress", xcomp::run_compress_command, "compress a text into a prompt file (.xkv)"},
+    {"answer", xcomp::run_answer_command, "answer a question from a compressed prompt"},
+    {"regenerate", xcomp::run_regenerate_command, "regenerate the text of a compressed prompt"},
+    {"export-peft", xcomp::run_export_peft_command, "write a checkpoint as a PEFT adapter directory"},
     {"bench", xcomp::run_bench_command, "benchmarks: bench tokenize"},
 };
 
@@ -34,6 +42,17 @@ void print_usage(std::ostream& out) {
   out << "usage: xcomp <command> [options]   (xcomp <command> --help for its options)\n\ncommands:\n";
   for (const auto& c : kSubcommands) out << "  " << c.name << std::string(12 - std::strlen(c.name), ' ') << c.summary << "\n";
 }
+
+// An error on one rank of a multi-rank job would leave the others waiting in a
+// collective forever: abort the whole job instead.
+int failed(const std::optional<xcomp::MpiSession>& mpi) {
+  if (mpi && mpi->placement().world_size > 1) xcomp::abort_job(1);
+  return 1;
+}
+
+// The commands that run as ranks of a job. The others skip MPI's start-up (about half a
+// second for a singleton), which adds up over scripts that call xcomp many times.
+bool runs_distributed(const std::string& command) { return command == "train" || command == "eval"; }
 
 }  // namespace
 
@@ -46,21 +65,29 @@ int main(int argc, char** argv) {
   }
   const std::string command = argv[1];
   std::vector<std::string> args(argv + 2, argv + argc);
+  // Launched by mpirun/srun, or alone as a world of one (an MPI singleton).
+  std::optional<xcomp::MpiSession> mpi;
+  if (runs_distributed(command)) {
+    // Before MPI and OpenMP start threads: only the trainer's watcher takes these.
+    xcomp::block_stop_signals();
+    mpi.emplace(&argc, &argv);
+    if (mpi->placement().rank != 0) FLAGS_minloglevel = google::GLOG_WARNING;  // rank 0 speaks for the job
+  }
   for (const auto& c : kSubcommands) {
     if (command != c.name) continue;
     try {
       return c.run(args);
     } catch (const xcomp::InputError& e) {
       std::cerr << "xcomp " << command << ": error: " << e.what() << "\n";
-      return 1;
+      return failed(mpi);
     } catch (const std::bad_alloc&) {
       std::cerr << "xcomp " << command << ": error: out of memory\n";
-      return 1;
+      return failed(mpi);
     } catch (const std::exception& e) {
       // A system error (a directory that cannot be created, a full disk) that no layer
       // turned into an InputError: still one line and a non-zero exit, never an abort.
       std::cerr << "xcomp " << command << ": error: " << e.what() << "\n";
-      return 1;
+      return failed(mpi);
     }
   }
   std::cerr << "xcomp: unknown command '" << command << "'\n";

@@ -1,0 +1,260 @@
+// xcomp eval: a trained compressor against the base model with the full context and
+// with none, on the same items -- regeneration of held-out documents (per text length)
+// or QA over prepared QA shards -- writing report.json, predictions.jsonl and report.md.
+#include <cblas.h>
+#include <glob.h>
+#include <glog/logging.h>
+#include <omp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "comm/mpi_communicator.h"
+#include "comm/process_group.h"
+#include "io/atomic_file.h"
+#include "model/cpu/cpu_ops.h"
+#include "model/input_error.h"
+#include "trainer/command_line.h"
+#include "trainer/commands.h"
+#include "trainer/eval_decoding.h"
+#include "trainer/eval_gather.h"
+#include "trainer/eval_items.h"
+#include "trainer/eval_report.h"
+
+namespace xcomp {
+
+namespace {
+
+std::vector<std::string> expand_data_arguments(const std::vector<std::string>& patterns) {
+  std::vector<std::string> paths;
+  for (const std::string& pattern : patterns) {
+    glob_t g{};
+    const int rc = ::glob(pattern.c_str(), 0, nullptr, &g);
+    const size_t found = rc == 0 ? g.gl_pathc : 0;
+    for (size_t i = 0; i < found; ++i) paths.emplace_back(g.gl_pathv[i]);
+    ::globfree(&g);
+    if (found == 0) throw_input_error("--data: '", pattern, "' matches no file (prepare shards with xcomp prepare)");
+  }
+  if (paths.empty()) throw_input_error("--data: no shards given (--data SHARD.h5, repeatable, globs allowed)");
+  return paths;
+}
+
+std::vector<int64_t> parse_lengths(const std::string& text, const std::string& option) {
+  std::vector<int64_t> lengths;
+  std::stringstream in(text);
+  for (std::string piece; std::getline(in, piece, ',');) {
+    char* end = nullptr;
+    const long long v = std::strtoll(piece.c_str(), &end, 10);
+    if (piece.empty() || *end != '\0' || v < 1)
+      throw_input_error(option, ": expected positive integers separated by commas, got '", text, "'");
+    lengths.push_back(v);
+  }
+  return lengths;
+}
+
+std::vector<EvalSystem> parse_systems(const std::string& text) {
+  std::vector<EvalSystem> systems;
+  std::stringstream in(text);
+  for (std::string piece; std::getline(in, piece, ',');) {
+    bool known = false;
+    for (EvalSystem s : kEvalSystems)
+      if (piece == eval_system_name(s)) {
+        systems.push_back(s);
+        known = true;
+      }
+    if (!known) throw_input_error("--systems: unknown system '", piece, "' (compressed, full_context, no_context)");
+  }
+  if (systems.empty()) throw_input_error("--systems: name at least one system");
+  return systems;
+}
+
+void set_threads(int64_t threads) {
+  const int n = threads > 0 ? static_cast<int>(threads) : static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+  omp_set_num_threads(n);
+  openblas_set_num_threads(n);
+}
+
+// Logs progress every few items; the items are this rank's.
+class Progress {
+ public:
+  explicit Progress(size_t total) : total_(total), start_(std::chrono::steady_clock::now()) {}
+  void step() {
+    ++done_;
+    if (done_ % 10 != 0 && done_ != total_) return;
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    LOG(INFO) << "evaluated " << done_ << "/" << total_ << " items (" << s << " s)";
+  }
+
+ private:
+  size_t total_, done_ = 0;
+  std::chrono::steady_clock::time_point start_;
+};
+
+struct EvalJob {
+  TrainedCompressor* trained = nullptr;
+  std::vector<EvalSystem> systems;
+  int rank = 0, world = 1;
+};
+
+std::vector<nlohmann::json> evaluate_regeneration(const EvalJob& job, const EvalDecoder& decoder,
+                                                  const std::vector<RegenerationItem>& items, int64_t text_len,
+                                                  int64_t first_item) {
+  const Tokenizer& tokenizer = *job.trained->loaded.tokenizer;
+  std::vector<nlohmann::json> records;
+  const std::vector<size_t> mine = items_of_rank(items, job.rank, job.world);
+  Progress progress(mine.size());
+  for (size_t i : mine) {
+    const RegenerationItem& item = items[i];
+    const std::string reference = tokenizer.decode(item.text, /*skip_special=*/true);
+    for (EvalSystem system : job.systems) {
+      const std::vector<int32_t> produced = decoder.regenerate(item.text, system);
+      records.push_back(regeneration_record(first_item + static_cast<int64_t>(i), item.id, eval_system_name(system),
+                                            text_len, reference, tokenizer.decode(produced, /*skip_special=*/true),
+                                            produced == item.text));
+    }
+    progress.step();
+  }
+  return records;
+}
+
+// QA predictions are cut at the first line break: answers are one line, and base models
+// given no instruction run on into the next "Question:".
+std::string answer_text(const Tokenizer& tokenizer, const std::vector<int32_t>& ids) {
+  std::string text = tokenizer.decode(ids, /*skip_special=*/true);
+  const size_t newline = text.find('\n');
+  if (newline != std::string::npos) text.resize(newline);
+  return text;
+}
+
+std::vector<nlohmann::json> evaluate_qa(const EvalJob& job, const EvalDecoder& decoder,
+                                        const std::vector<QaItem>& items) {
+  const Tokenizer& tokenizer = *job.trained->loaded.tokenizer;
+  std::vector<nlohmann::json> records;
+  const std::vector<size_t> mine = items_of_rank(items, job.rank, job.world);
+  Progress progress(mine.size());
+  for (size_t i : mine) {
+    const QaItem& item = items[i];
+    const std::string question = tokenizer.decode(item.question);
+    for (EvalSystem system : job.systems) {
+      const std::vector<int32_t> produced = decoder.answer(item.context, item.question, system);
+      records.push_back(qa_record(static_cast<int64_t>(i), item.id, item.dataset, eval_system_name(system), question,
+                                  answer_text(tokenizer, produced), item.references, item.truncated));
+    }
+    progress.step();
+  }
+  return records;
+}
+
+nlohmann::json report_header(const TrainedCompressor& t, const std::string& checkpoint_arg) {
+  const CompressorSettings& s = t.compressor->settings();
+  return {{"checkpoint", t.trainable_path},
+          {"checkpoint_argument", checkpoint_arg},
+          {"checkpoint_sha256", t.trainable_sha256},
+          {"model", t.loaded.config.source},
+          {"mode", name_of(s.mode)},
+          {"num_tokens", s.num_tokens},
+          {"decoder_positions", name_of(s.decoder_positions)},
+          {"lora_r", s.lora.r},
+          {"max_text_len", t.config.compressor.max_text_len}};
+}
+
+}  // namespace
+
+int run_eval_command(const std::vector<std::string>& args) {
+  CommandLine cl("eval", "--checkpoint PATH --task regeneration|qa --data SHARDS --out DIR [options]",
+                 {{"checkpoint", "PATH",
+                   "trainable.safetensors, a checkpoint directory, or a run directory (its newest checkpoint)"},
+                  {"config", "FILE",
+                   "the run's config.yaml (default: found beside the checkpoint or up to two directories above)"},
+                  {"model", "PATH", "the base model (default: the run's model.path)"},
+                  {"tokenizer", "PATH", "its tokenizer (default: the run's model.tokenizer)"},
+                  {"task", "NAME", "regeneration (corpus shards) or qa (QA shards)"},
+                  {"data", "SHARDS", "HDF5 shard path or glob; repeatable"},
+                  {"out", "DIR", "where report.json, predictions.jsonl and report.md go"},
+                  {"text-lengths", "L1,L2,...",
+                   "regeneration: text lengths to evaluate (default: the run's compressor.max_text_len)"},
+                  {"max-text-len", "N", "qa: context tokens compressed (default: the run's compressor.max_text_len)"},
+                  {"limit", "K", "items per text length (regeneration) or in all (qa); 0 = every one (default 0)"},
+                  {"max-new-tokens", "N",
+                   "qa: answer tokens at most (default 32); regeneration always stops at the text's length + 1"},
+                  {"systems", "LIST", "any of compressed,full_context,no_context (default: all three)"},
+                  {"threads", "N", "CPU threads (default: all cores)"}});
+  if (!cl.parse(args)) return 0;
+  cl.expect_positional(0, 0);
+  const std::string task = cl.require("task");
+  if (task != "regeneration" && task != "qa")
+    throw_input_error("--task: expected regeneration or qa, got '", task, "'");
+  const std::string out_dir = cl.require("out");
+  const std::vector<std::string> shards = expand_data_arguments(cl.get_all("data"));
+  set_threads(cl.get_int("threads", 0, 0, 4096));
+
+  CpuOps ops;
+  TrainedCompressorOptions to;
+  to.checkpoint = cl.require("checkpoint");
+  to.config = cl.get("config");
+  to.model = cl.get("model");
+  to.tokenizer = cl.get("tokenizer");
+  std::unique_ptr<TrainedCompressor> trained = load_trained_compressor(to, ops);
+  LOG(INFO) << "checkpoint " << trained->trainable_path << ": " << name_of(trained->config.compressor.mode)
+            << ", N = " << trained->config.compressor.num_tokens;
+
+  // Under mpirun each rank evaluates every world-th item; rank 0 gathers and writes.
+  std::unique_ptr<Communicator> comm;
+  if (mpi_is_running())
+    comm = std::make_unique<MpiCommunicator>();
+  else
+    comm = std::make_unique<SingleProcessCommunicator>();
+  EvalJob job;
+  job.rank = comm->rank();
+  job.world = comm->world_size();
+  job.trained = trained.get();
+  job.systems = parse_systems(cl.get("systems", "compressed,full_context,no_context"));
+  ShardExpectations expect;
+  expect.tokenizer_sha256 = trained->loaded.tokenizer->sha256();
+  expect.vocab_size = trained->loaded.config.vocab_size;
+  const int64_t limit = cl.get_int("limit", 0, 0, INT64_MAX);
+
+  std::vector<nlohmann::json> records;
+  nlohmann::json report;
+  const nlohmann::json header = report_header(*trained, to.checkpoint);
+  if (task == "regeneration") {
+    const std::vector<int64_t> lengths = parse_lengths(
+        cl.get("text-lengths", std::to_string(trained->config.compressor.max_text_len)), "--text-lengths");
+    const EvalDecoder decoder(*trained, INT64_MAX / 2);
+    int64_t first_item = 0;
+    for (int64_t length : lengths) {
+      const std::vector<RegenerationItem> items = read_regeneration_items(shards, expect, length, limit);
+      if (items.empty()) throw_input_error("--data: no document has ", length, " tokens or more");
+      LOG(INFO) << "regeneration of " << items.size() << " texts of " << length << " tokens";
+      for (auto& r : evaluate_regeneration(job, decoder, items, length, first_item)) records.push_back(std::move(r));
+      first_item += static_cast<int64_t>(items.size());
+    }
+    records = gather_records(*comm, records);
+    report = regeneration_report(header, records);
+  } else {
+    const int64_t max_text_len = cl.get_int("max-text-len", trained->config.compressor.max_text_len, 1, 1 << 20);
+    const std::vector<QaItem> items = read_qa_items(shards, expect, max_text_len, limit);
+    if (items.empty()) throw_input_error("--data: the QA shards hold no example with a context");
+    LOG(INFO) << "QA on " << items.size() << " questions";
+    const EvalDecoder decoder(*trained, cl.get_int("max-new-tokens", 32, 1, 1 << 20));
+    records = gather_records(*comm, evaluate_qa(job, decoder, items));
+    report = qa_report(header, records);
+  }
+  if (job.rank != 0) return 0;
+  std::filesystem::create_directories(out_dir);
+  std::string lines;
+  for (const auto& r : records) lines += eval_json_text(r) + "\n";
+  write_file_atomically(out_dir + "/predictions.jsonl", lines);
+  write_file_atomically(out_dir + "/report.json", eval_json_text(report, 2) + "\n");
+  const std::string markdown = report_markdown(report);
+  write_file_atomically(out_dir + "/report.md", markdown);
+  std::cout << markdown;
+  LOG(INFO) << "wrote " << out_dir << "/report.json, predictions.jsonl and report.md";
+  return 0;
+}
+
+}  // namespace xcomp

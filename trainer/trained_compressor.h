@@ -1,0 +1,59 @@
+// A trained compressor ready to use: the run's configuration, the base model, and the
+// LoRA and compression-token tensors a training run saved. What `xcomp eval`,
+// `compress`, `answer`, `regenerate` and `export-peft` start from.
+//
+// A checkpoint may be named as
+//   - a trainable.safetensors file (tensor names: Compressor::parameters());
+//   - a directory holding one (a checkpoint such as <run_dir>/checkpoints/step_00000300);
+//   - a run directory: its newest checkpoint as <run_dir>/checkpoints/latest names it,
+//     else <run_dir>/trainable.safetensors (what a run without checkpoints leaves).
+// The compressor's shape (mode, N, LoRA r, alpha and targets, decoder positions) comes
+// from the run's config.yaml, found beside the file or up to two directories above it.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "io/config.h"
+#include "io/model_loader.h"
+#include "model/compressor.h"
+#include "model/llama.h"
+#include "trainer/objective.h"
+
+namespace xcomp {
+
+// The trainable.safetensors a checkpoint argument means; InputError naming the path
+// when there is none.
+std::string resolve_trainable_file(const std::string& checkpoint);
+
+// The config.yaml of the run that wrote `trainable_file`; InputError when none is found.
+std::string find_run_config(const std::string& trainable_file);
+
+CompressorSettings compressor_settings_of(const ExperimentConfig& config);
+
+struct TrainedCompressorOptions {
+  std::string checkpoint;  // as above (required)
+  std::string config;      // "" = found with find_run_config
+  std::string model;       // "" = the run's model.path
+  std::string tokenizer;   // "" = the run's model.tokenizer
+};
+
+struct TrainedCompressor {
+  ExperimentConfig config;
+  std::string trainable_path;
+  std::string trainable_sha256;  // of the file's bytes
+  LoadedModel loaded;
+  std::unique_ptr<LlamaModel> model;
+  std::unique_ptr<Compressor> compressor;
+  ObjectiveTokens tokens;
+};
+
+// Loads everything onto the CPU ops `ops` (which must outlive the result). InputError
+// for a missing file, a tensor missing from the checkpoint or shaped differently from
+// what the config makes.
+std::unique_ptr<TrainedCompressor> load_trained_compressor(const TrainedCompressorOptions& options, Ops& ops);
+
+// Copies the trainable tensors of `file` into `compressor`, checking names and shapes.
+void load_trainable_tensors(Compressor& compressor, const std::string& file);
+
+}  // namespace xcomp
