@@ -61,5 +61,36 @@ TEST(TrainCommand, MissingShardsAreNamed) {
   EXPECT_NE(run.err.find("data.train: '" + dir + "/nowhere/train-*.h5' matches no file"), std::string::npos) << run.err;
 }
 
+
+// The embedded default config (K/V, N=16, 96-token texts, batch 16, lr 3e-3) for 300
+// steps: the validation loss falls below the no-prefix baseline. Measured: 1.489 against
+// 1.646 at step 300 (quick start, 2 ranks); the text tokens alone stay at the baseline
+// (1.408 vs 1.375): at this size the prefix teaches the decoder where the text ends
+// (end-of-text loss 27.7 -> 9.3), as the independent PyTorch implementation found.
+TEST(TrainCommand, DefaultConfigBeatsTheNoPrefixBaselineOnValidation) {
+  const std::string dir = test::temp_dir("train-default");
+  const std::string tokenizer = test::fixture("stories260K/tok512.model");
+  test::CommandResult prep = test::run_xcomp(
+      "prepare --format text --input '" + test::fixture("tinystories/tinystories_sample.txt") + "' --out '" + dir +
+      "/data' --tokenizer '" + tokenizer + "' --split-by hash --test-fraction 0.15");
+  ASSERT_EQ(prep.exit_code, 0) << prep.err;
+  test::CommandResult run = test::run_xcomp(
+      "train --config '" + test::source_dir() + "/configs/stories260k-regen-kv.yaml' run_dir='" + dir +
+      "/run' resume= train.steps=300 train.warmup_steps=30 eval.every=300 checkpoint.every=0 log.progress=never "
+      "model.path='" + test::fixture("stories260K/stories260K.bin") + "' model.tokenizer='" + tokenizer +
+      "' 'data.train=[\"" + dir + "/data/train-*.h5\"]' 'data.validation=[\"" + dir + "/data/test-*.h5\"]'");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  std::istringstream lines(test::read_file(dir + "/run/metrics.jsonl"));
+  double baseline = 0, validation = 0;
+  for (std::string line; std::getline(lines, line);) {
+    const nlohmann::json r = nlohmann::json::parse(line);
+    if (r.contains("val_noprefix_loss")) baseline = r["val_noprefix_loss"].get<double>();
+    if (r.contains("val_loss")) validation = r["val_loss"].get<double>();
+  }
+  std::cerr << "validation loss " << validation << ", no-prefix baseline " << baseline << "\n";
+  ASSERT_GT(baseline, 0.0);
+  EXPECT_LT(validation, baseline - 0.05);
+}
+
 }  // namespace
 }  // namespace xcomp
