@@ -3,15 +3,21 @@
 // and the simple one it is checked against, where one thread block per (row, query, head)
 // keeps the query's scores over all its visible keys in shared memory, takes an exact
 // fp32 softmax and the probability-weighted sum of values (XCOMP_CUDA_ATTENTION=simple
-// selects it everywhere). The backward pass recomputes the softmax
-// the same way (see attention_backward_query_kernel for its two passes).
+// selects it everywhere). Two backwards as well, both recomputing the softmax: the tiled
+// one (attention_backward_query_tiled_kernel and attention_backward_key_tiled_kernel,
+// head_dim a multiple of 4 up to 128) and the reference it is checked against
+// (attention_backward_query_kernel and attention_backward_key_kernel, one block per query
+// and per key entry; XCOMP_CUDA_ATTENTION_BACKWARD=reference selects it everywhere).
 #include <glog/logging.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 #include "model/cuda/block_reduce.cuh"
 #include "model/cuda/cuda_backend.h"
 #include "model/cuda/cuda_check.h"
+#include "model/input_error.h"
 
 namespace xcomp::cuda {
 
@@ -214,7 +220,7 @@ __global__ void attention_tiled_kernel(AttentionDims s, const float* q, const fl
   }
 }
 
-// The backward pass in two kernels, so that no two blocks write the same gradient entry
+// The reference backward in two kernels, so that no two blocks write the same gradient entry
 // (no atomics, a fixed summation order):
 //  1. per query (block (head, t, row)): the softmax P, dP = dout . v, D = sum_j P_j dP_j,
 //     dS = P (dP - D) * scale and dq = dS . K; it also keeps log-sum-exp and D per query;
@@ -340,6 +346,308 @@ __global__ void attention_backward_key_kernel(AttentionDims s, const float* dout
   }
 }
 
+// The tiled backward (FlashAttention-2 style, fp32 on CUDA cores), in two kernels so that
+// no two blocks write the same gradient entry (no atomics, a fixed summation order):
+//  1. a block per (query tile, head, row) walks the visible key tiles twice: first for
+//     the log-sum-exp and D = sum_j P_j dP_j of each query (online, rescaled like the
+//     forward's softmax), then for dS = P (dP - D) * scale and dq = dS . K;
+//  2. a block per (key tile, kv head, row) walks, for every head of the group, the query
+//     tiles that can see its keys, recomputes P = exp(score - log-sum-exp) and dS from the
+//     saved per-query values and adds dv += P^T dout and dk += dS^T q.
+// Tiles sit in shared memory, so each row of q, dout, k and v is read from memory once per
+// block instead of once per (query, key) pair. In the score phase a thread takes one key
+// (its lane) and kBwdQueriesPerWarp queries (its warp's); in the accumulation phase it
+// takes one key (kernel 2) or one query (kernel 1) and float4 chunks of head dimensions
+// 4 * warp + 32 * c. Both kernels compute scores with the same code (tile_scores) on the
+// same inputs, so kernel 2's P is consistent with kernel 1's log-sum-exp.
+constexpr int kBwdTile = 32;  // queries and keys per tile: one key per lane
+constexpr int kBwdWarps = 8;
+constexpr int kBwdThreads = kBwdWarps * 32;
+constexpr int kBwdQueriesPerWarp = kBwdTile / kBwdWarps;
+constexpr int kBwdMaxHeadDim = 128;
+constexpr int kBwdChunkDims = 4 * kBwdWarps;                 // dims one pass of the warps covers
+constexpr int kBwdChunks = kBwdMaxHeadDim / kBwdChunkDims;  // float4 chunks per thread
+static_assert(kBwdTile == 32 && kBwdTile % kBwdWarps == 0, "one key per lane, whole queries per warp");
+
+// Row stride of a [kBwdTile][d] tile: d + 4 keeps rows 16-byte aligned for float4 reads,
+// and for d a multiple of 8 the 8 lanes of each float4 phase reading 8 different rows
+// (the score phase) hit 8 different groups of 4 banks.
+__host__ __device__ int bwd_stride(int64_t d) { return static_cast<int>(d) + 4; }
+
+bool tiled_backward_applies(int64_t d) { return d <= kBwdMaxHeadDim && d % 4 == 0; }
+
+// Kernel 1: q, dout, k, v tiles and dS [kBwdTile][kBwdTile + 1] (padded: the score phase
+// writes a row per warp, the dq phase reads a column per warp).
+size_t backward_query_shared_bytes(int64_t d) {
+  return static_cast<size_t>(4 * kBwdTile * bwd_stride(d) + kBwdTile * (kBwdTile + 1)) * sizeof(float);
+}
+
+// Kernel 2: k, v, q, dout tiles, P and dS [kBwdTile queries][kBwdTile keys], and the
+// query tile's log-sum-exps and D.
+size_t backward_key_shared_bytes(int64_t d) {
+  return static_cast<size_t>(4 * kBwdTile * bwd_stride(d) + 2 * kBwdTile * kBwdTile + 2 * kBwdTile) * sizeof(float);
+}
+
+// Rows [first, first + kBwdTile) of (head h, row b)'s queries and output gradients into
+// tiles (zeros past T).
+__device__ void load_query_tile(const AttentionDims& s, const float* q, const float* dout, int64_t b, int64_t h,
+                                int64_t first, float* q_tile, float* dout_tile) {
+  const int d = static_cast<int>(s.d), stride = bwd_stride(d);
+  for (int e = threadIdx.x; e < kBwdTile * d; e += blockDim.x) {
+    const int r = e / d, i = e % d;
+    const int64_t t = first + r;
+    float query = 0.f, grad = 0.f;
+    if (t < s.t) {
+      const int64_t at = ((b * s.t + t) * s.heads + h) * s.d + i;
+      query = q[at];
+      grad = dout[at];
+    }
+    q_tile[r * stride + i] = query;
+    dout_tile[r * stride + i] = grad;
+  }
+}
+
+// Entries [first, first + kBwdTile) of kv head kh's keys and values into tiles (zeros
+// from `end` on).
+__device__ void load_key_tile(const AttentionDims& s, const float* k, const float* v, int64_t b, int64_t kh,
+                              int64_t first, int64_t end, float* k_tile, float* v_tile) {
+  const int d = static_cast<int>(s.d), stride = bwd_stride(d);
+  for (int e = threadIdx.x; e < kBwdTile * d; e += blockDim.x) {
+    const int j = e / d, i = e % d;
+    const int64_t pos = first + j;
+    float key = 0.f, value = 0.f;
+    if (pos < end) {
+      const int64_t at = kv_offset(s, b, pos, kh) + i;
+      key = k[at];
+      value = v[at];
+    }
+    k_tile[j * stride + i] = key;
+    v_tile[j * stride + i] = value;
+  }
+}
+
+// For the warp's tile queries r = warp * kBwdQueriesPerWarp + qi and the lane's tile key:
+// score[qi] = (q_r . k_lane) * scale and dp[qi] = dout_r . v_lane (the q and dout reads
+// are broadcasts, the k and v rows of the lanes fall in different banks).
+__device__ void tile_scores(const float* q_tile, const float* dout_tile, const float* k_tile, const float* v_tile,
+                            int d, float scale, float* score, float* dp) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, stride = bwd_stride(d);
+  const float* k_row = k_tile + lane * stride;
+  const float* v_row = v_tile + lane * stride;
+  float dot[kBwdQueriesPerWarp], grad_dot[kBwdQueriesPerWarp];
+#pragma unroll
+  for (int qi = 0; qi < kBwdQueriesPerWarp; ++qi) dot[qi] = grad_dot[qi] = 0.f;
+#pragma unroll 2  // more keeps too many float4s live (kernel 1 took 145 registers)
+  for (int i = 0; i < d; i += 4) {
+    const float4 kk = *reinterpret_cast<const float4*>(k_row + i);
+    const float4 vv = *reinterpret_cast<const float4*>(v_row + i);
+#pragma unroll
+    for (int qi = 0; qi < kBwdQueriesPerWarp; ++qi) {
+      const int r = warp * kBwdQueriesPerWarp + qi;
+      const float4 qq = *reinterpret_cast<const float4*>(q_tile + r * stride + i);
+      const float4 gg = *reinterpret_cast<const float4*>(dout_tile + r * stride + i);
+      dot[qi] += qq.x * kk.x + qq.y * kk.y + qq.z * kk.z + qq.w * kk.w;
+      grad_dot[qi] += gg.x * vv.x + gg.y * vv.y + gg.z * vv.z + gg.w * vv.w;
+    }
+  }
+#pragma unroll
+  for (int qi = 0; qi < kBwdQueriesPerWarp; ++qi) {
+    score[qi] = dot[qi] * scale;
+    dp[qi] = grad_dot[qi];
+  }
+}
+
+// acc[c][0..3] += weight * row[4 * warp + kBwdChunkDims * c + 0..3] for the chunks inside d
+// (a broadcast read: every lane of the warp reads the same row).
+__device__ __forceinline__ void add_scaled_chunks(float (&acc)[kBwdChunks][4], float weight, const float* row, int d) {
+  const int warp = threadIdx.x / 32;
+#pragma unroll
+  for (int c = 0; c < kBwdChunks; ++c) {
+    const int i = 4 * warp + kBwdChunkDims * c;
+    if (i < d) {
+      const float4 x = *reinterpret_cast<const float4*>(row + i);
+      acc[c][0] += weight * x.x;
+      acc[c][1] += weight * x.y;
+      acc[c][2] += weight * x.z;
+      acc[c][3] += weight * x.w;
+    }
+  }
+}
+
+// Block (query tile, head, row b): dq, and each query's log-sum-exp and D for kernel 2.
+__global__ void __launch_bounds__(kBwdThreads)
+    attention_backward_query_tiled_kernel(AttentionDims s, const float* dout, const float* q, const float* k,
+                                          const float* v, const int32_t* key_valid, float* dq, float* log_sum_exps,
+                                          float* weighted_sums) {
+  extern __shared__ float4 bwd_query_shared[];  // float4: the tiles are read as float4
+  const int d = static_cast<int>(s.d), stride = bwd_stride(d);
+  float* q_tile = reinterpret_cast<float*>(bwd_query_shared);
+  float* dout_tile = q_tile + kBwdTile * stride;
+  float* k_tile = dout_tile + kBwdTile * stride;
+  float* v_tile = k_tile + kBwdTile * stride;
+  float* dscores = v_tile + kBwdTile * stride;  // [query][key], rows of kBwdTile + 1
+  const int64_t t0 = blockIdx.x * int64_t{kBwdTile}, h = blockIdx.y, b = blockIdx.z, kh = h / s.group;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t queries = s.t - t0 < kBwdTile ? s.t - t0 : kBwdTile;
+  const int64_t prefix = s.length - s.t;          // query t sees keys pos <= prefix + t
+  const int64_t key_end = prefix + t0 + queries;  // no query of this block sees a key past it
+  const int32_t* valid = key_valid + b * s.capacity;
+  load_query_tile(s, q, dout, b, h, t0, q_tile, dout_tile);
+
+  // Pass 1: running max m, normaliser l and w = sum_j exp(score_j - m) dP_j per query.
+  float m[kBwdQueriesPerWarp], l[kBwdQueriesPerWarp], w[kBwdQueriesPerWarp];
+#pragma unroll
+  for (int qi = 0; qi < kBwdQueriesPerWarp; ++qi) {
+    m[qi] = -INFINITY;
+    l[qi] = w[qi] = 0.f;
+  }
+  for (int64_t k0 = 0; k0 < key_end; k0 += kBwdTile) {
+    __syncthreads();  // the previous tile is consumed (and, the first time, the query tile written)
+    load_key_tile(s, k, v, b, kh, k0, key_end, k_tile, v_tile);
+    __syncthreads();
+    const int64_t pos = k0 + lane;
+    const bool key_usable = pos < key_end && valid[pos] != 0;
+    float score[kBwdQueriesPerWarp], dp[kBwdQueriesPerWarp];
+    tile_scores(q_tile, dout_tile, k_tile, v_tile, d, s.scale, score, dp);
+#pragma unroll
+    for (int qi = 0; qi < kBwdQueriesPerWarp; ++qi) {
+      const int r = warp * kBwdQueriesPerWarp + qi;
+      const float x = key_usable && r < queries && pos <= prefix + t0 + r ? score[qi] : -INFINITY;
+      const float m_new = fmaxf(m[qi], warp_max(x));
+      if (m_new != -INFINITY) {  // the same for the whole warp; else nothing visible so far
+        const float p = expf(x - m_new);                // 0 for keys this query cannot see
+        const float correction = expf(m[qi] - m_new);  // 0 while m was -inf
+        l[qi] = l[qi] * correction + warp_sum(p);
+        w[qi] = w[qi] * correction + warp_sum(p * dp[qi]);
+        m[qi] = m_new;
+      }
+    }
+  }
+  // A query that sees no key keeps log-sum-exp 0 and D 0: its P is 0 for every key anyway.
+  float lse[kBwdQueriesPerWarp], weighted[kBwdQueriesPerWarp];
+#pragma unroll
+  for (int qi = 0; qi < kBwdQueriesPerWarp; ++qi) {
+    const bool seen = m[qi] != -INFINITY;
+    lse[qi] = seen ? m[qi] + logf(l[qi]) : 0.f;
+    weighted[qi] = seen ? w[qi] / l[qi] : 0.f;
+    const int r = warp * kBwdQueriesPerWarp + qi;
+    if (lane == 0 && r < queries) {
+      const int64_t row = (b * s.t + t0 + r) * s.heads + h;
+      log_sum_exps[row] = lse[qi];
+      weighted_sums[row] = weighted[qi];
+    }
+  }
+
+  // Pass 2: dS per (query, key) of the tile, then dq[query lane] += dS . K.
+  float acc[kBwdChunks][4];
+#pragma unroll
+  for (int c = 0; c < kBwdChunks; ++c) acc[c][0] = acc[c][1] = acc[c][2] = acc[c][3] = 0.f;
+  for (int64_t k0 = 0; k0 < key_end; k0 += kBwdTile) {
+    __syncthreads();  // the previous tile and its dS are consumed
+    load_key_tile(s, k, v, b, kh, k0, key_end, k_tile, v_tile);
+    __syncthreads();
+    const int64_t pos = k0 + lane;
+    const bool key_usable = pos < key_end && valid[pos] != 0;
+    float score[kBwdQueriesPerWarp], dp[kBwdQueriesPerWarp];
+    tile_scores(q_tile, dout_tile, k_tile, v_tile, d, s.scale, score, dp);
+#pragma unroll
+    for (int qi = 0; qi < kBwdQueriesPerWarp; ++qi) {
+      const int r = warp * kBwdQueriesPerWarp + qi;
+      const bool seen = key_usable && r < queries && pos <= prefix + t0 + r;
+      const float p = seen ? expf(score[qi] - lse[qi]) : 0.f;
+      dscores[r * (kBwdTile + 1) + lane] = p * (dp[qi] - weighted[qi]) * s.scale;
+    }
+    __syncthreads();
+    for (int j = 0; j < kBwdTile; ++j) add_scaled_chunks(acc, dscores[lane * (kBwdTile + 1) + j], k_tile + j * stride, d);
+  }
+  if (lane < queries) {
+    float* grad = dq + ((b * s.t + t0 + lane) * s.heads + h) * s.d;
+#pragma unroll
+    for (int c = 0; c < kBwdChunks; ++c) {
+      const int i = 4 * warp + kBwdChunkDims * c;
+      if (i < d) {
+        grad[i] = acc[c][0];
+        grad[i + 1] = acc[c][1];
+        grad[i + 2] = acc[c][2];
+        grad[i + 3] = acc[c][3];
+      }
+    }
+  }
+}
+
+// Block (key tile, kv head kh, row b): dk and dv of the tile's entries, over every head of
+// the group and every query tile that sees one of them. Padded keys get P = 0, so += 0.
+__global__ void __launch_bounds__(kBwdThreads)
+    attention_backward_key_tiled_kernel(AttentionDims s, const float* dout, const float* q, const float* k,
+                                        const float* v, const int32_t* key_valid, const float* log_sum_exps,
+                                        const float* weighted_sums, float* dk, float* dv) {
+  extern __shared__ float4 bwd_key_shared[];  // float4: the tiles are read as float4
+  const int d = static_cast<int>(s.d), stride = bwd_stride(d);
+  float* k_tile = reinterpret_cast<float*>(bwd_key_shared);
+  float* v_tile = k_tile + kBwdTile * stride;
+  float* q_tile = v_tile + kBwdTile * stride;
+  float* dout_tile = q_tile + kBwdTile * stride;
+  float* probs = dout_tile + kBwdTile * stride;  // [query][key]
+  float* dscores = probs + kBwdTile * kBwdTile;  // [query][key]
+  float* lse_tile = dscores + kBwdTile * kBwdTile;
+  float* weighted_tile = lse_tile + kBwdTile;
+  const int64_t k0 = blockIdx.x * int64_t{kBwdTile}, kh = blockIdx.y, b = blockIdx.z;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t prefix = s.length - s.t;  // query t sees keys pos <= prefix + t
+  load_key_tile(s, k, v, b, kh, k0, s.length, k_tile, v_tile);
+  const int64_t pos = k0 + lane;
+  const bool key_usable = pos < s.length && key_valid[b * s.capacity + pos] != 0;
+  float dk_acc[kBwdChunks][4], dv_acc[kBwdChunks][4];
+#pragma unroll
+  for (int c = 0; c < kBwdChunks; ++c)
+    for (int x = 0; x < 4; ++x) dk_acc[c][x] = dv_acc[c][x] = 0.f;
+  // The first query that sees key k0 is t = k0 - prefix (earlier ones see none of the
+  // tile's keys); start at the query tile holding it.
+  const int64_t first_t = k0 > prefix ? k0 - prefix : 0;
+  const int64_t first_tile = first_t / kBwdTile * kBwdTile;
+  for (int64_t h = kh * s.group; h < (kh + 1) * s.group; ++h) {
+    for (int64_t t0 = first_tile; t0 < s.t; t0 += kBwdTile) {
+      __syncthreads();  // the previous query tile is consumed (and, the first time, k/v written)
+      load_query_tile(s, q, dout, b, h, t0, q_tile, dout_tile);
+      if (threadIdx.x < kBwdTile) {
+        const int64_t t = t0 + threadIdx.x, row = (b * s.t + t) * s.heads + h;
+        lse_tile[threadIdx.x] = t < s.t ? log_sum_exps[row] : 0.f;
+        weighted_tile[threadIdx.x] = t < s.t ? weighted_sums[row] : 0.f;
+      }
+      __syncthreads();
+      float score[kBwdQueriesPerWarp], dp[kBwdQueriesPerWarp];
+      tile_scores(q_tile, dout_tile, k_tile, v_tile, d, s.scale, score, dp);
+#pragma unroll
+      for (int qi = 0; qi < kBwdQueriesPerWarp; ++qi) {
+        const int r = warp * kBwdQueriesPerWarp + qi;
+        const int64_t t = t0 + r;
+        const bool seen = key_usable && t < s.t && pos <= prefix + t;
+        const float p = seen ? expf(score[qi] - lse_tile[r]) : 0.f;
+        probs[r * kBwdTile + lane] = p;
+        dscores[r * kBwdTile + lane] = p * (dp[qi] - weighted_tile[r]) * s.scale;
+      }
+      __syncthreads();
+      for (int r = 0; r < kBwdTile; ++r) {
+        add_scaled_chunks(dv_acc, probs[r * kBwdTile + lane], dout_tile + r * stride, d);
+        add_scaled_chunks(dk_acc, dscores[r * kBwdTile + lane], q_tile + r * stride, d);
+      }
+    }
+  }
+  if (pos < s.length) {
+    const int64_t offset = kv_offset(s, b, pos, kh);
+#pragma unroll
+    for (int c = 0; c < kBwdChunks; ++c) {
+      const int i = 4 * warp + kBwdChunkDims * c;
+      if (i < d) {
+        for (int x = 0; x < 4; ++x) {
+          dk[offset + i + x] += dk_acc[c][x];
+          dv[offset + i + x] += dv_acc[c][x];
+        }
+      }
+    }
+  }
+}
+
 AttentionDims check_attention(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, int64_t length,
                               const Tensor& key_valid, const Tensor& out) {
   require_dtype(op, "q", q, DType::F32);
@@ -385,6 +693,15 @@ template <class Kernel> void allow_shared_memory(Kernel kernel, size_t bytes, co
 
 }  // namespace
 
+bool reference_attention_backward_requested() {
+  const char* choice = std::getenv("XCOMP_CUDA_ATTENTION_BACKWARD");
+  if (choice == nullptr || *choice == '\0') return false;
+  const std::string value = choice;
+  if (value != "reference" && value != "tiled")
+    throw_input_error("XCOMP_CUDA_ATTENTION_BACKWARD=", value, ": expected reference or tiled");
+  return value == "reference";
+}
+
 void CudaOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length, const Tensor& key_valid,
                         Tensor& out) {
   const char* op = "attention";
@@ -427,6 +744,30 @@ void CudaOps::attention_backward(const Tensor& dout, const Tensor& q, const Tens
   CHECK_LE(s.length, int64_t{1} << 31) << op << ": too many keys";
   // Per query: log-sum-exp of the scores and D = sum_j P_j dP_j, read by the key pass.
   Tensor log_sum_exps = empty({s.batch * s.t * s.heads}), weighted_sums = empty({s.batch * s.t * s.heads});
+  if (tiled_backward_applies(s.d) && !reference_attention_backward_) {
+    const size_t query_bytes = backward_query_shared_bytes(s.d), key_bytes = backward_key_shared_bytes(s.d);
+    allow_shared_memory(attention_backward_query_tiled_kernel, query_bytes, op, s.length);
+    allow_shared_memory(attention_backward_key_tiled_kernel, key_bytes, op, s.length);
+    const dim3 query_grid(static_cast<unsigned>((s.t + kBwdTile - 1) / kBwdTile), static_cast<unsigned>(s.heads),
+                          static_cast<unsigned>(s.batch));
+    attention_backward_query_tiled_kernel<<<query_grid, kBwdThreads, query_bytes, stream_>>>(
+        s, static_cast<const float*>(dout.raw()), static_cast<const float*>(q.raw()),
+        static_cast<const float*>(k.raw()), static_cast<const float*>(v.raw()),
+        static_cast<const int32_t*>(key_valid.raw()), static_cast<float*>(dq.raw()),
+        static_cast<float*>(log_sum_exps.raw()), static_cast<float*>(weighted_sums.raw()));
+    XCOMP_CUDA_CHECK(cudaGetLastError());
+    // The first key tiles see every query: low block indices, scheduled first, so the
+    // long blocks do not trail at the end.
+    const dim3 key_grid(static_cast<unsigned>((s.length + kBwdTile - 1) / kBwdTile),
+                        static_cast<unsigned>(s.kv_heads), static_cast<unsigned>(s.batch));
+    attention_backward_key_tiled_kernel<<<key_grid, kBwdThreads, key_bytes, stream_>>>(
+        s, static_cast<const float*>(dout.raw()), static_cast<const float*>(q.raw()),
+        static_cast<const float*>(k.raw()), static_cast<const float*>(v.raw()),
+        static_cast<const int32_t*>(key_valid.raw()), static_cast<const float*>(log_sum_exps.raw()),
+        static_cast<const float*>(weighted_sums.raw()), static_cast<float*>(dk.raw()), static_cast<float*>(dv.raw()));
+    XCOMP_CUDA_CHECK(cudaGetLastError());
+    return;
+  }
   const size_t bytes = 2 * static_cast<size_t>(s.length) * sizeof(float);
   allow_shared_memory(attention_backward_query_kernel, bytes, op, s.length);
   const dim3 query_grid(static_cast<unsigned>(s.heads), static_cast<unsigned>(s.t), static_cast<unsigned>(s.batch));

@@ -18,6 +18,10 @@
 
 namespace xcomp::cuda {
 
+// Whether XCOMP_CUDA_ATTENTION_BACKWARD asks for the reference backward (throws an input
+// error on an unknown value); defined with the kernels in cuda_attention.cu.
+bool reference_attention_backward_requested();
+
 class CudaOps final : public Ops {
  public:
   CudaOps(int device, CudaWeightStorage weights);
@@ -75,6 +79,10 @@ class CudaOps final : public Ops {
   // and a cross-check for the tiled one); unset or "tiled": the tiled forward where it
   // applies.
   bool simple_attention_ = false;
+  // XCOMP_CUDA_ATTENTION_BACKWARD=reference: the two per-query / per-key-entry backward
+  // kernels (the tiled backward's cross-check); unset or "tiled": the tiled backward
+  // where it applies (head_dim a multiple of 4, at most 128). Read once, here.
+  bool reference_attention_backward_ = reference_attention_backward_requested();
   std::shared_ptr<DeviceAllocator> allocator_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;

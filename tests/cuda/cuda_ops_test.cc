@@ -428,6 +428,42 @@ TEST_P(CudaAttentionTest, ForwardAndBackwardMatchCpu) {
   EXPECT_LE(increment_error, 1e-3) << "dk increments";  // cancellation against dk0 costs precision
 }
 
+// Both backwards against the CPU, each on its own backend object (the variable is read
+// once, at construction), so one GPU run says which of them is right.
+class CudaAttentionBackwardTest : public CudaAttentionTest {
+ protected:
+  void check_backward(const char* choice) {
+    const AttentionCase c = GetParam();
+    ASSERT_EQ(setenv("XCOMP_CUDA_ATTENTION_BACKWARD", choice, 1), 0);
+    std::unique_ptr<Ops> gpu = make_cuda_ops(0);
+    ASSERT_EQ(unsetenv("XCOMP_CUDA_ATTENTION_BACKWARD"), 0);
+    const Shape q_shape{c.batch, c.t, c.heads, c.d}, kv_shape{c.batch, c.capacity, c.kv_heads, c.d};
+    const Tensor q = random_tensor(q_shape, 60, 2.0f), k = random_tensor(kv_shape, 61, 2.0f);
+    const Tensor v = random_tensor(kv_shape, 62), valid = attention_key_valid(c);
+    const Tensor dout = random_tensor(q_shape, 63);
+    const Tensor dk0 = random_tensor(kv_shape, 64), dv0 = random_tensor(kv_shape, 65);
+    Tensor want_dq = random_tensor(q_shape, 66), want_dk = dk0.clone(), want_dv = dv0.clone();
+    cpu_.attention_backward(dout, q, k, v, c.length, valid, want_dq, want_dk, want_dv);
+    // dq starts as garbage (every entry must be written); dk and dv accumulate.
+    Tensor dq = gpu->upload(random_tensor(q_shape, 67)), dk = gpu->upload(dk0), dv = gpu->upload(dv0);
+    gpu->attention_backward(gpu->upload(dout), gpu->upload(q), gpu->upload(k), gpu->upload(v), c.length,
+                            gpu->upload(valid), dq, dk, dv);
+    const std::string label = std::string(c.name) + "_" + choice;
+    expect_error_within(label + "_dq", relative_max_error(gpu->download(dq), want_dq), kLongSumTolerance);
+    expect_error_within(label + "_dk", relative_max_error(gpu->download(dk), want_dk), kLongSumTolerance);
+    expect_error_within(label + "_dv", relative_max_error(gpu->download(dv), want_dv), kLongSumTolerance);
+    if (c.batch > 1) {  // row 1's query 0 sees no key: a zero gradient, exactly
+      const Tensor got = gpu->download(dq);
+      for (int64_t i = 0; i < c.heads * c.d; ++i)
+        ASSERT_EQ(got.data<float>()[c.t * c.heads * c.d + i], 0.0f) << label << ": dq of a query with no visible key";
+    }
+  }
+};
+
+TEST_P(CudaAttentionBackwardTest, TiledBackwardMatchesCpu) { check_backward("tiled"); }
+
+TEST_P(CudaAttentionBackwardTest, ReferenceBackwardMatchesCpu) { check_backward("reference"); }
+
 // The simple forward (one block per query) is the tiled one's fallback: it must hold too.
 TEST_P(CudaAttentionTest, SimpleForwardMatchesCpu) {
   const AttentionCase c = GetParam();
@@ -453,6 +489,16 @@ INSTANTIATE_TEST_SUITE_P(
                       AttentionCase{"bench_d64", 2, 100, 16, 4, 64, 512, 496},
                       AttentionCase{"bench_d128", 1, 64, 8, 2, 128, 520, 480},
                       AttentionCase{"long_prefix_d64", 2, 4, 4, 1, 64, 7000, 6900}),
+    [](const ::testing::TestParamInfo<AttentionCase>& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CudaAttentionBackwardTest,
+    ::testing::Values(AttentionCase{"stories260k", 2, 6, 8, 4, 8, 16, 12},
+                      AttentionCase{"stories260k_no_prefix", 2, 7, 8, 4, 8, 7, 7},
+                      AttentionCase{"bench_d64", 2, 100, 16, 4, 64, 512, 496},
+                      AttentionCase{"bench_d128", 1, 64, 8, 2, 128, 520, 480},
+                      AttentionCase{"long_prefix_d64", 2, 4, 4, 1, 64, 7000, 6900},
+                      // the training shape's tiling: a 16-entry prefix, T not a multiple of 32
+                      AttentionCase{"decoder_d128", 2, 97, 8, 2, 128, 120, 113}),
     [](const ::testing::TestParamInfo<AttentionCase>& info) { return std::string(info.param.name); });
 
 // ---- loss ----------------------------------------------------------------------------
