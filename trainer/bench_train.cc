@@ -26,6 +26,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "comm/mpi_communicator.h"
+#include "comm/process_group.h"
 #include "model/compressor.h"
 #include "model/input_error.h"
 #include "model/llama.h"
@@ -36,6 +38,7 @@
 #include "trainer/bench_shapes.h"
 #include "trainer/benchmarks.h"
 #include "trainer/command_line.h"
+#include "trainer/data_parallel.h"
 #include "trainer/grad_clip.h"
 #include "trainer/step_flops.h"
 
@@ -67,6 +70,7 @@ struct Measured {
   int64_t tokens_per_step = 0;
   std::optional<int64_t> peak_memory_bytes;
   std::string note;
+  int ranks = 1;  // MPI ranks that each ran the step on their own batch
 };
 
 double median(std::vector<double> v) {
@@ -158,6 +162,11 @@ Measured run_xcomp(const Settings& s, const std::string& fixtures) {
     optimizer.add_parameter(p.name, *p.value);
     grads.push_back(*p.grad);
   }
+  // Under mpirun every rank times the same step on its own batch (weak scaling) and the
+  // gradients are summed over ranks each step, as training does.
+  const std::unique_ptr<Communicator> world = world_communicator();
+  DataParallel parallel(*world);
+  parallel.broadcast_from_main(grads);  // same shapes everywhere; rank 0's values
   const CompressorBatch batch =
       random_regeneration_batch(s.batch, s.text_len, config.vocab_size, config.bos_token_id, config.eos_token_id);
   StepOptions options;
@@ -176,6 +185,7 @@ Measured run_xcomp(const Settings& s, const std::string& fixtures) {
     options.dropout_stream = static_cast<uint64_t>(step);
     // The loss comes back to the host, which waits for the device: the step is complete.
     const CompressorLoss loss = compressor_step(model, compressor, batch, options);
+    if (parallel.world_size() > 1) parallel.sum_gradients(grads);
     clip_grad_norm(grads, 1.0);
     optimizer.step(grads, 1e-4);
     if (step < s.warmup) {
@@ -188,6 +198,7 @@ Measured run_xcomp(const Settings& s, const std::string& fixtures) {
   }
   m.step_s = median(wall);
   m.cpu_s = median(cpu);
+  m.ranks = parallel.world_size();
   m.peak_memory_bytes = backend == Backend::kCpu ? peak_memory_bytes(backend)
                                                  : std::optional<int64_t>(ops->device_memory_reserved());
   if (s.profile) print_profile(profiler, s.steps);
@@ -258,6 +269,9 @@ void print_row(const Measured& m, double flops, const std::optional<double>& pea
 }  // namespace
 
 int run_train_benchmark(const std::vector<std::string>& args) {
+  // Under mpirun rank 0 reports for all; the others compute and communicate silently.
+  if (mpi_is_running() && mpi_world_placement().rank != 0 && std::freopen("/dev/null", "w", stdout) == nullptr)
+    throw_input_error("bench train: cannot silence rank ", mpi_world_placement().rank, "'s output");
   CommandLine cl(
       "bench train",
       "[--shape NAME] [--device cpu|cuda] [--batch B] [--text-len L] [--num-tokens N] [--lora-r R] "
@@ -326,6 +340,11 @@ int run_train_benchmark(const std::vector<std::string>& args) {
   print_header();
   const Measured mine = run_xcomp(s, fixtures);
   print_row(mine, flops.total(), s.peak_tflops);
+  if (mine.ranks > 1)
+    std::printf("%d ranks, each its own batch of %ld, gradients summed every step: %.1f samples/s per rank, %.1f in all\n",
+                mine.ranks, static_cast<long>(s.batch), s.batch / mine.step_s, mine.ranks * s.batch / mine.step_s);
+  if (cl.has("reference") && mine.ranks > 1)
+    throw_input_error("bench train: --reference runs PyTorch on one process; run it without mpirun");
   if (cl.has("reference")) {
     const std::string python = cl.get("python", env_or("XCOMP_PYTHON", "/tmp/refvenv/bin/python"));
     const Measured ref = run_reference(s, python, cl.get("reference-script", "tools/bench/torch_reference.py"));

@@ -52,7 +52,9 @@ int failed(const std::optional<xcomp::MpiSession>& mpi) {
 
 // The commands that run as ranks of a job. The others skip MPI's start-up (about half a
 // second for a singleton), which adds up over scripts that call xcomp many times.
-bool runs_distributed(const std::string& command) { return command == "train" || command == "eval"; }
+bool runs_distributed(const std::string& command) {
+  return command == "train" || command == "eval" || command == "bench";
+}
 
 }  // namespace
 

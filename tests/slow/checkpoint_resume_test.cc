@@ -200,7 +200,7 @@ TEST(CheckpointResume, KillNineOfOneRankUnderMpirunThenUsr1ThenResumeOnOneRank) 
   std::mt19937 random(5);
   std::uniform_int_distribution<int> delay_ms(1200, 2500);  // mpirun and two ranks start in about a second
   int64_t newest = 0;
-  for (int round = 0; round < 4; ++round) {
+  for (int round = 0; round < 20; ++round) {
     const pid_t mpirun = start_xcomp(args, dir + "/log", kMpirun2);
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(random)));
     const std::vector<pid_t> ranks = children_of(mpirun);
