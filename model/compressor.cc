@@ -112,19 +112,22 @@ struct EncoderPass {
   int layers = 0;
   Tensor final_input;  // embedding mode: residual stream before the final norm [B*t, hidden]
   Tensor memory;       // embedding mode: final hidden states at the compression positions [B, N, hidden]
+  std::vector<LayerLora::SampleRows> dropout_rows;  // per sample: its real rows, its key (may be empty)
 };
 
 // LoRA dropout is active only when training (a backward pass follows); masks differ per
 // (step and micro-batch stream, layer).
-LayerLora lora_for(BackendParameters& p, const StepOptions& o, int layer) {
+LayerLora lora_for(BackendParameters& p, const StepOptions& o, int layer, const EncoderPass& e) {
   const float dropout = o.backward ? static_cast<float>(p.settings->lora.dropout) : 0.0f;
-  return LayerLora{&p.lora, dropout, o.dropout_seed, o.dropout_stream * 4096 + static_cast<uint64_t>(layer)};
+  return LayerLora{&p.lora, dropout, o.dropout_seed, o.dropout_stream * 4096 + static_cast<uint64_t>(layer),
+                   e.dropout_rows};
 }
 
 // The encoder input is left-padded so the N compression tokens sit at the same rows
 // [L, L + N) of every sample: row b holds its text at [L - len_b, L).
 EncoderPass run_encoder(const LlamaModel& model, BackendParameters& comp, const Tensor& text,
-                        const std::vector<int64_t>& lengths, const StepOptions& options, bool save) {
+                        const std::vector<int64_t>& lengths, const std::vector<uint64_t>& sample_keys,
+                        const StepOptions& options, bool save) {
   const LlamaConfig& c = model.config();
   Ops& ops = model.ops();
   EncoderPass e;
@@ -143,6 +146,13 @@ EncoderPass run_encoder(const LlamaModel& model, BackendParameters& comp, const 
       if (i < e.l) ids.data<int32_t>()[r * e.t + i] = text.data<int32_t>()[r * e.l + i - pad];
       e.positions.data<int32_t>()[r * e.t + i] = static_cast<int32_t>(i - pad);
       e.key_valid.data<int32_t>()[r * e.t + i] = 1;
+    }
+  }
+  if (!sample_keys.empty()) {
+    CHECK_EQ(static_cast<int64_t>(sample_keys.size()), e.b);
+    for (int64_t r = 0; r < e.b; ++r) {  // the text's real tokens and the N compression tokens
+      const int64_t pad = e.l - lengths[r];
+      e.dropout_rows.push_back({r * e.t + pad, e.t - pad, sample_keys[r]});
     }
   }
   e.positions = ops.upload(e.positions);
@@ -164,7 +174,7 @@ EncoderPass run_encoder(const LlamaModel& model, BackendParameters& comp, const 
     const LayerStore store{&e.keys[layer], &e.values[layer], &e.key_valid, 0, e.t};
     // In K/V mode the last layer matters only through its keys and values.
     const LayerExtent extent = kv_mode && layer == e.layers - 1 ? LayerExtent::kKeysValuesOnly : LayerExtent::kFull;
-    layer_forward(model, layer, x, e.positions, store, lora_for(comp, options, layer), extent,
+    layer_forward(model, layer, x, e.positions, store, lora_for(comp, options, layer, e), extent,
                   save ? &e.saved[layer] : nullptr);
   }
   if (!kv_mode) {
@@ -303,7 +313,8 @@ CompressorLoss compressor_step(const LlamaModel& model, Compressor& compressor, 
   BackendParameters comp = parameters_on_backend(compressor, ops, options.backward);
   const bool kv_mode = comp.settings->mode == CompressorMode::kKeyValue;
   const bool use_ae_token = !kv_mode && options.ae_token;
-  EncoderPass e = run_encoder(model, comp, batch.text, batch.text_lengths, options, options.backward);
+  EncoderPass e =
+      run_encoder(model, comp, batch.text, batch.text_lengths, batch.sample_keys, options, options.backward);
   DecoderPass d = run_decoder(model, comp, e, batch, options, use_ae_token, options.backward);
 
   const int64_t m = d.b * d.rows;
@@ -358,7 +369,7 @@ CompressorLoss compressor_step(const LlamaModel& model, Compressor& compressor, 
     }
     const LayerExtent extent = kv_mode && layer == e.layers - 1 ? LayerExtent::kKeysValuesOnly : LayerExtent::kFull;
     const LayerStore store{&e.keys[layer], &e.values[layer], &e.key_valid, 0, e.t};
-    layer_backward(model, layer, dx_enc, e.positions, store, dk, dv, lora_for(comp, options, layer), extent,
+    layer_backward(model, layer, dx_enc, e.positions, store, dk, dv, lora_for(comp, options, layer, e), extent,
                    e.saved[layer]);
   }
   Tensor dtokens = ops.empty({e.b, e.n, c.hidden_size});
@@ -392,7 +403,7 @@ CompressedPrompt compress(const LlamaModel& model, Compressor& compressor, const
   BackendParameters comp = parameters_on_backend(compressor, ops, /*with_gradients=*/false);
   StepOptions options;
   options.backward = false;  // no LoRA dropout, nothing saved
-  EncoderPass e = run_encoder(model, comp, text, text_lengths, options, false);
+  EncoderPass e = run_encoder(model, comp, text, text_lengths, {}, options, false);
   CompressedPrompt p;
   p.mode = comp.settings->mode;
   p.text_lengths = text_lengths;

@@ -70,6 +70,11 @@ struct CompressorBatch {
   Tensor decoder_tokens;
   std::vector<int64_t> decoder_lengths;
   Tensor targets;
+  // Optional, one per row: a key naming the sample (the same wherever and with whatever
+  // it is batched). With keys, LoRA dropout masks are drawn per sample from (key,
+  // dropout_stream), so a run that changes its world size keeps its masks; without,
+  // one mask per micro-batch from dropout_stream.
+  std::vector<uint64_t> sample_keys;
 };
 
 struct CompressorLoss {

@@ -2,6 +2,8 @@
 
 #include <glog/logging.h>
 
+#include "model/random.h"
+
 namespace xcomp {
 
 namespace {
@@ -23,6 +25,26 @@ uint64_t dropout_stream(const LayerLora& lora, LoraTarget target) {
   return lora.dropout_stream * kLoraTargetCount + static_cast<uint64_t>(target);
 }
 
+// drop(x) for the adapter of `target`, x seen as [rows, width]; recomputed, not stored,
+// in the backward pass (the same key gives the same mask).
+Tensor lora_dropout(Ops& ops, const Tensor& x, int64_t width, const LayerLora& lora, LoraTarget target) {
+  Tensor out = ops.empty(x.shape());
+  const uint64_t stream = dropout_stream(lora, target);
+  if (lora.samples.empty() || lora.dropout == 0.0f) {
+    ops.dropout(x, lora.dropout, lora.dropout_seed, stream, out);
+    return out;
+  }
+  ops.zero(out);  // padding rows: nothing reads them, but they must be finite
+  const Tensor in_rows = x.reshape({x.numel() / width, width});
+  Tensor out_rows = out.reshape({x.numel() / width, width});
+  for (const LayerLora::SampleRows& s : lora.samples) {
+    Tensor dst = out_rows.slice0(s.first_row, s.first_row + s.rows);
+    ops.dropout(in_rows.slice0(s.first_row, s.first_row + s.rows), lora.dropout, lora.dropout_seed,
+                mix64(s.key) ^ stream, dst);
+  }
+  return out;
+}
+
 // y = x W^T, plus scale * (drop(x) A^T) B^T when the projection is adapted (u saved).
 void project(Ops& ops, const Tensor& x, const Tensor& w, const LayerLora& lora, int layer, LoraTarget target,
              Tensor& y, Tensor* saved_u) {
@@ -31,8 +53,7 @@ void project(Ops& ops, const Tensor& x, const Tensor& w, const LayerLora& lora, 
   if (adapter == nullptr) return;
   const LoraSettings& settings = lora.weights->settings();
   const int64_t m = x.numel() / w.dim(1);
-  Tensor dropped = ops.empty(x.shape());
-  ops.dropout(x, lora.dropout, lora.dropout_seed, dropout_stream(lora, target), dropped);
+  const Tensor dropped = lora_dropout(ops, x, w.dim(1), lora, target);
   Tensor u = ops.empty({m, settings.r});
   ops.linear(dropped, adapter->a, u);
   Tensor delta = ops.empty(y.shape());
@@ -56,13 +77,11 @@ void project_backward(Ops& ops, const Tensor& dy, const Tensor& x, const Tensor&
   Tensor du = ops.empty({m, settings.r});
   ops.linear_backward_input(scaled_dy, adapter.b, du, false);
   // The dropout mask is recomputed from its key rather than stored.
-  Tensor dropped = ops.empty(x.shape());
-  ops.dropout(x, lora.dropout, lora.dropout_seed, dropout_stream(lora, target), dropped);
+  const Tensor dropped = lora_dropout(ops, x, w.dim(1), lora, target);
   ops.linear_backward_weight(du, dropped, adapter.grad_a, /*accumulate=*/true);
   Tensor ddropped = ops.empty(x.shape());
   ops.linear_backward_input(du, adapter.a, ddropped, false);
-  ops.dropout(ddropped, lora.dropout, lora.dropout_seed, dropout_stream(lora, target), ddropped);
-  ops.add_inplace(dx, ddropped);
+  ops.add_inplace(dx, lora_dropout(ops, ddropped, w.dim(1), lora, target));
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <vector>
 
 #include "model/llama.h"
 #include "model/lora.h"
@@ -44,6 +45,15 @@ struct LayerLora {
   float dropout = 0.0f;
   uint64_t dropout_seed = 0;
   uint64_t dropout_stream = 0;  // unique per (step, micro-batch, layer); targets are added to it
+  // Empty: one dropout mask over the whole input, keyed by dropout_stream. Else one mask
+  // per sample over its real rows (padding rows get zeros), keyed by the sample's key and
+  // dropout_stream, so a sample's masks do not depend on which samples share its
+  // micro-batch or how much padding they bring (a run can change its world size).
+  struct SampleRows {
+    int64_t first_row = 0, rows = 0;  // in the [M, width] input
+    uint64_t key = 0;
+  };
+  std::vector<SampleRows> samples;
 };
 
 // How far a layer runs. kKeysValuesOnly stops after writing this call's K and V to the

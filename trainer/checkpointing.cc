@@ -66,13 +66,6 @@ void check_resumable(const ExperimentConfig& config, int world_size, const Check
                       " here but ", checkpoint.state.sampler.global_batch, " in the checkpoint ", checkpoint.path,
                       " (", saved.data.micro_batch, " x ", saved.train.accumulation, " x ", checkpoint.state.world_size,
                       "); keep the global batch to resume on another world size");
-  // The samples and their order follow the global batch, but LoRA dropout masks are drawn
-  // per (step, rank, micro-batch): on another world size they differ, so the continuation
-  // is statistically the same run, not bit for bit.
-  if (world_size != checkpoint.state.world_size && config.lora.dropout > 0)
-    LOG(WARNING) << "resuming on " << world_size << " rank(s) a run saved on " << checkpoint.state.world_size
-                 << ": the same samples in the same steps, but lora.dropout = " << config.lora.dropout
-                 << " draws other masks, so the losses will not repeat exactly";
 }
 
 void trim_metrics_after(const std::string& path, int64_t step) {

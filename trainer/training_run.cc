@@ -107,7 +107,12 @@ class TrainingRun {
 
  private:
   CompressorBatch build(const MicroBatch& mb) const {
-    return config_.objective == Objective::kQa ? qa_batch(mb, tokens_) : regeneration_batch(mb, tokens_);
+    CompressorBatch b = config_.objective == Objective::kQa ? qa_batch(mb, tokens_) : regeneration_batch(mb, tokens_);
+    // LoRA dropout masks keyed by the sample (shard, index) and the step, not by where
+    // the sample sits: the same masks at any world size.
+    for (const SampleRef& s : mb.samples)
+      b.sample_keys.push_back((static_cast<uint64_t>(s.shard) << 40) ^ static_cast<uint64_t>(s.index));
+    return b;
   }
   DataLoaderOptions loader_options(const std::vector<std::string>& shards, int64_t accumulation) const;
   LossTotals validate();
@@ -408,10 +413,9 @@ TrainingResult TrainingRun::run() {
     options.ae_token = config_.objective == Objective::kRegeneration;
     options.dropout_seed = static_cast<uint64_t>(config_.seed);
     LossTotals loss;
+    // The step's masks: each sample draws its own from (its key, the step).
+    options.dropout_stream = static_cast<uint64_t>(step);
     for (size_t i = 0; i < micro.size(); ++i) {
-      // One stream per micro-batch of the global batch: rank r's i-th micro-batch.
-      options.dropout_stream = static_cast<uint64_t>((step * parallel_.world_size() + parallel_.rank()) *
-                                                         config_.train.accumulation + i);
       loss.add(compressor_step(*model_, *compressor_, micro[i], options), options.token_weight);
     }
     parallel_.sum_gradients(grads);

@@ -87,7 +87,12 @@ std::map<std::string, std::vector<float>> trainable(const std::string& path) {
   return out;
 }
 
-void expect_same_run(const std::string& a, const std::string& b, double tolerance) {
+// parameter_tolerance: with LoRA dropout, Adam's m / sqrt(v) turns the float noise of a
+// reordered sum in a near-zero gradient entry into a step of up to lr, so the trained
+// values of two equal runs can differ by ~1e-4 (measured 1.1e-4 after 4 steps); with the
+// masks drawn per micro-batch instead of per sample they differed by 7e-3 to 1.3e-2.
+void expect_same_run(const std::string& a, const std::string& b, double tolerance, double parameter_tolerance = -1) {
+  if (parameter_tolerance < 0) parameter_tolerance = tolerance;
   const auto ra = step_records(a), rb = step_records(b);
   ASSERT_EQ(ra.size(), rb.size()) << a << " vs " << b;
   for (size_t i = 0; i < ra.size(); ++i) {
@@ -113,26 +118,27 @@ void expect_same_run(const std::string& a, const std::string& b, double toleranc
     } else {
       double worst = 0;
       for (size_t i = 0; i < values.size(); ++i) worst = std::max(worst, std::fabs(double(values[i]) - other[i]));
-      EXPECT_LT(worst, tolerance) << name;
+      EXPECT_LT(worst, parameter_tolerance) << name;
     }
   }
 }
 
+// LoRA dropout on: each sample draws its masks from its own key, however it is batched.
 TEST(DataParallelTraining, TwoRanksOfFourEqualOneRankOfEightAndTwoAccumulationsOfFour) {
   MpiCommunicator world;
   const std::string dir = shared_temp_dir(world, "mpi-ddp");
-  run_training(tiny_config(world, dir + "/ranks2x4", {"train.steps=4", "data.micro_batch=4"}), world);
+  run_training(tiny_config(world, dir + "/ranks2x4", {"train.steps=4", "data.micro_batch=4", "lora.dropout=0.1"}), world);
   // Each rank runs one of the single-rank references on its own.
   SingleProcessCommunicator alone;
   if (world.rank() == 0)
-    run_training(tiny_config(world, dir + "/rank1x8", {"train.steps=4", "data.micro_batch=8"}), alone);
+    run_training(tiny_config(world, dir + "/rank1x8", {"train.steps=4", "data.micro_batch=8", "lora.dropout=0.1"}), alone);
   if (world.rank() == 1)
-    run_training(tiny_config(world, dir + "/rank1x2x4", {"train.steps=4", "data.micro_batch=4", "train.accumulation=2"}),
+    run_training(tiny_config(world, dir + "/rank1x2x4", {"train.steps=4", "data.micro_batch=4", "train.accumulation=2", "lora.dropout=0.1"}),
                  alone);
   world.barrier();
   if (world.rank() != 0) return;
-  expect_same_run(dir + "/ranks2x4", dir + "/rank1x8", 2e-5);
-  expect_same_run(dir + "/ranks2x4", dir + "/rank1x2x4", 2e-5);
+  expect_same_run(dir + "/ranks2x4", dir + "/rank1x8", 2e-5, 5e-4);
+  expect_same_run(dir + "/ranks2x4", dir + "/rank1x2x4", 2e-5, 5e-4);
   EXPECT_EQ(step_records(dir + "/ranks2x4").size(), 4u);
 }
 
@@ -157,18 +163,18 @@ TEST(DataParallelTraining, TenStepsStopResumeTenIsBitIdenticalToTwentyStraight) 
 TEST(DataParallelTraining, SavedOnTwoRanksResumesOnOneWithTheSameGlobalBatch) {
   MpiCommunicator world;
   const std::string dir = shared_temp_dir(world, "mpi-world-change");
-  run_training(tiny_config(world, dir + "/two", {"train.steps=8", "data.micro_batch=2"}), world);
-  run_training(tiny_config(world, dir + "/two-then-one", {"train.steps=8", "train.stop_after=4", "data.micro_batch=2"}),
+  run_training(tiny_config(world, dir + "/two", {"train.steps=8", "data.micro_batch=2", "lora.dropout=0.1"}), world);
+  run_training(tiny_config(world, dir + "/two-then-one", {"train.steps=8", "train.stop_after=4", "data.micro_batch=2", "lora.dropout=0.1"}),
                world);
   world.barrier();
   if (world.rank() != 0) return;
   SingleProcessCommunicator alone;
-  const ExperimentConfig one_rank = tiny_config(world, dir + "/two-then-one", {"train.steps=8", "data.micro_batch=4"});
+  const ExperimentConfig one_rank = tiny_config(world, dir + "/two-then-one", {"train.steps=8", "data.micro_batch=4", "lora.dropout=0.1"});
   EXPECT_EQ(run_training(one_rank, alone).steps_done, 8);
-  expect_same_run(dir + "/two", dir + "/two-then-one", 2e-5);
+  expect_same_run(dir + "/two", dir + "/two-then-one", 2e-5, 5e-4);
   // Another global batch would put other samples in the remaining steps: refused.
   const std::string message = test::input_error([&] {
-    run_training(tiny_config(world, dir + "/two-then-one", {"train.steps=9", "data.micro_batch=2"}), alone);
+    run_training(tiny_config(world, dir + "/two-then-one", {"train.steps=9", "data.micro_batch=2", "lora.dropout=0.1"}), alone);
   });
   EXPECT_NE(message.find("global batch"), std::string::npos) << message;
 }
