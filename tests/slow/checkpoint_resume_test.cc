@@ -196,7 +196,7 @@ TEST(CheckpointResume, KillNineOfOneRankUnderMpirunThenUsr1ThenResumeOnOneRank) 
   if (std::system("mpirun --version >/dev/null 2>&1") != 0) GTEST_SKIP() << "no mpirun";
   const std::string dir = test::temp_dir("kill9-mpi");
   const std::string run = dir + "/run";
-  const std::string args = train_args(run, "train.steps=1000 checkpoint.every=1 checkpoint.keep=2");
+  const std::string args = train_args(run, "train.steps=100000 checkpoint.every=1 checkpoint.keep=2");
   std::mt19937 random(5);
   std::uniform_int_distribution<int> delay_ms(1200, 2500);  // mpirun and two ranks start in about a second
   int64_t newest = 0;
@@ -222,7 +222,7 @@ TEST(CheckpointResume, KillNineOfOneRankUnderMpirunThenUsr1ThenResumeOnOneRank) 
   EXPECT_GE(stopped, newest + 2);
   // The same global batch (2 ranks x 2) on one rank x 4 continues the curve.
   const test::CommandResult resumed = test::run_xcomp(
-      train_args(run, "train.steps=1000 checkpoint.every=1 data.micro_batch=4 train.stop_after=" +
+      train_args(run, "train.steps=100000 checkpoint.every=1 data.micro_batch=4 train.stop_after=" +
                           std::to_string(stopped + 2)));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   EXPECT_EQ(logged_steps(run), one_to(stopped + 2));
