@@ -3,6 +3,7 @@
 // progress go to standard error.
 #include <glog/logging.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <iostream>
@@ -52,8 +53,16 @@ int failed(const std::optional<xcomp::MpiSession>& mpi) {
 
 // The commands that run as ranks of a job. The others skip MPI's start-up (about half a
 // second for a singleton), which adds up over scripts that call xcomp many times.
+// Whether mpirun/srun started this process (Open MPI, PMIx/Slurm and MPICH's Hydra set
+// these); a benchmark starts MPI only then, so a plain `xcomp bench` stays MPI-free.
+bool launched_by_mpi() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "MPI_LOCALNRANKS"})
+    if (std::getenv(name) != nullptr) return true;
+  return false;
+}
+
 bool runs_distributed(const std::string& command) {
-  return command == "train" || command == "eval" || command == "bench";
+  return command == "train" || command == "eval" || (command == "bench" && launched_by_mpi());
 }
 
 }  // namespace
