@@ -31,6 +31,7 @@
 #include "trainer/objective.h"
 #include "trainer/schedule.h"
 #include "trainer/stop_signals.h"
+#include "trainer/trained_compressor.h"
 
 namespace xcomp {
 
@@ -57,19 +58,6 @@ std::vector<std::string> expand_shard_patterns(const std::vector<std::string>& p
     ::globfree(&g);
   }
   return paths;
-}
-
-CompressorSettings compressor_settings(const ExperimentConfig& c) {
-  CompressorSettings s;
-  s.mode = c.compressor.mode;
-  s.num_tokens = c.compressor.num_tokens;
-  s.decoder_positions = c.compressor.decoder_positions;
-  s.lora.r = c.lora.r;
-  s.lora.alpha = c.lora.alpha;
-  s.lora.dropout = c.lora.dropout;
-  s.lora.targets.clear();
-  for (const std::string& name : c.lora.targets) s.lora.targets.push_back(lora_target_from_name(name, "lora.targets"));
-  return s;
 }
 
 void set_threads(int64_t threads) {
@@ -143,21 +131,6 @@ class TrainingRun {
   Clock::time_point started_;
 };
 
-// Copies the trainable tensors saved by an earlier run (trainable.safetensors, or a
-// directory holding one) into the compressor: QA fine-tuning from a regeneration run.
-void load_initial_trainable(Compressor& compressor, const std::string& from) {
-  const std::string path = std::filesystem::is_directory(from) ? from + "/trainable.safetensors" : from;
-  const SafetensorsFile file = SafetensorsFile::open(path);
-  for (const auto& p : compressor.parameters()) {
-    if (!file.contains(p.name)) throw_input_error("train.init_from: ", path, " has no tensor ", p.name);
-    const Tensor saved = file.tensor(p.name).to_f32();
-    if (saved.shape() != p.value->shape())
-      throw_input_error("train.init_from: ", path, ": tensor ", p.name, " has shape ", shape_str(saved.shape()),
-                        ", this run's is ", shape_str(p.value->shape()));
-    std::copy(saved.data<float>(), saved.data<float>() + saved.numel(), p.value->data<float>());
-  }
-}
-
 TrainingRun::TrainingRun(const ExperimentConfig& config, Communicator& comm) : config_(config), parallel_(comm) {
   set_threads(config.threads);
   if (parallel_.is_main()) {
@@ -175,9 +148,14 @@ TrainingRun::TrainingRun(const ExperimentConfig& config, Communicator& comm) : c
   loaded_ = load_model(config.model.path, config.model.tokenizer);
   if (!loaded_.tokenizer) throw_input_error("model.tokenizer: ", config.model.path, " carries no tokenizer; set model.tokenizer");
   model_ = std::make_unique<LlamaModel>(loaded_.config, load_weights(loaded_), *ops_);
-  compressor_ = std::make_unique<Compressor>(loaded_.config, compressor_settings(config),
+  compressor_ = std::make_unique<Compressor>(loaded_.config, compressor_settings_of(config),
                                              static_cast<uint64_t>(config.seed));
-  if (!config.train.init_from.empty()) load_initial_trainable(*compressor_, config.train.init_from);
+  // QA fine-tuning starts from a regeneration run's trainables (a file, a checkpoint or a run).
+  if (!config.train.init_from.empty()) {
+    if (!std::filesystem::exists(config.train.init_from))
+      throw_input_error("train.init_from: ", config.train.init_from, " does not exist");
+    load_trainable_tensors(*compressor_, resolve_trainable_file(config.train.init_from));
+  }
   const int64_t trainable = compressor_->parameter_count(), base = model_->parameter_count();
   LOG(INFO) << "trainable parameters " << trainable << " (" << 100.0 * trainable / base << "% of the base model's "
             << base << ")";
