@@ -14,7 +14,27 @@ bool valid_name(const std::string& name) {
   return true;
 }
 
+// The index of the '}' that closes the '${' whose body starts at `from`, skipping nested
+// ${...} references and $$ escapes; npos when there is none.
+size_t matching_close(const std::string& text, size_t from) {
+  int depth = 0;
+  for (size_t i = from; i < text.size(); ++i) {
+    if (text[i] == '$' && i + 1 < text.size() && text[i + 1] == '$') {
+      ++i;
+    } else if (text[i] == '$' && i + 1 < text.size() && text[i + 1] == '{') {
+      ++depth;
+      ++i;
+    } else if (text[i] == '}') {
+      if (depth == 0) return i;
+      --depth;
+    }
+  }
+  return std::string::npos;
+}
+
 // Expands the body of one ${...} reference into `out`; returns the error, or "".
+// A default is itself expanded, and only when it is used (as the shell does), so
+// ${XCOMP_MODELS:-${HOME}/models} works and an unused default cannot fail.
 std::string expand_reference(const std::string& body, std::string& out) {
   const size_t dash = body.find(":-");
   const std::string name = body.substr(0, dash);
@@ -26,7 +46,13 @@ std::string expand_reference(const std::string& body, std::string& out) {
       return "environment variable " + name + " is not set (write ${" + name + ":-default} to give a default)";
     out += value;
   } else {
-    out += (value != nullptr && *value != '\0') ? std::string(value) : body.substr(dash + 2);
+    if (value != nullptr && *value != '\0') {
+      out += value;
+    } else {
+      const EnvExpansion fallback = expand_env_vars(body.substr(dash + 2));
+      if (!fallback.error.empty()) return fallback.error;
+      out += fallback.value;
+    }
   }
   return "";
 }
@@ -41,7 +67,7 @@ EnvExpansion expand_env_vars(const std::string& text) {
       result.value += '$';
       ++i;
     } else if (dollar && text[i + 1] == '{') {
-      const size_t close = text.find('}', i + 2);
+      const size_t close = matching_close(text, i + 2);
       if (close == std::string::npos) {
         result.error = "unterminated '${' in '" + text + "'";
         return result;

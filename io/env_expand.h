@@ -2,8 +2,8 @@
 //   ${VAR}           the value of VAR; an error when VAR is unset
 //   ${VAR:-default}  the value of VAR, or `default` when VAR is unset or empty
 //   $$               a literal $
-// Any other $ is kept as it is. Names are [A-Za-z_][A-Za-z0-9_]*; defaults are taken
-// literally (no nesting).
+// Any other $ is kept as it is. Names are [A-Za-z_][A-Za-z0-9_]*; a default may itself
+// hold references (${A:-${B}/x}), expanded only when the default is used.
 #pragma once
 
 #include <string>

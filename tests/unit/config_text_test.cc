@@ -24,6 +24,23 @@ TEST(EnvExpand, ExpandsSetVariablesAndDefaults) {
   unsetenv("XCOMP_EXPAND_EMPTY");
 }
 
+TEST(EnvExpand, DefaultsMayHoldReferencesExpandedOnlyWhenUsed) {
+  setenv("XCOMP_EXPAND_A", "alpha", 1);
+  unsetenv("XCOMP_EXPAND_UNSET");
+  // The shipped configs write the model path this way.
+  EXPECT_EQ(expand_env_vars("${XCOMP_EXPAND_UNSET:-${XCOMP_EXPAND_A}/m}/f.gguf").value, "alpha/m/f.gguf");
+  EXPECT_EQ(expand_env_vars("${XCOMP_EXPAND_UNSET:-${XCOMP_EXPAND_UNSET:-x}y}z").value, "xyz");
+  EXPECT_EQ(expand_env_vars("${XCOMP_EXPAND_UNSET:-a$$b}").value, "a$b");
+  // An unused default is not expanded, so its unset variable is no error.
+  const EnvExpansion used = expand_env_vars("${XCOMP_EXPAND_A:-${XCOMP_EXPAND_UNSET}}");
+  EXPECT_EQ(used.error, "");
+  EXPECT_EQ(used.value, "alpha");
+  EXPECT_NE(expand_env_vars("${XCOMP_EXPAND_UNSET:-${XCOMP_EXPAND_UNSET}}").error.find("XCOMP_EXPAND_UNSET is not set"),
+            std::string::npos);
+  EXPECT_NE(expand_env_vars("${XCOMP_EXPAND_UNSET:-${HOME}").error.find("unterminated"), std::string::npos);
+  unsetenv("XCOMP_EXPAND_A");
+}
+
 TEST(EnvExpand, ReportsUnsetUnterminatedAndMalformedReferences) {
   unsetenv("XCOMP_EXPAND_UNSET");
   EXPECT_NE(expand_env_vars("a${XCOMP_EXPAND_UNSET}b").error.find("XCOMP_EXPAND_UNSET is not set"), std::string::npos);
