@@ -134,7 +134,7 @@ struct ExperimentConfig {
   std::string resume;
   int64_t seed = 0;  // initialisation and dropout randomness
   Backend backend = Backend::kCpu;
-  int64_t threads = 0;  // CPU threads; 0 = all cores
+  int64_t threads = 0;  // CPU threads; 0 = the cores divided by the ranks on this node
   Objective objective = Objective::kRegeneration;
   ModelConfig model;
   CompressorConfig compressor;

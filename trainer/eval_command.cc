@@ -20,6 +20,7 @@
 #include "model/input_error.h"
 #include "trainer/command_line.h"
 #include "trainer/commands.h"
+#include "trainer/cpu_threads.h"
 #include "trainer/eval_decoding.h"
 #include "trainer/eval_gather.h"
 #include "trainer/eval_items.h"
@@ -72,11 +73,6 @@ std::vector<EvalSystem> parse_systems(const std::string& text) {
   return systems;
 }
 
-void set_threads(int64_t threads) {
-  const int n = threads > 0 ? static_cast<int>(threads) : static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
-  omp_set_num_threads(n);
-  openblas_set_num_threads(n);
-}
 
 // Logs progress every few items; the items are this rank's.
 class Progress {
@@ -182,7 +178,7 @@ int run_eval_command(const std::vector<std::string>& args) {
                   {"max-new-tokens", "N",
                    "qa: answer tokens at most (default 32); regeneration always stops at the text's length + 1"},
                   {"systems", "LIST", "any of compressed,full_context,no_context (default: all three)"},
-                  {"threads", "N", "CPU threads (default: all cores)"}});
+                  {"threads", "N", "CPU threads (default: the cores divided by the ranks on this node)"}});
   if (!cl.parse(args)) return 0;
   cl.expect_positional(0, 0);
   const std::string task = cl.require("task");
@@ -190,7 +186,7 @@ int run_eval_command(const std::vector<std::string>& args) {
     throw_input_error("--task: expected regeneration or qa, got '", task, "'");
   const std::string out_dir = cl.require("out");
   const std::vector<std::string> shards = expand_data_arguments(cl.get_all("data"));
-  set_threads(cl.get_int("threads", 0, 0, 4096));
+  use_cpu_threads(cpu_threads_for(cl.get_int("threads", 0, 0, 4096)));
 
   CpuOps ops;
   TrainedCompressorOptions to;

@@ -25,6 +25,7 @@
 #include "trainer/adamw.h"
 #include "trainer/backend.h"
 #include "trainer/checkpointing.h"
+#include "trainer/cpu_threads.h"
 #include "trainer/data_parallel.h"
 #include "trainer/grad_clip.h"
 #include "trainer/metrics_log.h"
@@ -58,12 +59,6 @@ std::vector<std::string> expand_shard_patterns(const std::vector<std::string>& p
     ::globfree(&g);
   }
   return paths;
-}
-
-void set_threads(int64_t threads) {
-  const int n = threads > 0 ? static_cast<int>(threads) : static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
-  omp_set_num_threads(n);
-  openblas_set_num_threads(n);
 }
 
 // Loss sums of one step or one evaluation, unweighted (per target token).
@@ -132,7 +127,7 @@ class TrainingRun {
 };
 
 TrainingRun::TrainingRun(const ExperimentConfig& config, Communicator& comm) : config_(config), parallel_(comm) {
-  set_threads(config.threads);
+  use_cpu_threads(cpu_threads_for(config.threads));
   if (parallel_.is_main()) {
     std::filesystem::create_directories(config.run_dir);
     save_resolved_config(config, config.run_dir + "/config.yaml");
