@@ -6,7 +6,7 @@
 //   <run_dir>/checkpoints/latest                                "step_00000123"
 //
 // trainable.safetensors holds the tensors under Compressor::parameters() names with
-// metadata format=xcomp-trainable and mode=kv|embedding (the same file a finished run
+// metadata format=xcomp-trainable and mode=kv|embedding|none (the same file a finished run
 // leaves as <run_dir>/trainable.safetensors). state.json holds format_version, step,
 // samples_seen, the sampler state (io/sampler.h), the seeds of the counter-based random
 // streams, the world size, the resolved config YAML, the sha256 of every other file, and

@@ -139,6 +139,12 @@ class ConfigLoader {
     if (t.stop_after > t.steps)
       fail("train.stop_after", "is " + std::to_string(t.stop_after) + ", past train.steps (" + std::to_string(t.steps) +
                                    "); use 0 for no early stop");
+    // Mode none shows the decoder the text itself: regenerating it would be copying.
+    if (config_.compressor.mode == CompressorMode::kNone && config_.objective != Objective::kQa)
+      fail("compressor.mode",
+           std::string("is none (no compression: the text is in the decoder's prompt), which only makes sense with "
+                       "objective: qa, but objective is ") +
+               name_of(config_.objective) + "; use mode kv or embedding for " + name_of(config_.objective));
     if (config_.eval.every > 0 && config_.data.validation.empty())
       fail("eval.every", "is " + std::to_string(config_.eval.every) +
                              " but data.validation lists no shards; set data.validation or eval.every: 0");

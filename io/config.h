@@ -26,9 +26,9 @@
 
 namespace xcomp {
 
-// CompressorMode (kKeyValue "kv", kEmbedding "embedding") and DecoderPositions
-// (kReference "reference", kAfterPrefix "after_prefix") belong to the model
-// (model/compressor.h); the configuration uses them as they are.
+// CompressorMode (kKeyValue "kv", kEmbedding "embedding", kNone "none") and
+// DecoderPositions (kReference "reference", kAfterPrefix "after_prefix") belong to the
+// model (model/compressor.h); the configuration uses them as they are.
 
 enum class Objective {
   kRegeneration,  // "regeneration": decoder input [BOS] + text, targets text + [EOS]
@@ -67,9 +67,11 @@ struct ModelConfig {
 };
 
 struct CompressorConfig {
+  // none: no compression, the QA upper bound: the decoder gets the whole context in its
+  // prompt and the LoRA adapters (same lora.* budget); only with objective qa.
   CompressorMode mode = CompressorMode::kKeyValue;
-  int64_t num_tokens = 16;     // N compression tokens
-  int64_t max_text_len = 512;  // text tokens fed to the encoder (longer texts are cut)
+  int64_t num_tokens = 16;     // N compression tokens; ignored with mode none
+  int64_t max_text_len = 512;  // text tokens fed to the encoder, or mode none's prompt (longer texts are cut)
   DecoderPositions decoder_positions = DecoderPositions::kReference;
 };
 
@@ -160,8 +162,9 @@ void save_resolved_config(const ExperimentConfig& config, const std::string& pat
 
 // The keys whose values differ between a checkpoint's configuration and the current one
 // in a way that makes resuming from it meaningless: the model and tokenizer, the
-// compressor mode and num_tokens, lora.r and lora.targets, the objective. Empty when
-// resuming is fine. Paths compare equal when they name the same file.
+// compressor mode and num_tokens (unless both are mode none, which ignores it), lora.r
+// and lora.targets, the objective. Empty when resuming is fine. Paths compare equal when
+// they name the same file.
 std::vector<std::string> resume_incompatible_keys(const ExperimentConfig& saved, const ExperimentConfig& now);
 
 // One key's value as YAML text ("16", "[q_proj, v_proj]", "\"runs/x\""), for messages

@@ -10,8 +10,8 @@ namespace xcomp {
 
 template <>
 const std::vector<EnumSpelling<CompressorMode>>& enum_spellings() {
-  static const std::vector<EnumSpelling<CompressorMode>> names = {{CompressorMode::kKeyValue, "kv"},
-                                                                  {CompressorMode::kEmbedding, "embedding"}};
+  static const std::vector<EnumSpelling<CompressorMode>> names = {
+      {CompressorMode::kKeyValue, "kv"}, {CompressorMode::kEmbedding, "embedding"}, {CompressorMode::kNone, "none"}};
   return names;
 }
 

@@ -66,6 +66,7 @@ std::vector<std::string> resume_incompatible_keys(const ExperimentConfig& saved,
   std::vector<std::string> changed;
   for (const ConfigKey& key : config_schema()) {
     if (!key.breaks_resume) continue;
+    if (key.unused && key.unused(saved) && key.unused(now)) continue;
     const std::string before = config_value_text(saved, key.name), after = config_value_text(now, key.name);
     if (before == after) continue;
     if (key.path && same_path(key.path(saved), key.path(now))) continue;

@@ -149,7 +149,7 @@ std::string joined(const std::vector<std::string>& names) {
   return out;
 }
 
-// "expected one of kv, embedding, got 'kvv'; did you mean 'kv'?"
+// "expected one of kv, embedding, none, got 'kvv'; did you mean 'kv'?"
 std::string not_one_of(const std::vector<std::string>& allowed, const YAML::Node& value) {
   std::string message = got("one of " + joined(allowed), value);
   if (value.IsScalar()) {
@@ -214,6 +214,12 @@ ConfigKey breaking_resume(ConfigKey key) {
   return key;
 }
 
+// Compression-token keys mean nothing when nothing is compressed.
+ConfigKey unused_with_mode_none(ConfigKey key) {
+  key.unused = [](const ExperimentConfig& config) { return config.compressor.mode == CompressorMode::kNone; };
+  return key;
+}
+
 ConfigKey path_breaking_resume(ConfigKey key, Field<std::string> field) {
   key.breaks_resume = true;
   key.path = [field](const ExperimentConfig& config) { return field_of(field, config); };
@@ -244,12 +250,15 @@ std::vector<ConfigKey> make_schema() {
                                       "\"\" = the model's own; needed for llama2.c .bin models"),
                            XCOMP_CONFIG_FIELD(model.tokenizer)),
 
-      breaking_resume(choice_key<CompressorMode>("compressor.mode", XCOMP_CONFIG_FIELD(compressor.mode),
-                                                 "kv (500xCompressor) or embedding (ICAE)")),
-      breaking_resume(integer_key("compressor.num_tokens", XCOMP_CONFIG_FIELD(compressor.num_tokens), 1, kNoMax,
-                                  "N compression tokens")),
+      breaking_resume(choice_key<CompressorMode>(
+          "compressor.mode", XCOMP_CONFIG_FIELD(compressor.mode),
+          "kv (500xCompressor), embedding (ICAE), or none (QA upper bound: full context in the prompt, LoRA on the "
+          "decoder)")),
+      unused_with_mode_none(breaking_resume(integer_key("compressor.num_tokens",
+                                                        XCOMP_CONFIG_FIELD(compressor.num_tokens), 1, kNoMax,
+                                                        "N compression tokens; ignored with mode none"))),
       integer_key("compressor.max_text_len", XCOMP_CONFIG_FIELD(compressor.max_text_len), 1, kNoMax,
-                  "text tokens the encoder reads; longer texts are cut"),
+                  "text tokens the encoder reads (mode none: the prompt); longer texts are cut"),
       choice_key<DecoderPositions>("compressor.decoder_positions",
                                    XCOMP_CONFIG_FIELD(compressor.decoder_positions),
                                    "decoder RoPE positions start at N (reference) or at L+N (after_prefix)"),

@@ -23,6 +23,9 @@ struct ConfigKey {
   std::string help;      // one line, written as a comment into the resolved config
   bool required = false;       // must be set, in the file or by an override
   bool breaks_resume = false;  // see resume_incompatible_keys
+  // Set for keys that some configurations do not use (compressor.num_tokens with mode
+  // none): true where this one does not, and then a change of it does not break resumption.
+  std::function<bool(const ExperimentConfig& config)> unused;
   // Set for keys naming a file: the path, which resume_incompatible_keys compares as a
   // file (two spellings of one path are the same model).
   std::function<std::string(const ExperimentConfig& config)> path;

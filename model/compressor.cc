@@ -35,6 +35,7 @@ constexpr double kTokenInitStd = 0.02;
 
 Compressor::Compressor(const LlamaConfig& config, const CompressorSettings& settings, uint64_t seed)
     : settings_(settings), lora_(config, settings.lora, seed) {
+  if (settings.mode == CompressorMode::kNone) return;  // LoRA only: nothing is compressed
   if (settings.num_tokens < 1) throw_input_error("compressor.num_tokens must be at least 1, got ", settings.num_tokens);
   tokens_ = random_embeddings(settings.num_tokens, config.hidden_size, kTokenInitStd, seed, kTokenInitStream);
   tokens_grad_ = Tensor::zeros(tokens_.shape());
@@ -46,7 +47,7 @@ Compressor::Compressor(const LlamaConfig& config, const CompressorSettings& sett
 
 std::vector<Compressor::Named> Compressor::parameters() {
   std::vector<Named> out;
-  out.push_back({"compression_tokens", &tokens_, &tokens_grad_});
+  if (tokens_.defined()) out.push_back({"compression_tokens", &tokens_, &tokens_grad_});
   if (ae_token_.defined()) out.push_back({"ae_token", &ae_token_, &ae_token_grad_});
   for (const auto& p : lora_.parameters()) out.push_back({p.name, p.value, p.grad});
   return out;
@@ -79,16 +80,12 @@ struct BackendParameters {
 BackendParameters parameters_on_backend(Compressor& comp, Ops& ops, bool with_gradients) {
   BackendParameters p;
   p.settings = &comp.settings();
-  p.lora = comp.lora();
-  p.tokens = ops.upload(comp.tokens());
+  p.lora = lora_on_backend(comp.lora(), ops, with_gradients);
+  if (comp.tokens().defined()) p.tokens = ops.upload(comp.tokens());
   if (comp.ae_token().defined()) p.ae_token = ops.upload(comp.ae_token());
   if (with_gradients) {
-    p.tokens_grad = ops.upload(comp.tokens_grad());
+    if (comp.tokens().defined()) p.tokens_grad = ops.upload(comp.tokens_grad());
     if (comp.ae_token().defined()) p.ae_token_grad = ops.upload(comp.ae_token_grad());
-  }
-  for (auto& named : p.lora.parameters()) {
-    *named.value = ops.upload(*named.value);
-    *named.grad = with_gradients ? ops.upload(*named.grad) : Tensor();
   }
   return p;
 }
@@ -96,7 +93,7 @@ BackendParameters parameters_on_backend(Compressor& comp, Ops& ops, bool with_gr
 // The backend's accumulated gradients back into the compressor (nothing to copy on the
 // CPU backend, where they are the same storage).
 void write_back_gradients(BackendParameters& p, Compressor& comp, Ops& ops) {
-  ops.download_into(p.tokens_grad, comp.tokens_grad());
+  if (p.tokens_grad.defined()) ops.download_into(p.tokens_grad, comp.tokens_grad());
   if (p.ae_token_grad.defined()) ops.download_into(p.ae_token_grad, comp.ae_token_grad());
   const std::vector<LoraWeights::Named> backend = p.lora.parameters(), host = comp.lora().parameters();
   CHECK_EQ(backend.size(), host.size());
@@ -116,11 +113,13 @@ struct EncoderPass {
 };
 
 // LoRA dropout is active only when training (a backward pass follows); masks differ per
-// (step and micro-batch stream, layer).
-LayerLora lora_for(BackendParameters& p, const StepOptions& o, int layer, const EncoderPass& e) {
+// (step and micro-batch stream, layer). `rows`: each sample's real rows and key (empty:
+// one mask over the whole input). Whichever pass carries the LoRA (the encoder, or the
+// decoder in mode none) draws from the same streams: only one of them has adapters.
+LayerLora lora_for(BackendParameters& p, const StepOptions& o, int layer,
+                   const std::vector<LayerLora::SampleRows>& rows) {
   const float dropout = o.backward ? static_cast<float>(p.settings->lora.dropout) : 0.0f;
-  return LayerLora{&p.lora, dropout, o.dropout_seed, o.dropout_stream * 4096 + static_cast<uint64_t>(layer),
-                   e.dropout_rows};
+  return LayerLora{&p.lora, dropout, o.dropout_seed, o.dropout_stream * 4096 + static_cast<uint64_t>(layer), rows};
 }
 
 // The encoder input is left-padded so the N compression tokens sit at the same rows
@@ -130,6 +129,7 @@ EncoderPass run_encoder(const LlamaModel& model, BackendParameters& comp, const 
                         const StepOptions& options, bool save) {
   const LlamaConfig& c = model.config();
   Ops& ops = model.ops();
+  CHECK(comp.settings->mode != CompressorMode::kNone) << "mode none has no encoder";
   EncoderPass e;
   e.b = text.dim(0);
   e.l = text.dim(1);
@@ -174,7 +174,7 @@ EncoderPass run_encoder(const LlamaModel& model, BackendParameters& comp, const 
     const LayerStore store{&e.keys[layer], &e.values[layer], &e.key_valid, 0, e.t};
     // In K/V mode the last layer matters only through its keys and values.
     const LayerExtent extent = kv_mode && layer == e.layers - 1 ? LayerExtent::kKeysValuesOnly : LayerExtent::kFull;
-    layer_forward(model, layer, x, e.positions, store, lora_for(comp, options, layer, e), extent,
+    layer_forward(model, layer, x, e.positions, store, lora_for(comp, options, layer, e.dropout_rows), extent,
                   save ? &e.saved[layer] : nullptr);
   }
   if (!kv_mode) {
@@ -187,8 +187,9 @@ EncoderPass run_encoder(const LlamaModel& model, BackendParameters& comp, const 
   return e;
 }
 
-// The decoder's view: a K/V prefix of N entries (K/V mode) or N memory embeddings
-// ahead of the tokens (embedding mode).
+// The decoder's view: a K/V prefix of N entries (K/V mode), N memory embeddings ahead
+// of the tokens (embedding mode), or the tokens alone with LoRA on (mode none: they hold
+// the uncompressed context themselves).
 struct DecoderPass {
   int64_t b = 0, t = 0, prefix = 0, rows = 0;  // rows: input positions per sample
   Tensor positions, key_valid, targets;       // I32 [B, rows], [B, prefix + t or rows], [B*rows]
@@ -197,28 +198,39 @@ struct DecoderPass {
   std::vector<LayerActivations> saved;
   Tensor final_input;  // [B*rows, hidden]
   Tensor logits;       // [B*rows, vocab]
+  bool lora = false;   // mode none: the decoder carries the adapters
+  std::vector<LayerLora::SampleRows> dropout_rows;  // mode none: per sample its real rows, its key
 };
 
-DecoderPass run_decoder(const LlamaModel& model, BackendParameters& comp, const EncoderPass& e, const CompressorBatch& batch,
-                        const StepOptions& options, bool use_ae_token, bool save) {
+// The decoder's LoRA for one layer: none, except in mode none.
+LayerLora decoder_lora(BackendParameters& comp, const StepOptions& options, int layer, const DecoderPass& d) {
+  return d.lora ? lora_for(comp, options, layer, d.dropout_rows) : LayerLora{};
+}
+
+// `e` is the encoder pass, null in mode none (nothing was encoded).
+DecoderPass run_decoder(const LlamaModel& model, BackendParameters& comp, const EncoderPass* e,
+                        const CompressorBatch& batch, const StepOptions& options, bool use_ae_token, bool save) {
   const LlamaConfig& c = model.config();
   Ops& ops = model.ops();
-  const bool kv_mode = comp.settings->mode == CompressorMode::kKeyValue;
+  const CompressorMode mode = comp.settings->mode;
+  const bool kv_mode = mode == CompressorMode::kKeyValue, embedding_mode = mode == CompressorMode::kEmbedding;
+  CHECK_EQ(e == nullptr, mode == CompressorMode::kNone);
   DecoderPass d;
   d.b = batch.decoder_tokens.dim(0);
   d.t = batch.decoder_tokens.dim(1);
-  CHECK_EQ(d.b, e.b);
-  const int64_t n = e.n;
-  // K/V mode: the prefix lives in the store; embedding mode: it is part of the input.
+  if (e) CHECK_EQ(d.b, e->b);
+  const int64_t n = e ? e->n : 0;
+  // K/V mode: the prefix lives in the store; embedding mode: it is part of the input;
+  // mode none: there is none.
   d.prefix = kv_mode ? n : 0;
-  d.rows = kv_mode ? d.t : n + d.t;
+  d.rows = embedding_mode ? n + d.t : d.t;
   const int64_t store_size = d.prefix + d.rows, lead = d.rows - d.t;  // lead: memory rows in the input
   d.positions = ints({d.b, d.rows});
   d.key_valid = ints({d.b, store_size});
   d.targets = Tensor::empty({d.b * d.rows}, DType::I32);
   for (int64_t r = 0; r < d.b; ++r) {
-    // Embedding mode continues the memory's positions; K/V mode starts at N (reference)
-    // or right after the compressed keys at len + N.
+    // Embedding mode continues the memory's positions and mode none starts at 0; K/V
+    // mode starts at N (reference) or right after the compressed keys at len + N.
     const int64_t first = !kv_mode ? 0
                           : comp.settings->decoder_positions == DecoderPositions::kReference ? n
                                                                                               : batch.text_lengths[r] + n;
@@ -232,6 +244,14 @@ DecoderPass run_decoder(const LlamaModel& model, BackendParameters& comp, const 
       d.targets.data<int32_t>()[r * d.rows + i] = token < 0 ? -1 : batch.targets.data<int32_t>()[r * d.t + token];
     }
   }
+  if (mode == CompressorMode::kNone) {
+    d.lora = true;
+    if (!batch.sample_keys.empty()) {
+      CHECK_EQ(static_cast<int64_t>(batch.sample_keys.size()), d.b);
+      for (int64_t r = 0; r < d.b; ++r)
+        d.dropout_rows.push_back({r * d.rows, batch.decoder_lengths[r], batch.sample_keys[r]});
+    }
+  }
 
   d.host_targets = d.targets;
   d.positions = ops.upload(d.positions);
@@ -239,7 +259,7 @@ DecoderPass run_decoder(const LlamaModel& model, BackendParameters& comp, const 
   d.targets = ops.upload(d.targets);
 
   Tensor x = ops.empty({d.b * d.rows, c.hidden_size});
-  Tensor token_x = kv_mode ? x : ops.empty({d.b * d.t, c.hidden_size});
+  Tensor token_x = embedding_mode ? ops.empty({d.b * d.t, c.hidden_size}) : x;
   ops.embedding(model.weights().embed, ops.upload(batch.decoder_tokens), token_x);
   Tensor token_rows = token_x.reshape({d.b, d.t, c.hidden_size});
   if (use_ae_token)
@@ -247,9 +267,9 @@ DecoderPass run_decoder(const LlamaModel& model, BackendParameters& comp, const 
       Tensor row = token_rows.slice0(r, r + 1);
       ops.write_rows(comp.ae_token.reshape({1, 1, c.hidden_size}), row, 0);
     }
-  if (!kv_mode) {
+  if (embedding_mode) {
     Tensor rows = x.reshape({d.b, d.rows, c.hidden_size});
-    ops.write_rows(e.memory, rows, 0);
+    ops.write_rows(e->memory, rows, 0);
     ops.write_rows(token_rows, rows, n);
   }
 
@@ -260,13 +280,14 @@ DecoderPass run_decoder(const LlamaModel& model, BackendParameters& comp, const 
     if (kv_mode) {
       Tensor k = ops.empty({d.b, n, c.num_key_value_heads, c.head_dim});
       Tensor v = ops.empty(k.shape());
-      ops.read_rows(e.keys[layer], e.l, k);
-      ops.read_rows(e.values[layer], e.l, v);
+      ops.read_rows(e->keys[layer], e->l, k);
+      ops.read_rows(e->values[layer], e->l, v);
       ops.write_rows(k, d.keys[layer], 0);
       ops.write_rows(v, d.values[layer], 0);
     }
     const LayerStore store{&d.keys[layer], &d.values[layer], &d.key_valid, d.prefix, store_size};
-    layer_forward(model, layer, x, d.positions, store, LayerLora{}, LayerExtent::kFull, save ? &d.saved[layer] : nullptr);
+    layer_forward(model, layer, x, d.positions, store, decoder_lora(comp, options, layer, d), LayerExtent::kFull,
+                  save ? &d.saved[layer] : nullptr);
   }
   d.final_input = x;
   Tensor normed = ops.empty(x.shape());
@@ -312,10 +333,12 @@ CompressorLoss compressor_step(const LlamaModel& model, Compressor& compressor, 
   Ops& ops = model.ops();
   BackendParameters comp = parameters_on_backend(compressor, ops, options.backward);
   const bool kv_mode = comp.settings->mode == CompressorMode::kKeyValue;
-  const bool use_ae_token = !kv_mode && options.ae_token;
-  EncoderPass e =
-      run_encoder(model, comp, batch.text, batch.text_lengths, batch.sample_keys, options, options.backward);
-  DecoderPass d = run_decoder(model, comp, e, batch, options, use_ae_token, options.backward);
+  const bool none_mode = comp.settings->mode == CompressorMode::kNone;
+  const bool use_ae_token = comp.settings->mode == CompressorMode::kEmbedding && options.ae_token;
+  EncoderPass e;
+  if (!none_mode)
+    e = run_encoder(model, comp, batch.text, batch.text_lengths, batch.sample_keys, options, options.backward);
+  DecoderPass d = run_decoder(model, comp, none_mode ? nullptr : &e, batch, options, use_ae_token, options.backward);
 
   const int64_t m = d.b * d.rows;
   Tensor losses = ops.empty({m});
@@ -324,7 +347,8 @@ CompressorLoss compressor_step(const LlamaModel& model, Compressor& compressor, 
   const CompressorLoss loss = sum_losses(ops.download(losses), d.host_targets, options.end_id);
   if (!options.backward) return loss;
 
-  // Decoder backward: activation gradients only, down to the prefix (or memory).
+  // Decoder backward: activation gradients only, down to the prefix (or memory); in mode
+  // none, into the decoder's LoRA, and that is the whole step.
   Tensor dnormed = ops.empty({m, c.hidden_size});
   ops.linear_backward_input(dlogits, model.weights().lm_head, dnormed, false);
   Tensor dx = ops.empty({m, c.hidden_size});
@@ -334,13 +358,18 @@ CompressorLoss compressor_step(const LlamaModel& model, Compressor& compressor, 
   for (int layer = static_cast<int>(c.num_hidden_layers) - 1; layer >= 0; --layer) {
     Tensor dk = ops.zeros(d.keys[layer].shape()), dv = ops.zeros(d.values[layer].shape());
     const LayerStore store{&d.keys[layer], &d.values[layer], &d.key_valid, d.prefix, d.prefix + d.rows};
-    layer_backward(model, layer, dx, d.positions, store, dk, dv, LayerLora{}, LayerExtent::kFull, d.saved[layer]);
+    layer_backward(model, layer, dx, d.positions, store, dk, dv, decoder_lora(comp, options, layer, d),
+                   LayerExtent::kFull, d.saved[layer]);
     if (kv_mode) {
       prefix_dk[layer] = ops.empty({d.b, e.n, c.num_key_value_heads, c.head_dim});
       prefix_dv[layer] = ops.empty(prefix_dk[layer].shape());
       ops.read_rows(dk, 0, prefix_dk[layer]);
       ops.read_rows(dv, 0, prefix_dv[layer]);
     }
+  }
+  if (none_mode) {
+    write_back_gradients(comp, compressor, ops);
+    return loss;
   }
   Tensor dx_rows = dx.reshape({d.b, d.rows, c.hidden_size});
   if (use_ae_token) {  // the AE token sits at memory row N of every sample
@@ -369,8 +398,8 @@ CompressorLoss compressor_step(const LlamaModel& model, Compressor& compressor, 
     }
     const LayerExtent extent = kv_mode && layer == e.layers - 1 ? LayerExtent::kKeysValuesOnly : LayerExtent::kFull;
     const LayerStore store{&e.keys[layer], &e.values[layer], &e.key_valid, 0, e.t};
-    layer_backward(model, layer, dx_enc, e.positions, store, dk, dv, lora_for(comp, options, layer, e), extent,
-                   e.saved[layer]);
+    layer_backward(model, layer, dx_enc, e.positions, store, dk, dv, lora_for(comp, options, layer, e.dropout_rows),
+                   extent, e.saved[layer]);
   }
   Tensor dtokens = ops.empty({e.b, e.n, c.hidden_size});
   ops.read_rows(dx_enc.reshape({e.b, e.t, c.hidden_size}), e.l, dtokens);
@@ -400,6 +429,9 @@ CompressedPrompt compress(const LlamaModel& model, Compressor& compressor, const
                           const std::vector<int64_t>& text_lengths) {
   const LlamaConfig& c = model.config();
   Ops& ops = model.ops();
+  if (compressor.settings().mode == CompressorMode::kNone)
+    throw_input_error("a compressor of mode none has nothing to compress: it was trained with the context itself in ",
+                      "the prompt (compressor.mode: none)");
   BackendParameters comp = parameters_on_backend(compressor, ops, /*with_gradients=*/false);
   StepOptions options;
   options.backward = false;  // no LoRA dropout, nothing saved

@@ -3,6 +3,12 @@
 // at every layer become the prefix the frozen model without LoRA (the decoder) attends
 // to; in embedding mode (ICAE) the encoder's final hidden states at those positions are
 // the decoder's first input embeddings. Forward and backward of one micro-batch.
+//
+// Mode none is the upper bound the compressors are measured against (issue 8): nothing
+// is compressed. There is no encoder pass and there are no compression tokens; the
+// decoder itself carries the LoRA adapters (the same r, alpha, targets and dropout, so
+// the same trainable budget) and reads the uncompressed context in its prompt, which
+// the caller puts in the decoder tokens (trainer/objective.h, full_context_qa_batch).
 #pragma once
 
 #include <cstdint>
@@ -14,29 +20,30 @@
 
 namespace xcomp {
 
-enum class CompressorMode { kKeyValue, kEmbedding };
+// kNone: no compression (see above); the decoder with LoRA on the decoder tokens alone.
+enum class CompressorMode { kKeyValue, kEmbedding, kNone };
 // kReference: decoder positions start at N (the paper's code: decoder queries sit
 // "before" the compressed keys at L..L+N-1). kAfterPrefix: they start at L + N.
 enum class DecoderPositions { kReference, kAfterPrefix };
 
 struct CompressorSettings {
   CompressorMode mode = CompressorMode::kKeyValue;
-  int64_t num_tokens = 16;
+  int64_t num_tokens = 16;  // N (>= 1); not used in mode none
   DecoderPositions decoder_positions = DecoderPositions::kReference;
   LoraSettings lora;
 };
 
-// The trainable parameters: LoRA adapters, the N compression-token embeddings and, in
-// embedding mode, the AE token that starts regeneration. Values and gradients are fp32
-// host tensors (the optimizer's masters); a step on a device backend works on copies and
-// adds its gradients back here.
+// The trainable parameters: LoRA adapters, the N compression-token embeddings (none in
+// mode none) and, in embedding mode, the AE token that starts regeneration. Values and
+// gradients are fp32 host tensors (the optimizer's masters); a step on a device backend
+// works on copies and adds its gradients back here.
 class Compressor {
  public:
   Compressor(const LlamaConfig& config, const CompressorSettings& settings, uint64_t seed);
 
   const CompressorSettings& settings() const { return settings_; }
   LoraWeights& lora() { return lora_; }
-  Tensor& tokens() { return tokens_; }  // [N, hidden]
+  Tensor& tokens() { return tokens_; }  // [N, hidden]; undefined in mode none
   Tensor& ae_token() { return ae_token_; }  // [1, hidden], embedding mode only
   Tensor& tokens_grad() { return tokens_grad_; }
   Tensor& ae_token_grad() { return ae_token_grad_; }
@@ -58,10 +65,12 @@ class Compressor {
 };
 
 // One micro-batch, already tokenised.
-//   text: I32 [B, L] right-padded, text_lengths[b] real tokens (>= 1);
+//   text: I32 [B, L] right-padded, text_lengths[b] real tokens (>= 1); not read in mode
+//     none (it may be left undefined, text_lengths empty);
 //   decoder_tokens: I32 [B, T] right-padded with decoder_lengths[b] real tokens: for
 //     regeneration [BOS] + text (in embedding mode the first token's embedding is
-//     replaced by the AE token), for QA the question prompt + answer;
+//     replaced by the AE token), for QA the question prompt + answer; in mode none the
+//     whole input, context included ([BOS] + context + question prompt + answer);
 //   targets: I32 [B, T], the token each decoder position predicts, -1 for none
 //     (padding, the QA prompt).
 struct CompressorBatch {
@@ -96,7 +105,9 @@ struct StepOptions {
 };
 
 // Runs the encoder and the decoder on the batch and, with options.backward,
-// accumulates the gradients of sum(token_weight * loss) into the compressor.
+// accumulates the gradients of sum(token_weight * loss) into the compressor. In mode
+// none: the decoder with LoRA (dropout per sample over its real rows) on the decoder
+// tokens at positions 0.., padding masked; gradients into LoRA only.
 CompressorLoss compressor_step(const LlamaModel& model, Compressor& compressor, const CompressorBatch& batch,
                                const StepOptions& options);
 
@@ -113,6 +124,7 @@ struct CompressedPrompt {
   Tensor embeddings;
   std::vector<int64_t> text_lengths;
 };
+// InputError in mode none: there is nothing to compress.
 CompressedPrompt compress(const LlamaModel& model, Compressor& compressor, const Tensor& text,
                           const std::vector<int64_t>& text_lengths);
 

@@ -28,7 +28,7 @@ std::vector<int32_t> generate(LlamaModel& model, KvCache& cache, const std::vect
   CHECK_EQ(cache.batch(), 1);
   const int64_t n = static_cast<int64_t>(prompt.size());
   Tensor logits = model.forward(row_of(prompt), row_of(counting_from(options.first_position, n)),
-                                row_of(std::vector<int32_t>(n, 1)), cache, LogitsFor::kLastPosition);
+                                row_of(std::vector<int32_t>(n, 1)), cache, LogitsFor::kLastPosition, options.adapters);
   return continue_generation(model, cache, std::move(logits), options.first_position + n, options, on_token);
 }
 
@@ -45,7 +45,7 @@ std::vector<int32_t> continue_generation(const LlamaModel& model, KvCache& cache
     if (on_token && !on_token(next)) break;
     if (stop || step + 1 == options.max_new_tokens || cache.length() == cache.capacity()) break;
     logits = model.forward(row_of({next}), row_of({static_cast<int32_t>(position++)}), row_of({1}), cache,
-                           LogitsFor::kLastPosition);
+                           LogitsFor::kLastPosition, options.adapters);
   }
   return produced;
 }

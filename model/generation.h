@@ -15,6 +15,8 @@ struct GenerationOptions {
   SamplingOptions sampling;
   std::vector<int32_t> stop_ids;  // generation ends after producing one of these
   int64_t first_position = 0;     // RoPE position of the first prompt token
+  // LoRA applied in every layer (LlamaModel::forward's `adapters`), or null: the base model.
+  LoraWeights* adapters = nullptr;
 };
 
 // Runs the prompt through `model` (after whatever `cache` already holds), then produces

@@ -79,12 +79,12 @@ int64_t LlamaModel::parameter_count() const {
 }
 
 Tensor LlamaModel::forward(const Tensor& tokens, const Tensor& positions, const Tensor& mask, KvCache& cache,
-                           LogitsFor which) const {
-  return ops_.download(forward_on_backend(tokens, positions, mask, cache, which));
+                           LogitsFor which, LoraWeights* adapters) const {
+  return ops_.download(forward_on_backend(tokens, positions, mask, cache, which, adapters));
 }
 
 Tensor LlamaModel::forward_on_backend(const Tensor& tokens, const Tensor& positions, const Tensor& mask, KvCache& cache,
-                                      LogitsFor which) const {
+                                      LogitsFor which, LoraWeights* adapters) const {
   CHECK_EQ(tokens.ndim(), 2);
   const int64_t b = tokens.dim(0), t = tokens.dim(1);
   CHECK_EQ(b, cache.batch());
@@ -97,7 +97,7 @@ Tensor LlamaModel::forward_on_backend(const Tensor& tokens, const Tensor& positi
 
   Tensor x = ops_.empty({b * t, config_.hidden_size});
   ops_.embedding(weights_.embed, ops_.upload(tokens), x);
-  return run_layers(x, b, t, positions, mask, cache, which);
+  return run_layers(x, b, t, positions, mask, cache, which, adapters);
 }
 
 Tensor LlamaModel::forward_embeddings(const Tensor& embeddings, const Tensor& positions, const Tensor& mask,
@@ -109,20 +109,22 @@ Tensor LlamaModel::forward_embeddings(const Tensor& embeddings, const Tensor& po
   Tensor x = ops_.empty({b * t, hidden});
   Tensor x_rows = x.reshape({1, b * t, hidden});
   ops_.write_rows(ops_.upload(embeddings).reshape({1, b * t, hidden}), x_rows, 0);
-  return ops_.download(run_layers(x, b, t, positions, mask, cache, which));
+  return ops_.download(run_layers(x, b, t, positions, mask, cache, which, nullptr));
 }
 
 Tensor LlamaModel::run_layers(Tensor& x, int64_t b, int64_t t, const Tensor& positions, const Tensor& mask,
-                              KvCache& cache, LogitsFor which) const {
+                              KvCache& cache, LogitsFor which, LoraWeights* adapters) const {
   const int64_t hidden = config_.hidden_size;
   CHECK_EQ(b, cache.batch());
   CHECK(positions.shape() == (Shape{b, t}) && mask.shape() == (Shape{b, t}));
   cache.reserve(t, mask, ops_);
   const Tensor backend_positions = ops_.upload(positions);
+  LayerLora lora;  // inference: no dropout
+  lora.weights = adapters;
   for (int layer = 0; layer < config_.num_hidden_layers; ++layer) {
     const LayerStore store{&cache.keys(layer), &cache.values(layer), &cache.key_valid(), cache.length() - t,
                            cache.length()};
-    layer_forward(*this, layer, x, backend_positions, store, LayerLora{}, LayerExtent::kFull, nullptr);
+    layer_forward(*this, layer, x, backend_positions, store, lora, LayerExtent::kFull, nullptr);
   }
   Tensor normed = ops_.empty({b * t, hidden});
   ops_.rmsnorm(x, weights_.final_norm, static_cast<float>(config_.rms_norm_eps), normed);

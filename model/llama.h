@@ -8,6 +8,7 @@
 
 #include "model/llama_config.h"
 #include "model/llama_weights.h"
+#include "model/lora.h"
 #include "model/ops.h"
 #include "model/tensor.h"
 
@@ -63,12 +64,14 @@ class LlamaModel {
   // 0 padding: padded keys are never attended), attending to everything already in
   // `cache` and appending this call's K/V to it. Returns logits F32 [B, T, vocab], or
   // [B, vocab] for position T-1 of each row with kLastPosition. Token ids outside the
-  // vocabulary are an InputError. Inputs and logits are host tensors.
+  // vocabulary are an InputError. Inputs and logits are host tensors. `adapters`: LoRA
+  // applied in every layer as the training step applies it, without dropout (tensors on
+  // this model's backend, lora_on_backend; only read), or null for the base model.
   Tensor forward(const Tensor& tokens, const Tensor& positions, const Tensor& mask, KvCache& cache,
-                 LogitsFor which = LogitsFor::kAllPositions) const;
+                 LogitsFor which = LogitsFor::kAllPositions, LoraWeights* adapters = nullptr) const;
   // The same, host inputs, logits left on the backend (for losses computed there).
   Tensor forward_on_backend(const Tensor& tokens, const Tensor& positions, const Tensor& mask, KvCache& cache,
-                            LogitsFor which = LogitsFor::kAllPositions) const;
+                            LogitsFor which = LogitsFor::kAllPositions, LoraWeights* adapters = nullptr) const;
   // The same from input embeddings F32 [B, T, hidden] (host or backend) instead of token
   // ids: for inputs that are no token's embedding (a compressed prompt's memory in
   // embedding mode). Host logits.
@@ -81,7 +84,7 @@ class LlamaModel {
  private:
   // Layers, final norm and head over x [B*T, hidden] on the backend (updated in place).
   Tensor run_layers(Tensor& x, int64_t b, int64_t t, const Tensor& positions, const Tensor& mask, KvCache& cache,
-                    LogitsFor which) const;
+                    LogitsFor which, LoraWeights* adapters) const;
 
   LlamaConfig config_;
   LlamaWeights weights_;

@@ -89,6 +89,15 @@ std::vector<LoraWeights::Named> LoraWeights::parameters() {
   return out;
 }
 
+LoraWeights lora_on_backend(const LoraWeights& host, Ops& ops, bool with_gradients) {
+  LoraWeights copy = host;  // the same adapters, rebound below
+  for (auto& named : copy.parameters()) {
+    *named.value = ops.upload(*named.value);
+    *named.grad = with_gradients ? ops.upload(*named.grad) : Tensor();
+  }
+  return copy;
+}
+
 int64_t LoraWeights::parameter_count() const {
   int64_t n = 0;
   for (const auto& layer : layers_)

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/llama_config.h"
+#include "model/ops.h"
 #include "model/tensor.h"
 
 namespace xcomp {
@@ -60,6 +61,11 @@ class LoraWeights {
   LoraSettings settings_;
   std::vector<std::array<LoraAdapter, kLoraTargetCount>> layers_;
 };
+
+// A copy of `host` whose tensors are where `ops` computes (on the CPU backend the same
+// storage), with gradient buffers when `with_gradients` (else undefined): what a step or
+// a decoding on that backend reads and accumulates into.
+LoraWeights lora_on_backend(const LoraWeights& host, Ops& ops, bool with_gradients);
 
 // [out, in] of a projection for a config.
 Shape lora_projection_shape(const LlamaConfig& config, LoraTarget target);

@@ -101,7 +101,8 @@ ReferenceCompressed encode(const ReferenceModel& m, const ReferenceCompressor& c
   return out;
 }
 
-// The frozen decoder on one sample; returns sum(token_weight * CE) over its targets.
+// The decoder on one sample (frozen; with the LoRA in mode none, where `memory` is
+// empty); returns sum(token_weight * CE) over its targets.
 double decode(const ReferenceModel& m, const ReferenceCompressor& comp, const ReferenceSample& s,
               const ReferenceCompressed& memory, double token_weight) {
   const LlamaConfig& c = m.config;
@@ -113,6 +114,11 @@ double decode(const ReferenceModel& m, const ReferenceCompressor& comp, const Re
     x = embed_tokens(m, s.decoder_tokens);
     const int64_t first = comp.decoder_positions == DecoderPositions::kReference ? comp.n : len + comp.n;
     pos = positions_from(first, t);
+    targets = s.targets;
+  } else if (comp.mode == CompressorMode::kNone) {
+    // The decoder tokens alone (they hold the context), positions 0..; s.text unused.
+    x = embed_tokens(m, s.decoder_tokens);
+    pos = positions_from(0, t);
     targets = s.targets;
   } else {
     // [memory, AE token, decoder tokens 1..], positions 0..; the memory rows predict nothing.
@@ -129,7 +135,7 @@ double decode(const ReferenceModel& m, const ReferenceCompressor& comp, const Re
     if (comp.mode == CompressorMode::kKeyValue)
       layer_forward(m, layer, x, pos, memory.keys[layer], memory.values[layer], nullptr, k, v);
     else
-      layer_forward(m, layer, x, pos, {}, {}, nullptr, k, v);
+      layer_forward(m, layer, x, pos, {}, {}, comp.mode == CompressorMode::kNone ? &comp : nullptr, k, v);
   }
   const int64_t rows = static_cast<int64_t>(pos.size());
   const Vec logits = linear(rmsnorm(x, m.final_norm, c.rms_norm_eps), m.lm_head, rows, c.hidden_size, c.vocab_size);
@@ -164,7 +170,7 @@ ReferenceCompressor reference_compressor(Compressor& compressor) {
   r.n = s.num_tokens;
   r.r = s.lora.r;
   r.lora_scale = s.lora.alpha / static_cast<double>(s.lora.r);
-  r.tokens = doubles(compressor.tokens());
+  if (compressor.tokens().defined()) r.tokens = doubles(compressor.tokens());
   if (s.mode == CompressorMode::kEmbedding) r.ae_token = doubles(compressor.ae_token());
   LoraWeights& lora = compressor.lora();
   r.lora.resize(lora.num_layers());
@@ -183,16 +189,17 @@ CompressorBatch make_compressor_batch(const std::vector<ReferenceSample>& sample
     t = std::max(t, s.decoder_tokens.size());
   }
   CompressorBatch batch;
-  batch.text = Tensor::zeros({b, static_cast<int64_t>(l)}, DType::I32);
+  // Samples without text (mode none's) make a batch without text, as the trainer does.
+  if (l > 0) batch.text = Tensor::zeros({b, static_cast<int64_t>(l)}, DType::I32);
   batch.decoder_tokens = Tensor::zeros({b, static_cast<int64_t>(t)}, DType::I32);
   batch.targets = Tensor::empty({b, static_cast<int64_t>(t)}, DType::I32);
   std::fill(batch.targets.data<int32_t>(), batch.targets.data<int32_t>() + batch.targets.numel(), -1);
   for (int64_t i = 0; i < b; ++i) {
     const ReferenceSample& s = samples[i];
-    std::copy(s.text.begin(), s.text.end(), batch.text.data<int32_t>() + i * l);
+    if (l > 0) std::copy(s.text.begin(), s.text.end(), batch.text.data<int32_t>() + i * l);
     std::copy(s.decoder_tokens.begin(), s.decoder_tokens.end(), batch.decoder_tokens.data<int32_t>() + i * t);
     std::copy(s.targets.begin(), s.targets.end(), batch.targets.data<int32_t>() + i * t);
-    batch.text_lengths.push_back(static_cast<int64_t>(s.text.size()));
+    if (l > 0) batch.text_lengths.push_back(static_cast<int64_t>(s.text.size()));
     batch.decoder_lengths.push_back(static_cast<int64_t>(s.decoder_tokens.size()));
   }
   return batch;
@@ -206,8 +213,10 @@ ReferenceCompressed reference_compress(const ReferenceModel& model, const Refere
 double reference_loss(const ReferenceModel& model, const ReferenceCompressor& compressor,
                       const std::vector<ReferenceSample>& samples, double token_weight) {
   double total = 0;
-  for (const ReferenceSample& s : samples)
-    total += decode(model, compressor, s, encode(model, compressor, s.text), token_weight);
+  for (const ReferenceSample& s : samples) {
+    const bool none = compressor.mode == CompressorMode::kNone;  // nothing to encode
+    total += decode(model, compressor, s, none ? ReferenceCompressed{} : encode(model, compressor, s.text), token_weight);
+  }
   return total;
 }
 

@@ -9,9 +9,11 @@
 // layer as a prefix, its own positions starting at N (kReference) or len+N
 // (kAfterPrefix); in embedding mode the encoder's final-norm hidden states at those
 // positions are the decoder's first N input rows (positions 0..), and the AE token
-// replaces the first decoder token's embedding. The loss is sum(token_weight * CE) over
-// the targets that are not -1. Because every sample is computed alone, agreement with
-// the padded batch of the real step also checks its padding masks.
+// replaces the first decoder token's embedding; in mode none there is no encoder and the
+// decoder, with the LoRA, reads the decoder tokens alone (they hold the context) at
+// positions 0... The loss is sum(token_weight * CE) over the targets that are not -1.
+// Because every sample is computed alone, agreement with the padded batch of the real
+// step also checks its padding masks.
 //
 // The encoder's last layer is computed in full even in K/V mode, so that the "its query
 // path does not matter" shortcut of the real step is something this reference checks
@@ -56,7 +58,7 @@ struct ReferenceCompressor {
   int64_t n = 0;            // compression tokens
   int64_t r = 0;            // LoRA rank
   double lora_scale = 0;    // alpha / r
-  Vec tokens;               // [N, hidden]
+  Vec tokens;               // [N, hidden]; empty in mode none
   Vec ae_token;             // [hidden], embedding mode only
   std::vector<std::array<ReferenceAdapter, kLoraTargetCount>> lora;  // [layer][target]
 };
@@ -68,8 +70,9 @@ struct ReferenceSample {
   std::vector<int32_t> text, decoder_tokens, targets;
 };
 
-// The batch the real step takes: text right-padded (with token 0) to the longest text,
-// decoder tokens right-padded (token 0, target -1) to the longest decoder input.
+// The batch the real step takes: text right-padded (with token 0) to the longest text
+// (no text when every sample's is empty), decoder tokens right-padded (token 0, target
+// -1) to the longest decoder input.
 CompressorBatch make_compressor_batch(const std::vector<ReferenceSample>& samples);
 
 // sum over samples and targets of token_weight * cross-entropy.

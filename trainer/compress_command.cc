@@ -34,6 +34,10 @@ int run_compress_command(const std::vector<std::string>& args) {
   to.model = cl.get("model");
   to.tokenizer = cl.get("tokenizer");
   const std::unique_ptr<TrainedCompressor> trained = load_trained_compressor(to, ops);
+  if (trained->compressor->settings().mode == CompressorMode::kNone)
+    throw_input_error("--checkpoint ", trained->trainable_path,
+                      ": its run has compressor.mode none, which compresses nothing (the context stays in the "
+                      "prompt); evaluate it with xcomp eval --task qa");
 
   const std::string text =
       text_path == "-" ? std::string(std::istreambuf_iterator<char>(std::cin), {}) : read_file_bytes(text_path);

@@ -195,8 +195,17 @@ int run_eval_command(const std::vector<std::string>& args) {
   to.model = cl.get("model");
   to.tokenizer = cl.get("tokenizer");
   std::unique_ptr<TrainedCompressor> trained = load_trained_compressor(to, ops);
-  LOG(INFO) << "checkpoint " << trained->trainable_path << ": " << name_of(trained->config.compressor.mode)
-            << ", N = " << trained->config.compressor.num_tokens;
+  const CompressorSettings& settings = trained->compressor->settings();
+  if (settings.mode == CompressorMode::kNone) {
+    LOG(INFO) << "checkpoint " << trained->trainable_path
+              << ": mode none (no compression: the system 'compressed' is the fine-tuned model with the full context)";
+    if (task != "qa")
+      throw_input_error("--task ", task, ": checkpoint ", trained->trainable_path,
+                        " was trained with compressor.mode none, which is for QA only (--task qa)");
+  } else {
+    LOG(INFO) << "checkpoint " << trained->trainable_path << ": " << name_of(settings.mode) << ", N = "
+              << settings.num_tokens;
+  }
 
   // Under mpirun each rank evaluates every world-th item; rank 0 gathers and writes.
   std::unique_ptr<Communicator> comm;

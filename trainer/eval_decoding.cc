@@ -1,5 +1,7 @@
 #include "trainer/eval_decoding.h"
 
+#include <glog/logging.h>
+
 #include <algorithm>
 
 #include "model/compressed_decoding.h"
@@ -35,7 +37,11 @@ std::vector<int32_t> concat(std::initializer_list<const std::vector<int32_t>*> p
 }  // namespace
 
 EvalDecoder::EvalDecoder(TrainedCompressor& trained, int64_t max_new_tokens)
-    : trained_(trained), max_new_tokens_(max_new_tokens) {}
+    : trained_(trained), max_new_tokens_(max_new_tokens) {
+  if (trained.compressor->settings().mode == CompressorMode::kNone)
+    decoder_adapters_ = std::make_unique<LoraWeights>(
+        lora_on_backend(trained.compressor->lora(), trained.model->ops(), /*with_gradients=*/false));
+}
 
 GenerationOptions EvalDecoder::options(int64_t max_new_tokens) const {
   GenerationOptions o;
@@ -47,8 +53,10 @@ GenerationOptions EvalDecoder::options(int64_t max_new_tokens) const {
   return o;
 }
 
-std::vector<int32_t> EvalDecoder::generate_plain(const std::vector<int32_t>& prompt, int64_t max_new_tokens) const {
-  const GenerationOptions o = options(max_new_tokens);
+std::vector<int32_t> EvalDecoder::generate_plain(const std::vector<int32_t>& prompt, int64_t max_new_tokens,
+                                                 LoraWeights* adapters) const {
+  GenerationOptions o = options(max_new_tokens);
+  o.adapters = adapters;
   KvCache cache(trained_.loaded.config, 1, static_cast<int64_t>(prompt.size()) + max_new_tokens, trained_.model->ops());
   return without_stop(generate(*trained_.model, cache, prompt, o), o.stop_ids);
 }
@@ -68,6 +76,7 @@ std::vector<int32_t> EvalDecoder::generate_compressed(const std::vector<int32_t>
 }
 
 std::vector<int32_t> EvalDecoder::regenerate(const std::vector<int32_t>& text, EvalSystem system) const {
+  CHECK(!decoder_adapters_) << "a mode-none checkpoint is for QA only";
   const std::vector<int32_t> bos = {trained_.tokens.bos};
   // A regeneration is as long as its text; the cap keeps models that never emit EOS
   // (stories260K never saw it) from running on.
@@ -86,13 +95,16 @@ std::vector<int32_t> EvalDecoder::regenerate(const std::vector<int32_t>& text, E
 std::vector<int32_t> EvalDecoder::answer(const std::vector<int32_t>& context, const std::vector<int32_t>& question,
                                          EvalSystem system) const {
   const ObjectiveTokens& t = trained_.tokens;
-  const std::vector<int32_t> prompt = concat({&t.question_prefix, &question, &t.answer_prefix});
+  const std::vector<int32_t> prompt = qa_prompt(t, question);
   const std::vector<int32_t> bos = t.bos >= 0 ? std::vector<int32_t>{t.bos} : std::vector<int32_t>{};
   switch (system) {
     case EvalSystem::kCompressed:
+      // Mode none decodes as it trained (trainer/objective.h): the full context, its LoRA.
+      if (decoder_adapters_)
+        return generate_plain(full_context_qa_prompt(t, context, question), max_new_tokens_, decoder_adapters_.get());
       return generate_compressed(context, prompt, /*ae_token=*/false, max_new_tokens_);
     case EvalSystem::kFullContext:
-      return generate_plain(concat({&bos, &context, &prompt}), max_new_tokens_);
+      return generate_plain(full_context_qa_prompt(t, context, question), max_new_tokens_);
     case EvalSystem::kNoContext:
       return generate_plain(concat({&bos, &prompt}), max_new_tokens_);
   }

@@ -5,9 +5,11 @@
 //   adapter_model.safetensors    the LoRA tensors under PEFT's names
 //                                (base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight)
 //   compression_tokens.safetensors  compression_tokens [N, hidden] (and ae_token [1, hidden]
-//                                in embedding mode): PEFT has no place for them
+//                                in embedding mode): PEFT has no place for them; not
+//                                written in mode none, which has none
 //   xcomp_compressor.json        mode, N, decoder positions, max_text_len: how to use them
-// The adapter is the encoder's; the decoder is the base model without it.
+// The adapter is the encoder's; the decoder is the base model without it. In mode none
+// (no compression) the adapter is the decoder's, an ordinary PEFT fine-tune.
 #include <glog/logging.h>
 
 #include <filesystem>
@@ -38,7 +40,9 @@ int run_export_peft_command(const std::vector<std::string>& args) {
   // The shapes come from the checkpoint itself (hidden size, layer count), so no model
   // weights are needed: a compressor over a config with those shapes.
   const SafetensorsFile file = SafetensorsFile::open(trainable);
-  if (!file.contains("compression_tokens")) throw_input_error(trainable, " has no tensor compression_tokens");
+  const bool none_mode = config.compressor.mode == CompressorMode::kNone;
+  if (!none_mode && !file.contains("compression_tokens"))
+    throw_input_error(trainable, " has no tensor compression_tokens");
   std::vector<std::pair<std::string, Tensor>> adapter, tokens;
   for (const std::string& name : file.names()) {
     const Tensor t = file.tensor(name).to_f32();
@@ -50,10 +54,14 @@ int run_export_peft_command(const std::vector<std::string>& args) {
       throw_input_error(trainable, ": unexpected tensor ", name);
   }
   if (adapter.empty()) throw_input_error(trainable, " holds no LoRA tensors");
-  const Shape& token_shape = file.shape("compression_tokens");
-  if (token_shape.size() != 2 || token_shape[0] != config.compressor.num_tokens)
-    throw_input_error(trainable, ": compression_tokens has shape ", shape_str(token_shape),
-                      " but the run's config says N = ", config.compressor.num_tokens);
+  if (none_mode && !tokens.empty())
+    throw_input_error(trainable, ": compression tokens in a checkpoint whose run has compressor.mode none");
+  if (!none_mode) {
+    const Shape& token_shape = file.shape("compression_tokens");
+    if (token_shape.size() != 2 || token_shape[0] != config.compressor.num_tokens)
+      throw_input_error(trainable, ": compression_tokens has shape ", shape_str(token_shape),
+                        " but the run's config says N = ", config.compressor.num_tokens);
+  }
 
   std::filesystem::create_directories(out);
   const nlohmann::json adapter_config = {{"peft_type", "LORA"},
@@ -74,14 +82,15 @@ int run_export_peft_command(const std::vector<std::string>& args) {
                                          {"revision", nullptr}};
   write_file_atomically(out + "/adapter_config.json", adapter_config.dump(2) + "\n");
   write_safetensors(out + "/adapter_model.safetensors", adapter, {{"format", "pt"}});
-  write_safetensors(out + "/compression_tokens.safetensors", tokens, {{"format", "pt"}});
+  if (!none_mode) write_safetensors(out + "/compression_tokens.safetensors", tokens, {{"format", "pt"}});
   const nlohmann::json compressor = {{"mode", name_of(config.compressor.mode)},
-                                     {"num_tokens", config.compressor.num_tokens},
+                                     {"num_tokens", none_mode ? 0 : config.compressor.num_tokens},
                                      {"max_text_len", config.compressor.max_text_len},
                                      {"decoder_positions", name_of(config.compressor.decoder_positions)},
                                      {"source_checkpoint", trainable}};
   write_file_atomically(out + "/xcomp_compressor.json", compressor.dump(2) + "\n");
-  LOG(INFO) << "wrote " << adapter.size() << " LoRA tensors and the compression tokens to " << out;
+  LOG(INFO) << "wrote " << adapter.size() << " LoRA tensors" << (none_mode ? "" : " and the compression tokens")
+            << " to " << out;
   return 0;
 }
 

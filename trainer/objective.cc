@@ -71,23 +71,39 @@ CompressorBatch regeneration_batch(const MicroBatch& batch, const ObjectiveToken
   return out;
 }
 
-CompressorBatch qa_batch(const MicroBatch& batch, const ObjectiveTokens& tokens) {
+std::vector<int32_t> qa_prompt(const ObjectiveTokens& tokens, const std::vector<int32_t>& question) {
+  std::vector<int32_t> prompt = tokens.question_prefix;
+  prompt.insert(prompt.end(), question.begin(), question.end());
+  prompt.insert(prompt.end(), tokens.answer_prefix.begin(), tokens.answer_prefix.end());
+  return prompt;
+}
+
+std::vector<int32_t> full_context_qa_prompt(const ObjectiveTokens& tokens, const std::vector<int32_t>& context,
+                                            const std::vector<int32_t>& question) {
+  std::vector<int32_t> prompt;
+  if (tokens.bos >= 0) prompt.push_back(tokens.bos);
+  prompt.insert(prompt.end(), context.begin(), context.end());
+  const std::vector<int32_t> rest = qa_prompt(tokens, question);
+  prompt.insert(prompt.end(), rest.begin(), rest.end());
+  return prompt;
+}
+
+namespace {
+
+// QA decoder rows: `prompt(r)` + answer; position i predicts input[i + 1], the last
+// answer token predicts EOS. Only the answer and EOS are targets.
+template <typename PromptOf>
+void fill_qa_decoder(CompressorBatch& out, const MicroBatch& batch, const ObjectiveTokens& tokens,
+                     PromptOf prompt_of) {
   CHECK(batch.kind == SampleKind::kQa);
   CHECK_GE(tokens.eos, 0);
-  CompressorBatch out;
-  fill_text(out, batch);
   std::vector<std::vector<int32_t>> inputs, targets;
   for (int64_t r = 0; r < batch.size(); ++r) {
-    std::vector<int32_t> input = tokens.question_prefix;
-    const std::vector<int32_t> question = row_tokens(batch.question, r);
-    input.insert(input.end(), question.begin(), question.end());
-    input.insert(input.end(), tokens.answer_prefix.begin(), tokens.answer_prefix.end());
+    std::vector<int32_t> input = prompt_of(r);
     const size_t prompt = input.size();
     CHECK_GT(prompt, 0u) << "the QA prompt template encodes to no tokens";
     const std::vector<int32_t> answer = row_tokens(batch.answer, r);
     input.insert(input.end(), answer.begin(), answer.end());
-    // Position i predicts input[i + 1]; the last answer token predicts EOS. Only the
-    // answer and EOS are targets.
     std::vector<int32_t> target(input.size(), -1);
     for (size_t i = prompt - 1; i + 1 < input.size(); ++i) target[i] = input[i + 1];
     target.back() = tokens.eos;
@@ -95,6 +111,22 @@ CompressorBatch qa_batch(const MicroBatch& batch, const ObjectiveTokens& tokens)
     targets.push_back(std::move(target));
   }
   fill_decoder(out, inputs, targets, tokens.pad);
+}
+
+}  // namespace
+
+CompressorBatch qa_batch(const MicroBatch& batch, const ObjectiveTokens& tokens) {
+  CompressorBatch out;
+  fill_text(out, batch);
+  fill_qa_decoder(out, batch, tokens, [&](int64_t r) { return qa_prompt(tokens, row_tokens(batch.question, r)); });
+  return out;
+}
+
+CompressorBatch full_context_qa_batch(const MicroBatch& batch, const ObjectiveTokens& tokens) {
+  CompressorBatch out;  // no text: the context is in the decoder tokens
+  fill_qa_decoder(out, batch, tokens, [&](int64_t r) {
+    return full_context_qa_prompt(tokens, row_tokens(batch.text, r), row_tokens(batch.question, r));
+  });
   return out;
 }
 

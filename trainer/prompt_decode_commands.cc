@@ -82,10 +82,7 @@ int run_answer_command(const std::vector<std::string>& args) {
   // "Question: {q} Answer: " from the same pieces as QA training (trainer/objective.h).
   const ObjectiveTokens t =
       objective_tokens(tokenizer, d->loaded.config.bos_token_id, d->loaded.config.eos_token_id, 0);
-  std::vector<int32_t> decoder = t.question_prefix;
-  const std::vector<int32_t> q = tokenizer.encode(question);
-  decoder.insert(decoder.end(), q.begin(), q.end());
-  decoder.insert(decoder.end(), t.answer_prefix.begin(), t.answer_prefix.end());
+  const std::vector<int32_t> decoder = qa_prompt(t, tokenizer.encode(question));
   const DecoderPrompt dp{&d->file.prompt, 0, d->file.decoder_positions, nullptr};
   print(tokenizer, generate_from_compressed(*d->model, dp, decoder, d->options), d->options.stop_ids);
   return 0;

@@ -34,9 +34,27 @@ double attention_flops(const LlamaConfig& c, double pairs_per_sample, int64_t ba
          static_cast<double>(batch);
 }
 
+// Mode none: the decoder alone with LoRA over its decoder_len input rows (the context is
+// among them); no encoder.
+StepFlops full_context_step_flops(const LlamaConfig& c, const CompressorSettings& s, const StepShape& shape) {
+  const double rows = static_cast<double>(shape.batch * shape.decoder_len);
+  const double layers = static_cast<double>(c.num_hidden_layers);
+  const double fwd_bwd = 2 + 2;
+  StepFlops f;
+  f.decoder_matmul = fwd_bwd * rows * (layers * layer_weights(c).total() +
+                                       static_cast<double>(c.hidden_size) * static_cast<double>(c.vocab_size));
+  for (LoraTarget target : s.lora.targets) {
+    const Shape out_in = lora_projection_shape(c, target);
+    f.lora += 3 * 2.0 * static_cast<double>(s.lora.r) * static_cast<double>(out_in[0] + out_in[1]) * rows * layers;
+  }
+  f.attention = attention_flops(c, causal_pairs(shape.decoder_len, 0), shape.batch) * layers;
+  return f;
+}
+
 }  // namespace
 
 StepFlops compressor_step_flops(const LlamaConfig& c, const CompressorSettings& s, const StepShape& shape) {
+  if (s.mode == CompressorMode::kNone) return full_context_step_flops(c, s, shape);
   const bool kv_mode = s.mode == CompressorMode::kKeyValue;
   const int64_t layers = c.num_hidden_layers;
   // In kv mode the last encoder layer is needed only up to its K and V.

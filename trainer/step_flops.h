@@ -15,6 +15,7 @@ namespace xcomp {
 
 // One micro-batch of full-length samples: B texts of L tokens, N compression tokens, a
 // decoder input of T tokens (regeneration: T = L + 1) with a target at every position.
+// Mode none has no encoder: T counts everything the decoder reads (L and N unused).
 struct StepShape {
   int64_t batch = 0, text_len = 0, num_tokens = 0, decoder_len = 0;
 };

@@ -61,7 +61,7 @@ std::string find_run_config(const std::string& trainable_file) {
 CompressorSettings compressor_settings_of(const ExperimentConfig& c) {
   CompressorSettings s;
   s.mode = c.compressor.mode;
-  s.num_tokens = c.compressor.num_tokens;
+  s.num_tokens = c.compressor.mode == CompressorMode::kNone ? 0 : c.compressor.num_tokens;  // none: ignored
   s.decoder_positions = c.compressor.decoder_positions;
   s.lora.r = c.lora.r;
   s.lora.alpha = c.lora.alpha;

@@ -9,6 +9,7 @@
 //     else <run_dir>/trainable.safetensors (what a run without checkpoints leaves).
 // The compressor's shape (mode, N, LoRA r, alpha and targets, decoder positions) comes
 // from the run's config.yaml, found beside the file or up to two directories above it.
+// A mode-none checkpoint (compressor.mode: none) holds LoRA only, the decoder's.
 #pragma once
 
 #include <memory>
@@ -29,6 +30,7 @@ std::string resolve_trainable_file(const std::string& checkpoint);
 // The config.yaml of the run that wrote `trainable_file`; InputError when none is found.
 std::string find_run_config(const std::string& trainable_file);
 
+// The model's settings from a config (num_tokens 0 in mode none, which has no tokens).
 CompressorSettings compressor_settings_of(const ExperimentConfig& config);
 
 struct TrainedCompressorOptions {

@@ -89,8 +89,16 @@ class TrainingRun {
   TrainingResult run();
 
  private:
-  CompressorBatch build(const MicroBatch& mb) const {
-    CompressorBatch b = config_.objective == Objective::kQa ? qa_batch(mb, tokens_) : regeneration_batch(mb, tokens_);
+  // What the step trains on. `without_context`: the QA prompt alone whatever the mode
+  // (the no-prefix baseline; in mode none the context is otherwise in the prompt).
+  CompressorBatch build(const MicroBatch& mb, bool without_context = false) const {
+    CompressorBatch b;
+    if (config_.objective == Objective::kRegeneration)
+      b = regeneration_batch(mb, tokens_);
+    else if (config_.compressor.mode == CompressorMode::kNone && !without_context)
+      b = full_context_qa_batch(mb, tokens_);
+    else
+      b = qa_batch(mb, tokens_);
     // LoRA dropout masks keyed by the sample (shard, index) and the step, not by where
     // the sample sits: the same masks at any world size.
     for (const SampleRef& s : mb.samples)
@@ -198,15 +206,15 @@ LossTotals TrainingRun::validate() {
   return totals;
 }
 
-// The same validation batches scored by the decoder alone: the bar a compressed prompt
-// has to clear.
+// The same validation batches scored by the decoder alone, without the context: the bar
+// a compressed prompt has to clear (and what mode none's full context is worth).
 LossTotals TrainingRun::validate_without_prefix() {
   DataLoaderOptions o = loader_options(validation_shards_, 1);
   o.prefetch = 0;
   DataLoader loader(o);
   LossTotals totals;
   for (int64_t i = 0; i < config_.eval.batches; ++i)
-    totals.add(decoder_only_loss(*model_, build(loader.next()), tokens_.eos), 1.0);
+    totals.add(decoder_only_loss(*model_, build(loader.next(), /*without_context=*/true), tokens_.eos), 1.0);
   return totals;
 }
 

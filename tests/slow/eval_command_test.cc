@@ -1,7 +1,8 @@
 // xcomp eval, compress, answer, regenerate and export-peft end to end on stories260K
 // with compressors trained for two steps: the reports are well formed, the metrics
 // agree with the predictions file, the .xkv path decodes as eval does, and a prompt is
-// refused by another model or checkpoint.
+// refused by another model or checkpoint; a mode-none run (the full-context upper
+// bound) is evaluated on QA and refused by compress.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -49,6 +50,13 @@ class EvalCommand : public ::testing::Test {
           " 'data.train=[\"" + *dir_ + "/data/train-*.h5\"]'");
       ASSERT_EQ(run.exit_code, 0) << run.err;
     }
+    test::CommandResult none = test::run_xcomp(
+        "train --config " + quoted(test::source_dir() + "/configs/stories260k-babi-qa-none.yaml") +
+        " run_dir=" + quoted(*dir_ + "/run-none") +
+        " resume= threads=1 train.steps=2 train.warmup_steps=1 eval.every=0 data.micro_batch=2 log.progress=never "
+        "model.path=" + quoted(test::fixture("stories260K/stories260K.bin")) + " model.tokenizer=" + quoted(tokenizer) +
+        " 'data.train=[\"" + *dir_ + "/qa/*.h5\"]'");
+    ASSERT_EQ(none.exit_code, 0) << none.err;
   }
   static void TearDownTestSuite() { delete dir_; }
 
@@ -243,6 +251,49 @@ TEST_F(EvalCommand, ExportPeftWritesAdapterConfigTensorsAndTokens) {
   const nlohmann::json compressor = nlohmann::json::parse(test::read_file(out + "/xcomp_compressor.json"));
   EXPECT_EQ(compressor["mode"], "embedding");
   EXPECT_EQ(compressor["num_tokens"], 4);
+}
+
+// A mode-none checkpoint answers with the whole context and its LoRA; the report says
+// so (mode none, no tokens) beside the same two baselines. It has no compressed prompt to
+// write and no regeneration to score; its PEFT export is the adapter alone.
+TEST_F(EvalCommand, ModeNoneCheckpointIsEvaluatedOnQaOnly) {
+  const std::string out = *dir_ + "/eval-none";
+  test::CommandResult r = test::run_xcomp("eval --checkpoint " + quoted(*dir_ + "/run-none") + " --task qa --data " +
+                                          quoted(*dir_ + "/qa/*.h5") +
+                                          " --limit 4 --max-new-tokens 4 --threads 1 --out " + quoted(out));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("mode none (no compression"), std::string::npos) << r.err;
+  const nlohmann::json report = nlohmann::json::parse(test::read_file(out + "/report.json"));
+  EXPECT_EQ(report["task"], "qa");
+  EXPECT_EQ(report["mode"], "none");
+  EXPECT_EQ(report["num_tokens"], 0);
+  ASSERT_EQ(report["results"].size(), 1u);
+  for (const char* system : {"compressed", "full_context", "no_context"})
+    EXPECT_EQ(report["results"][0]["systems"][system]["items"], 4) << system;
+  EXPECT_EQ(read_lines(out + "/predictions.jsonl").size(), 4u * 3u);
+  EXPECT_EQ(test::read_file(out + "/report.md"), r.out);
+
+  test::write_file(*dir_ + "/none-text.txt", "Mary moved to the bathroom.");
+  test::CommandResult c = test::run_xcomp("compress --checkpoint " + quoted(*dir_ + "/run-none") + " --text " +
+                                          quoted(*dir_ + "/none-text.txt") + " --out " + quoted(*dir_ + "/none.xkv"));
+  EXPECT_EQ(c.exit_code, 1);
+  EXPECT_NE(c.err.find("compressor.mode none, which compresses nothing"), std::string::npos) << c.err;
+  EXPECT_FALSE(std::filesystem::exists(*dir_ + "/none.xkv"));
+  test::CommandResult regeneration = test::run_xcomp(
+      "eval --checkpoint " + quoted(*dir_ + "/run-none") + " --task regeneration --data " +
+      quoted(*dir_ + "/data/test-*.h5") + " --limit 1 --threads 1 --out " + quoted(*dir_ + "/eval-none-regen"));
+  EXPECT_EQ(regeneration.exit_code, 1);
+  EXPECT_NE(regeneration.err.find("for QA only"), std::string::npos) << regeneration.err;
+
+  test::CommandResult peft = test::run_xcomp("export-peft --checkpoint " + quoted(*dir_ + "/run-none") + " --out " +
+                                             quoted(*dir_ + "/peft-none"));
+  ASSERT_EQ(peft.exit_code, 0) << peft.err;
+  EXPECT_EQ(SafetensorsFile::open(*dir_ + "/peft-none/adapter_model.safetensors").names().size(), 5u * 2u * 2u);
+  EXPECT_FALSE(std::filesystem::exists(*dir_ + "/peft-none/compression_tokens.safetensors"));
+  const nlohmann::json compressor =
+      nlohmann::json::parse(test::read_file(*dir_ + "/peft-none/xcomp_compressor.json"));
+  EXPECT_EQ(compressor["mode"], "none");
+  EXPECT_EQ(compressor["num_tokens"], 0);
 }
 
 }  // namespace

@@ -2,7 +2,9 @@
 // independent double-precision statement of it (tests/compressor_reference.h): the loss,
 // every trainable gradient against central finite differences, padding invariance, the
 // base model at LoRA B = 0, and the K/V-mode pitfall of DESIGN.md (the last encoder
-// layer's query LoRA gets exactly zero gradient).
+// layer's query LoRA gets exactly zero gradient); likewise mode none (no compression:
+// the decoder with LoRA on the full context), and that decoding with the adapters
+// (LlamaModel::forward) scores what the step trained.
 #include "model/compressor.h"
 
 #include <gtest/gtest.h>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "model/cpu/cpu_ops.h"
+#include "model/input_error.h"
 #include "model/llama.h"
 #include "model/random.h"
 #include "tests/compressor_reference.h"
@@ -120,19 +123,25 @@ struct Harness {
   // Compression and AE tokens at the scale of embeddings, and B nonzero so that A gets
   // gradient too (at initialisation B = 0 and A's gradient vanishes).
   void randomise_trainables() {
-    compressor.tokens() = random_tensor(compressor.tokens().shape(), 500, 1.0);
+    if (compressor.tokens().defined()) compressor.tokens() = random_tensor(compressor.tokens().shape(), 500, 1.0);
     if (compressor.ae_token().defined()) compressor.ae_token() = random_tensor(compressor.ae_token().shape(), 501, 1.0);
     uint64_t seed = 600;
     for (auto& p : compressor.lora().parameters())
       if (p.name.find("lora_B") != std::string::npos) *p.value = random_tensor(p.value->shape(), seed++, 0.3);
   }
 
-  CompressorLoss step(const std::vector<ReferenceSample>& samples, float token_weight) {
+  // `sample_keys`: per-sample LoRA dropout keys (none: one mask per micro-batch).
+  CompressorLoss step(const std::vector<ReferenceSample>& samples, float token_weight,
+                      const std::vector<uint64_t>& sample_keys = {}) {
     compressor.zero_grad();
     StepOptions o;
     o.token_weight = token_weight;
     o.end_id = kEos;
-    return compressor_step(model, compressor, make_compressor_batch(samples), o);
+    o.dropout_seed = 5;
+    o.dropout_stream = 3;
+    CompressorBatch batch = make_compressor_batch(samples);
+    batch.sample_keys = sample_keys;
+    return compressor_step(model, compressor, batch, o);
   }
 };
 
@@ -169,6 +178,22 @@ std::vector<ReferenceSample> qa_batch() {
           question_answer({9, 16, 25}, {kBos, 3, 28, 31, 6}, {10})};
 }
 
+// Mode none's QA sample (trainer/objective.h): no text; the decoder input is [BOS] +
+// context + prompt + answer, and again only the answer and the EOS after it are targets.
+ReferenceSample full_context_question_answer(std::vector<int32_t> context, std::vector<int32_t> prompt,
+                                             std::vector<int32_t> answer) {
+  std::vector<int32_t> whole = {kBos};
+  whole.insert(whole.end(), context.begin(), context.end());
+  whole.insert(whole.end(), prompt.begin(), prompt.end());
+  return question_answer({}, whole, answer);
+}
+
+// The QA batch above with the contexts in the prompt: decoder inputs of 14 and 10 tokens.
+std::vector<ReferenceSample> full_context_qa_batch() {
+  return {full_context_question_answer({12, 8, 33, 4, 19, 27}, {3, 14, 6}, {22, 35}),
+          full_context_question_answer({9, 16, 25}, {3, 28, 31, 6}, {10})};
+}
+
 // A trainable tensor of the compressor, its gradient there and its double copy in the reference.
 struct Trainable {
   std::string name;
@@ -181,7 +206,8 @@ struct Trainable {
 
 std::vector<Trainable> trainables(Compressor& c) {
   std::vector<Trainable> out;
-  out.push_back({"compression_tokens", &c.tokens_grad(), &ReferenceCompressor::tokens, 0, LoraTarget::kQ, false});
+  if (c.tokens().defined())
+    out.push_back({"compression_tokens", &c.tokens_grad(), &ReferenceCompressor::tokens, 0, LoraTarget::kQ, false});
   if (c.ae_token().defined())
     out.push_back({"ae_token", &c.ae_token_grad(), &ReferenceCompressor::ae_token, 0, LoraTarget::kQ, false});
   for (int layer = 0; layer < c.lora().num_layers(); ++layer)
@@ -334,15 +360,18 @@ std::vector<Vec> gradients(Compressor& c) {
 }
 
 // A sample alone and in a padded batch with another (longer or shorter) sample: with
-// token weight 1 the batch's loss and gradients are the sums of the lone ones.
-void check_padding_invariance(const CompressorSettings& s, const std::vector<ReferenceSample>& pair) {
+// token weight 1 the batch's loss and gradients are the sums of the lone ones. With
+// per-sample dropout keys, also under LoRA dropout (each sample draws its own masks).
+void check_padding_invariance(const CompressorSettings& s, const std::vector<ReferenceSample>& pair,
+                              const std::vector<uint64_t>& keys = {}) {
   Harness h(false, s);
   h.randomise_trainables();
-  const double both = h.step(pair, 1.0f).sum;
+  auto key = [&](size_t i) { return keys.empty() ? std::vector<uint64_t>{} : std::vector<uint64_t>{keys[i]}; };
+  const double both = h.step(pair, 1.0f, keys).sum;
   const std::vector<Vec> grad_both = gradients(h.compressor);
-  const double first = h.step({pair[0]}, 1.0f).sum;
+  const double first = h.step({pair[0]}, 1.0f, key(0)).sum;
   const std::vector<Vec> grad_first = gradients(h.compressor);
-  const double second = h.step({pair[1]}, 1.0f).sum;
+  const double second = h.step({pair[1]}, 1.0f, key(1)).sum;
   const std::vector<Vec> grad_second = gradients(h.compressor);
 
   EXPECT_LT(std::fabs(both - (first + second)), kBatchingTolerance * std::fabs(both));
@@ -456,6 +485,112 @@ TEST(CompressorStep, ZeroLoraBIsTheBaseModel) {
   EXPECT_LT(worst_cache, 1e-6);
   EXPECT_LT(worst_reference, 1e-5);
   std::printf("  compressed K/V vs KvCache: max diff %.2e; vs double reference: %.2e\n", worst_cache, worst_reference);
+}
+
+// --- mode none: no compression, the decoder with LoRA on the full context --------------
+
+// The QA upper bound's step against the reference: the loss on the answer, and every LoRA
+// gradient (the only trainables) against central differences.
+TEST(CompressorStep, NoneModeMatchesDoubleReference) {
+  Harness h(false, settings(CompressorMode::kNone, DecoderPositions::kReference, kQueryValue));
+  h.randomise_trainables();
+  check_step_against_reference(h, full_context_qa_batch(), 1.0f / 4);
+  Harness all(true, settings(CompressorMode::kNone, DecoderPositions::kReference, kAllTargets));
+  all.randomise_trainables();
+  check_step_against_reference(all, full_context_qa_batch(), 1.0f / 4, /*max_elements=*/12);
+}
+
+TEST(CompressorStep, NoneModeTrainsLoraOnly) {
+  Harness h(false, settings(CompressorMode::kNone, DecoderPositions::kReference, kAllTargets));
+  EXPECT_FALSE(h.compressor.tokens().defined());
+  EXPECT_FALSE(h.compressor.ae_token().defined());
+  for (const auto& p : h.compressor.parameters())
+    EXPECT_EQ(p.name.rfind("base_model.model.model.layers.", 0), 0u) << p.name;
+  EXPECT_EQ(h.compressor.parameter_count(), h.compressor.lora().parameter_count());
+  // Every adapter of every layer gets gradient: the decoder's last layer is needed whole.
+  h.randomise_trainables();
+  h.step(full_context_qa_batch(), 1.0f);
+  for (const auto& p : h.compressor.parameters()) {
+    double max_grad = 0;
+    for (int64_t i = 0; i < p.grad->numel(); ++i)
+      max_grad = std::max(max_grad, std::fabs(double(p.grad->data<float>()[i])));
+    EXPECT_GT(max_grad, 1e-4) << p.name;
+  }
+  const CompressorBatch batch = make_compressor_batch(full_context_qa_batch());
+  EXPECT_THROW(compress(h.model, h.compressor, batch.decoder_tokens, batch.decoder_lengths), InputError);
+}
+
+TEST(CompressorStep, PaddingInvarianceNone) {
+  check_padding_invariance(settings(CompressorMode::kNone, DecoderPositions::kReference, kAllTargets),
+                           full_context_qa_batch());
+  // Under dropout each sample's masks come from its key, over its real rows only.
+  CompressorSettings dropout = settings(CompressorMode::kNone, DecoderPositions::kReference, kQueryValue);
+  dropout.lora.dropout = 0.25;
+  check_padding_invariance(dropout, full_context_qa_batch(), {101, 202});
+}
+
+// At LoRA B = 0 mode none is the base model given the full context: its loss is the
+// decoder-only loss on the same tokens (the evaluation's full_context baseline).
+TEST(CompressorStep, NoneModeAtZeroLoraBIsTheFullContextBaseModel) {
+  Harness h(false, settings(CompressorMode::kNone, DecoderPositions::kReference, kAllTargets));
+  const CompressorBatch batch = make_compressor_batch(full_context_qa_batch());
+  StepOptions o;
+  o.backward = false;
+  o.end_id = kEos;
+  const CompressorLoss step = compressor_step(h.model, h.compressor, batch, o);
+  const CompressorLoss base = decoder_only_loss(h.model, batch, kEos);
+  EXPECT_NEAR(step.sum, base.sum, 1e-5 * std::fabs(base.sum));
+  EXPECT_EQ(step.targets, base.targets);
+}
+
+// Decoding a mode-none checkpoint runs LlamaModel::forward with its adapters: the logits
+// there score each sample as the step does (no dropout), so what trained is what runs.
+TEST(CompressorStep, ForwardWithAdaptersScoresWhatNoneModeTrained) {
+  Harness h(false, settings(CompressorMode::kNone, DecoderPositions::kReference, kAllTargets));
+  h.randomise_trainables();
+  const std::vector<ReferenceSample> samples = full_context_qa_batch();
+  StepOptions o;
+  o.backward = false;
+  const double step = compressor_step(h.model, h.compressor, make_compressor_batch(samples), o).sum;
+  LoraWeights adapters = lora_on_backend(h.compressor.lora(), h.ops, /*with_gradients=*/false);
+  double decoded = 0;
+  for (const ReferenceSample& s : samples) {
+    const int64_t t = static_cast<int64_t>(s.decoder_tokens.size());
+    Tensor tokens = Tensor::empty({1, t}, DType::I32), positions = Tensor::empty({1, t}, DType::I32);
+    Tensor mask = Tensor::empty({1, t}, DType::I32);
+    for (int64_t i = 0; i < t; ++i) {
+      tokens.data<int32_t>()[i] = s.decoder_tokens[i];
+      positions.data<int32_t>()[i] = static_cast<int32_t>(i);
+      mask.data<int32_t>()[i] = 1;
+    }
+    KvCache cache(h.config, 1, t, h.ops);
+    const Tensor logits = h.model.forward(tokens, positions, mask, cache, LogitsFor::kAllPositions, &adapters);
+    for (int64_t i = 0; i < t; ++i) {
+      if (s.targets[i] < 0) continue;
+      const float* row = logits.data<float>() + i * h.config.vocab_size;
+      double max = row[0], sum = 0;
+      for (int64_t v = 0; v < h.config.vocab_size; ++v) max = std::max(max, double(row[v]));
+      for (int64_t v = 0; v < h.config.vocab_size; ++v) sum += std::exp(row[v] - max);
+      decoded += max + std::log(sum) - row[s.targets[i]];
+    }
+  }
+  EXPECT_NEAR(decoded, step, 1e-5 * std::fabs(step));
+  // And without the adapters it is the base model, which scores differently.
+  KvCache cache(h.config, 1, 4, h.ops);
+  Tensor tokens = Tensor::empty({1, 4}, DType::I32), positions = Tensor::empty({1, 4}, DType::I32);
+  Tensor mask = Tensor::empty({1, 4}, DType::I32);
+  for (int i = 0; i < 4; ++i) {
+    tokens.data<int32_t>()[i] = samples[0].decoder_tokens[i];
+    positions.data<int32_t>()[i] = i;
+    mask.data<int32_t>()[i] = 1;
+  }
+  const Tensor base = h.model.forward(tokens, positions, mask, cache, LogitsFor::kLastPosition);
+  cache.clear();
+  const Tensor adapted = h.model.forward(tokens, positions, mask, cache, LogitsFor::kLastPosition, &adapters);
+  double max_diff = 0;
+  for (int64_t v = 0; v < h.config.vocab_size; ++v)
+    max_diff = std::max(max_diff, std::fabs(double(base.data<float>()[v]) - adapted.data<float>()[v]));
+  EXPECT_GT(max_diff, 1e-3);
 }
 
 }  // namespace

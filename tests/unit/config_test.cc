@@ -230,7 +230,8 @@ TEST(ExperimentConfigErrors, OutOfRangeValues) {
 
 TEST(ExperimentConfigErrors, ValueNotOneOfTheChoices) {
   expect_file_error(std::string(kMinimal) + "compressor:\n  mode: kvv\n",
-                    {"@FILE:7:3", "compressor.mode", "expected one of kv, embedding, got 'kvv'", "did you mean 'kv'?"});
+                    {"@FILE:7:3", "compressor.mode", "expected one of kv, embedding, none, got 'kvv'",
+                     "did you mean 'kv'?"});
   expect_file_error(std::string(kMinimal) + "lora:\n  targets: [q_proj, x_proj]\n",
                     {"@FILE:7:3", "lora.targets", "got 'x_proj'", "did you mean 'q_proj'?"});
   expect_file_error(std::string(kMinimal) + "lora:\n  targets: [q_proj, q_proj]\n",
@@ -287,6 +288,20 @@ TEST(ExperimentConfigErrors, InconsistentKeys) {
                     {"@FILE:7:3", "eval.every", "data.validation lists no shards"});
   expect_file_error(std::string(kMinimal) + "train:\n  steps: 10\n  stop_after: 11\n",
                     {"@FILE:8:3", "train.stop_after"});
+}
+
+// Mode none (no compression) shows the decoder the text: regenerating it would be
+// copying, so it takes objective qa only; the error points at the mode's line.
+TEST(ExperimentConfigErrors, ModeNoneNeedsTheQaObjective) {
+  expect_file_error(std::string(kMinimal) + "compressor:\n  num_tokens: 8\n  mode: none\n",
+                    {"@FILE:8:3", "compressor.mode is none", "only makes sense with objective: qa",
+                     "objective is regeneration", "use mode kv or embedding"});
+  expect_error(std::string(kMinimal) + "objective: qa\ncompressor:\n  mode: none\n", {"objective=regeneration"},
+               {"@FILE:8:3", "compressor.mode is none"});
+  expect_error(kMinimal, {"compressor.mode=none"}, {"override 'compressor.mode=none'", "compressor.mode is none"});
+  const ExperimentConfig qa = load_text(std::string(kMinimal) + "objective: qa\ncompressor:\n  mode: none\n");
+  EXPECT_EQ(qa.compressor.mode, CompressorMode::kNone);
+  EXPECT_EQ(config_value_text(qa, "compressor.mode"), "none");
 }
 
 TEST(ExperimentConfigErrors, MissingFile) {
@@ -366,6 +381,15 @@ TEST(ResumeCompatibility, OnlyKeysThatChangeTheTrainedThingsBreakResumption) {
   EXPECT_EQ(resume_incompatible_keys(saved, changed),
             (std::vector<std::string>{"objective", "model.path", "model.tokenizer", "compressor.mode",
                                       "compressor.num_tokens", "lora.r", "lora.targets"}));
+
+  // Mode none ignores num_tokens, so changing it does not matter there; the mode does.
+  const ExperimentConfig none = load_text(kMinimal, {"objective=qa", "compressor.mode=none"});
+  const ExperimentConfig none_n4 =
+      load_text(kMinimal, {"objective=qa", "compressor.mode=none", "compressor.num_tokens=4"});
+  EXPECT_TRUE(resume_incompatible_keys(none, none_n4).empty());
+  const ExperimentConfig kv_n4 = load_text(kMinimal, {"objective=qa", "compressor.num_tokens=4"});
+  EXPECT_EQ(resume_incompatible_keys(none, kv_n4),
+            (std::vector<std::string>{"compressor.mode", "compressor.num_tokens"}));
 }
 
 }  // namespace

@@ -51,6 +51,17 @@ TEST(StepFlops, EmbeddingModeRunsTheWholeEncoderAndFeedsTheMemoryAsRows) {
   EXPECT_GT(emb.total(), kv.total());
 }
 
+// Mode none: the decoder alone, with the LoRA, over everything it reads (decoder T 7,
+// the context among it); L and N play no part.
+TEST(StepFlops, ModeNoneIsTheDecoderWithLoraOnly) {
+  const StepFlops f = compressor_step_flops(tiny(), settings(CompressorMode::kNone), {1, 3, 2, 7});
+  EXPECT_DOUBLE_EQ(f.encoder_matmul, 0.0);
+  EXPECT_DOUBLE_EQ(f.decoder_matmul, 4.0 * 7 * (2 * 144 + 4 * 10));
+  EXPECT_DOUBLE_EQ(f.lora, 3 * 2.0 * 7 * (8 + 6) * 2);  // q and v in both layers
+  EXPECT_DOUBLE_EQ(f.attention, 12.0 * 2 * 2 * 2 * 28);  // 7 queries see 1..7 keys, 2 layers
+  EXPECT_DOUBLE_EQ(compressor_step_flops(tiny(), settings(CompressorMode::kNone), {1, 50, 9, 7}).total(), f.total());
+}
+
 TEST(StepFlops, LinearInTheBatch) {
   const StepFlops one = compressor_step_flops(tiny(), settings(CompressorMode::kKeyValue), {1, 3, 2, 4});
   const StepFlops eight = compressor_step_flops(tiny(), settings(CompressorMode::kKeyValue), {8, 3, 2, 4});
