@@ -242,6 +242,8 @@ def load_smollm2_gguf(path):
 # ---------------------------------------------------------------------------------------
 # float64 helpers: HF 4.42 computes RMSNorm, RoPE tables and the attention softmax in
 # float32 even for a float64 model; patch them so the cross-check is float64 throughout.
+# LlamaForCausalLM also returns logits.float() (not patched here): a caller that needs
+# float64 logits applies the head to the final hidden state (make_compressor_reference.py).
 
 @contextlib.contextmanager
 def true_float64():

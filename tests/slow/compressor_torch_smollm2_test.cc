@@ -18,21 +18,26 @@ namespace xcomp {
 namespace {
 
 // Against the float64 value of the computation (the fixture), relative per tensor, or
-// twice PyTorch's own float32 error where that is larger: SmolLM2's massive activations
-// make some gradients ill-conditioned in float32 (PyTorch float32 vs float64 reaches
-// ~8e-3 on embedding-mode LoRA gradients), see make_compressor_reference.py.
+// twice PyTorch's own float32 error where that is larger (compressor_torch_reference.h).
 //
-// OPEN (training issue): the target is 1e-4, and stories260K meets it in every case; on
-// SmolLM2 xcomp's K/V-mode gradients are up to 6.4e-4 from float64 where PyTorch's own
-// float32 run is within 7e-5 (losses agree to 7e-6). Not a GQA indexing error (the
-// double-precision check passes with 3 query heads per kv head) and not the attention or
-// RMSNorm backward accumulation (double accumulation there changed nothing). Until it is
-// found, this test holds the measured level so a regression still fails it.
-// Measured worst since the CPU backend's attention became per-(row, kv head) products with
-// a vectorised exp and its products moved to oneDNN: 1.37e-3 (embedding-mode QA, layer
-// 28's q_proj lora_A, where PyTorch's own float32 run is 3.2e-4 off; 2.3e-3 in a build
-// without AVX2/FMA contraction). K/V mode stays below 9e-4 (8.6e-4 measured).
-constexpr double kTolerance = 2e-3;
+// K/V mode: 1e-4. Measured worst 2.6e-4 (kv_regeneration, layer 0's q_proj lora_A, where
+// PyTorch's own float32 run is 5.3e-4 off) and 3.8e-5 (kv_qa); PyTorch float32 reaches
+// 6.5e-4. xcomp once looked 10x less accurate than PyTorch here (8.6e-4 against 7e-5):
+// that was the fixture. HF 4.42's LlamaForCausalLM returns logits.float(), so its
+// "float64" run took the 49,152-way cross-entropy in float32, 1.6e-5 off in d loss /
+// d logits; PyTorch's float32 run shares that error and xcomp's cross-entropy (sums in
+// double) does not. The script now applies the head itself in float64.
+constexpr double kKeyValueTolerance = 1e-4;
+// Embedding mode: 2e-3. SmolLM2's massive activations (up to ~3e4 in a few hidden
+// dimensions of some rows) make these gradients ill-conditioned: PyTorch float32 is up to
+// 7.8e-3 off. xcomp's error is ~1.5x PyTorch's on the typical tensor and 1.45e-3 at worst
+// (embedding_qa, layer 28's q_proj lora_A, PyTorch 4.0e-4). Measured cause: rounding in
+// the forward matrix products, where oneDNN's sgemm errs ~1.5x more (rms) than the
+// OpenBLAS PyTorch uses here. Accumulated in double (an experiment) the worst is 3.3e-4;
+// cut into 128-wide k slices (OpenBLAS-level rounding) 4.5e-4, but that costs 16-27% on
+// the LM head's product, so the products stay as they are. Which tensor is worst, and by
+// how much, hangs on the rounding at a few massive rows, hence the margin.
+constexpr double kEmbeddingTolerance = 2e-3;
 
 std::string smollm2_path() { return test::models_dir() + "/SmolLM2-135M-Instruct.Q4_1.gguf"; }
 
@@ -64,19 +69,19 @@ class CompressorTorchSmolLM2 : public ::testing::Test {
 };
 
 TEST_F(CompressorTorchSmolLM2, KvRegenerationMatchesPyTorch) {
-  test::compare_with_torch(*model_, *reference_, "kv_regeneration", kTolerance);
+  test::compare_with_torch(*model_, *reference_, "kv_regeneration", kKeyValueTolerance);
 }
 
 TEST_F(CompressorTorchSmolLM2, KvQaMatchesPyTorch) {
-  test::compare_with_torch(*model_, *reference_, "kv_qa", kTolerance);
+  test::compare_with_torch(*model_, *reference_, "kv_qa", kKeyValueTolerance);
 }
 
 TEST_F(CompressorTorchSmolLM2, EmbeddingRegenerationMatchesPyTorch) {
-  test::compare_with_torch(*model_, *reference_, "embedding_regeneration", kTolerance);
+  test::compare_with_torch(*model_, *reference_, "embedding_regeneration", kEmbeddingTolerance);
 }
 
 TEST_F(CompressorTorchSmolLM2, EmbeddingQaMatchesPyTorch) {
-  test::compare_with_torch(*model_, *reference_, "embedding_qa", kTolerance);
+  test::compare_with_torch(*model_, *reference_, "embedding_qa", kEmbeddingTolerance);
 }
 
 TEST_F(CompressorTorchSmolLM2, FixtureBatchesAreTheObjectiveBatches) {
