@@ -303,6 +303,24 @@ namespace {
 
 // Sums the per-row losses over the rows with a target, and separately over the
 // end-of-text targets.
+// Adds the teacher-forced accuracy counts of `logits` (on the backend; one row of V per
+// target) to `loss`.
+// Validation only: a device backend copies the logits to the host for it.
+void count_correct(Ops& ops, const Tensor& logits, const Tensor& host_targets, int32_t end_id, CompressorLoss& loss) {
+  const Tensor host = ops.download(logits);  // the same tensor on the CPU backend
+  CHECK(host.dtype() == DType::F32);
+  const int64_t vocab = host.dim(host.ndim() - 1);  // [M, V] or [B, T, V]
+  CHECK_EQ(host.numel(), host_targets.numel() * vocab);
+  const int32_t* targets = host_targets.data<int32_t>();
+  for (int64_t i = 0; i < host_targets.numel(); ++i) {
+    if (targets[i] < 0) continue;
+    const float* row = host.data<float>() + i * vocab;
+    const bool hit = std::max_element(row, row + vocab) - row == targets[i];
+    loss.correct += hit;
+    loss.end_correct += hit && targets[i] == end_id;
+  }
+}
+
 CompressorLoss sum_losses(const Tensor& host_losses, const Tensor& host_targets, int32_t end_id) {
   CompressorLoss loss;
   const float* losses = host_losses.data<float>();
@@ -344,8 +362,11 @@ CompressorLoss compressor_step(const LlamaModel& model, Compressor& compressor, 
   Tensor losses = ops.empty({m});
   Tensor dlogits = ops.empty(d.logits.shape());
   ops.cross_entropy(d.logits, d.targets, ops.upload(filled(m, options.token_weight)), losses, dlogits);
-  const CompressorLoss loss = sum_losses(ops.download(losses), d.host_targets, options.end_id);
-  if (!options.backward) return loss;
+  CompressorLoss loss = sum_losses(ops.download(losses), d.host_targets, options.end_id);
+  if (!options.backward) {
+    count_correct(ops, d.logits, d.host_targets, options.end_id, loss);
+    return loss;
+  }
 
   // Decoder backward: activation gradients only, down to the prefix (or memory); in mode
   // none, into the decoder's LoRA, and that is the whole step.
@@ -422,7 +443,9 @@ CompressorLoss decoder_only_loss(const LlamaModel& model, const CompressorBatch&
   const Tensor logits = model.forward_on_backend(batch.decoder_tokens, positions, mask, cache);
   Tensor losses = ops.empty({b * t}), dlogits = ops.empty(logits.shape());
   ops.cross_entropy(logits, ops.upload(batch.targets), ops.upload(filled(b * t, 1.0f)), losses, dlogits);
-  return sum_losses(ops.download(losses), batch.targets, end_id);
+  CompressorLoss loss = sum_losses(ops.download(losses), batch.targets, end_id);
+  count_correct(ops, logits, batch.targets, end_id, loss);
+  return loss;
 }
 
 CompressedPrompt compress(const LlamaModel& model, Compressor& compressor, const Tensor& text,

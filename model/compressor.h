@@ -91,6 +91,11 @@ struct CompressorLoss {
   int64_t targets = 0;
   double end_sum = 0;    // the part from targets equal to end_id (the end-of-text target)
   int64_t end_targets = 0;
+  // Teacher-forced accuracy: targets that are the argmax of their logits (the first
+  // maximum, as torch.argmax), and of those the end-of-text ones. Counted only by a
+  // loss-only call (StepOptions::backward false, decoder_only_loss): validation.
+  int64_t correct = 0;
+  int64_t end_correct = 0;
 };
 
 struct StepOptions {

@@ -62,18 +62,25 @@ std::vector<std::string> expand_shard_patterns(const std::vector<std::string>& p
 }
 
 // Loss sums of one step or one evaluation, unweighted (per target token).
+// Validation also counts teacher-forced hits (training steps leave them 0).
 struct LossTotals {
   double sum = 0, end_sum = 0;
-  int64_t targets = 0, end_targets = 0;
+  int64_t targets = 0, end_targets = 0, correct = 0, end_correct = 0;
   void add(const CompressorLoss& l, double token_weight) {
     sum += l.sum / token_weight;
     end_sum += l.end_sum / token_weight;
     targets += l.targets;
     end_targets += l.end_targets;
+    correct += l.correct;
+    end_correct += l.end_correct;
   }
   double mean() const { return targets ? sum / targets : 0.0; }
   double text_mean() const { return targets > end_targets ? (sum - end_sum) / (targets - end_targets) : 0.0; }
   double end_mean() const { return end_targets ? end_sum / end_targets : 0.0; }
+  double accuracy() const { return targets ? static_cast<double>(correct) / targets : 0.0; }
+  double text_accuracy() const {
+    return targets > end_targets ? static_cast<double>(correct - end_correct) / (targets - end_targets) : 0.0;
+  }
 };
 
 int64_t batch_tokens(const CompressorBatch& b) {
@@ -304,6 +311,8 @@ void TrainingRun::report(int64_t step, const LossTotals& loss, double grad_norm,
     record["val_loss"] = val_loss;
     record["val_text_loss"] = val->text_mean();
     record["val_end_loss"] = val->end_mean();
+    record["val_accuracy"] = val->accuracy();
+    record["val_text_accuracy"] = val->text_accuracy();
   }
   metrics_->write(record);
   const int64_t steps = config_.train.steps;
@@ -354,7 +363,9 @@ TrainingResult TrainingRun::run() {
     metrics_->write({{"step", 0},
                      {"val_noprefix_loss", baseline.mean()},
                      {"val_noprefix_text_loss", baseline.text_mean()},
-                     {"val_noprefix_end_loss", baseline.end_mean()}});
+                     {"val_noprefix_end_loss", baseline.end_mean()},
+                     {"val_noprefix_accuracy", baseline.accuracy()},
+                     {"val_noprefix_text_accuracy", baseline.text_accuracy()}});
     LOG(INFO) << "validation without a prefix (the baseline): loss " << baseline.mean() << ", text tokens "
               << baseline.text_mean() << ", end of text " << baseline.end_mean();
   }

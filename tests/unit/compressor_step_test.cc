@@ -593,5 +593,51 @@ TEST(CompressorStep, ForwardWithAdaptersScoresWhatNoneModeTrained) {
   EXPECT_GT(max_diff, 1e-3);
 }
 
+// Validation's teacher-forced accuracy counts the targets that are their logits' argmax
+// (and of those the end-of-text ones), in the decoder-only baseline and in a loss-only
+// step alike. Half the targets are set to the argmax and half to another token.
+TEST(CompressorStep, TeacherForcedAccuracyCountsArgmaxHits) {
+  Harness h(false, settings(CompressorMode::kNone, DecoderPositions::kReference, kAllTargets));
+  CompressorBatch batch = make_compressor_batch(full_context_qa_batch());
+  const int64_t b = batch.decoder_tokens.dim(0), t = batch.decoder_tokens.dim(1), vocab = h.config.vocab_size;
+  int64_t want_correct = 0, want_end_correct = 0, seen = 0;
+  int32_t end_id = -1;
+  for (int64_t r = 0; r < b; ++r) {
+    const int64_t len = batch.decoder_lengths[r];
+    Tensor tokens = Tensor::empty({1, len}, DType::I32), positions = Tensor::empty({1, len}, DType::I32);
+    Tensor mask = Tensor::empty({1, len}, DType::I32);
+    for (int64_t i = 0; i < len; ++i) {
+      tokens.data<int32_t>()[i] = batch.decoder_tokens.data<int32_t>()[r * t + i];
+      positions.data<int32_t>()[i] = static_cast<int32_t>(i);
+      mask.data<int32_t>()[i] = 1;
+    }
+    KvCache cache(h.config, 1, len, h.ops);
+    const Tensor logits = h.model.forward(tokens, positions, mask, cache, LogitsFor::kAllPositions);
+    for (int64_t i = 0; i < len; ++i) {
+      int32_t& target = batch.targets.data<int32_t>()[r * t + i];
+      if (target < 0) continue;
+      const float* row = logits.data<float>() + i * vocab;
+      const auto best = static_cast<int32_t>(std::max_element(row, row + vocab) - row);
+      const bool hit = seen++ % 2 == 0;
+      target = hit ? best : (best + 1) % static_cast<int32_t>(vocab);
+      if (end_id < 0) end_id = target;  // the first target (a hit) stands for end of text
+      want_correct += hit;
+      want_end_correct += hit && target == end_id;
+    }
+  }
+  ASSERT_GE(seen, 4);
+  const CompressorLoss base = decoder_only_loss(h.model, batch, end_id);
+  EXPECT_EQ(base.correct, want_correct);
+  EXPECT_EQ(base.end_correct, want_end_correct);
+  StepOptions o;
+  o.backward = false;
+  o.end_id = end_id;
+  const CompressorLoss step = compressor_step(h.model, h.compressor, batch, o);  // B = 0: the same model
+  EXPECT_EQ(step.correct, want_correct);
+  EXPECT_EQ(step.end_correct, want_end_correct);
+  o.backward = true;  // training steps do not count
+  EXPECT_EQ(compressor_step(h.model, h.compressor, batch, o).correct, 0);
+}
+
 }  // namespace
 }  // namespace xcomp
