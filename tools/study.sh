@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# The small-scale study behind README "Results": for one model, train and evaluate every
+# row (regeneration at several compression ratios in both modes, then QA fine-tuning from
+# the regeneration checkpoints) with the same budget of optimizer steps each, then write
+# the table. Every row is resumable and reused: a finished run is not trained again and
+# an evaluation newer than its checkpoint is not redone, so an interrupted study picks up
+# where it stopped.
+#
+#   tools/study.sh stories260k              # every row of that model, then the table
+#   tools/study.sh smollm2 regen            # only the regeneration rows
+#   tools/study.sh stories260k row regen-kv-n16-l96   # one row (names: tools/study.sh MODEL list)
+#   tools/study.sh stories260k table        # the table from what has run so far
+#
+# Environment: STUDY_DIR (default runs/study), XCOMP (the binary; default build/xcomp,
+# built when missing), XCOMP_FIXTURES, XCOMP_MODELS, STUDY_BACKEND (cpu or cuda),
+# STUDY_THREADS (fixed per model so a rerun is bit-identical on the CPU backend);
+# STUDY_REGEN_STEPS, STUDY_QA_STEPS, STUDY_EVAL_LIMIT change the budgets (smoke tests;
+# the README's rows use the defaults).
+# Every xcomp command is echoed to stderr and appended to $STUDY_DIR/MODEL/commands.sh.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+model="${1:?usage: tools/study.sh stories260k|smollm2 [all|regen|qa|list|table|row NAME]}"
+what="${2:-all}"
+fixtures="${XCOMP_FIXTURES:-$root/../shared/fixtures}"
+models="${XCOMP_MODELS:-$HOME/.cache/xcomp}"
+export XCOMP_FIXTURES="$fixtures" XCOMP_MODELS="$models"
+dir="${STUDY_DIR:-runs/study}/$model"
+backend="${STUDY_BACKEND:-cpu}"
+xcomp="${XCOMP:-$root/build/xcomp}"
+[[ -x "$xcomp" ]] || xcomp="$(bash "$root/launch/build.sh")/xcomp"
+mkdir -p "$dir"
+
+# Per model: data, configs and budgets. Every regeneration row gets the same steps, and
+# every QA row the same steps from its regeneration checkpoint.
+case "$model" in
+  stories260k)
+    threads="${STUDY_THREADS:-1}"
+    regen_steps=${STUDY_REGEN_STEPS:-300} qa_steps=${STUDY_QA_STEPS:-300} regen_eval=${STUDY_EVAL_LIMIT:-200} qa_eval=${STUDY_EVAL_LIMIT:-300}
+    regen_config=configs/stories260k-regen-kv.yaml
+    qa_config=configs/stories260k-babi-qa-kv.yaml
+    none_config=configs/stories260k-babi-qa-none.yaml
+    tokenizer=(--tokenizer "$fixtures/stories260K/tok512.model")
+    regen_data=("$dir/data/tinystories")
+    qa_sets=(babi1 babi2 babi6)
+    ;;
+  smollm2)
+    threads="${STUDY_THREADS:-2}"
+    regen_steps=${STUDY_REGEN_STEPS:-200} qa_steps=${STUDY_QA_STEPS:-200} regen_eval=${STUDY_EVAL_LIMIT:-100} qa_eval=${STUDY_EVAL_LIMIT:-200}
+    regen_config=configs/smollm2-regen-kv.yaml
+    qa_config=configs/smollm2-squad-qa-kv.yaml
+    none_config=configs/smollm2-squad-qa-none.yaml
+    tokenizer=(--model "$models/SmolLM2-135M-Instruct.Q4_1.gguf")
+    regen_data=("$dir/data/arxiv" "$dir/data/tinystories")
+    qa_sets=(squad babi1 babi2 babi6)
+    ;;
+  *) echo "study: unknown model '$model' (stories260k or smollm2)" >&2; exit 2 ;;
+esac
+
+run() {  # echo, record, run
+  printf '%q ' "$@" | sed 's/ $//' | tee -a "$dir/commands.sh" >&2
+  echo >>"$dir/commands.sh"; echo >&2
+  "$@"
+}
+
+prepare() {
+  local babi
+  if [[ ! -f "$dir/data/tinystories/train-00000.h5" ]]; then
+    run "$xcomp" prepare --format text --input "$fixtures/tinystories/tinystories_sample.txt" \
+      --out "$dir/data/tinystories" "${tokenizer[@]}" --split-by hash --test-fraction 0.15 --overwrite
+  fi
+  if [[ "$model" == smollm2 && ! -f "$dir/data/arxiv/train-00000.h5" ]]; then
+    run "$xcomp" prepare --format arxiv --input "$fixtures/arxiv/arxiv-metadata-oai-snapshot.first200.jsonl" \
+      --out "$dir/data/arxiv" "${tokenizer[@]}" --split-by hash --test-fraction 0.15 --overwrite
+  fi
+  if [[ "$model" == smollm2 && ! -f "$dir/data/squad/train-00000.h5" ]]; then
+    # Split by context: a context and all its questions fall on one side.
+    run "$xcomp" prepare --format mrqa --input "$fixtures/qa/mrqa_SQuAD_dev.jsonl.gz" \
+      --out "$dir/data/squad" "${tokenizer[@]}" --split-by hash --test-fraction 0.2 --overwrite
+  fi
+  for babi in 1:qa1_single-supporting-fact 2:qa2_two-supporting-facts 6:qa6_yes-no-questions; do
+    local n=${babi%%:*} file=${babi#*:}
+    [[ -f "$dir/data/babi$n/test-00000.h5" ]] && continue
+    run "$xcomp" prepare --format babi --input "$fixtures/babi/${file}_train.txt" --out "$dir/data/babi$n" \
+      "${tokenizer[@]}" --split train --overwrite
+    # bAbI ships its splits as two files; prepare refuses a directory that holds shards,
+    # so the test split is written beside it and moved in.
+    run "$xcomp" prepare --format babi --input "$fixtures/babi/${file}_test.txt" --out "$dir/data/babi$n.test" \
+      "${tokenizer[@]}" --split test --overwrite
+    mv "$dir/data/babi$n.test"/test-*.h5 "$dir/data/babi$n/" && rmdir "$dir/data/babi$n.test"
+  done
+}
+
+globs() {  # the shards of the given data dirs for one split, as a YAML list
+  local split=$1; shift
+  local out="" d
+  for d in "$@"; do out+="${out:+, }\"$d/$split-*.h5\""; done
+  echo "[$out]"
+}
+
+common() {  # RUN_DIR STEPS: the keys every row sets
+  echo run_dir="$1" backend="$backend" threads="$threads" resume=auto seed=0 train.steps="$2" \
+    train.warmup_steps=$(($2 < 300 ? $2 / 10 : 30)) eval.every="$2" checkpoint.every=100 log.progress=never
+}
+
+# evaluate RUN TASK DATA... : writes RUN/eval unless it is newer than the checkpoint.
+evaluate() {
+  local run_dir=$1 task=$2 limit=$3; shift 3
+  local args=() d
+  for d in "$@"; do args+=(--data "$d/test-*.h5"); done
+  if [[ -f "$run_dir/eval/report.json" && "$run_dir/eval/report.json" -nt "$run_dir/trainable.safetensors" ]]; then
+    return
+  fi
+  run "$xcomp" eval --checkpoint "$run_dir" --task "$task" "${args[@]}" --limit "$limit" \
+    --threads "$threads" --out "$run_dir/eval" >/dev/null
+}
+
+regen_row() {  # regen-MODE[-after]-nN-lL
+  local name=$1 mode positions=reference n l
+  [[ $name =~ ^regen-(kv|embedding)(-after)?-n([0-9]+)-l([0-9]+)$ ]] || { echo "study: bad row $name" >&2; exit 2; }
+  mode=${BASH_REMATCH[1]}; [[ -n ${BASH_REMATCH[2]} ]] && positions=after_prefix
+  n=${BASH_REMATCH[3]} l=${BASH_REMATCH[4]}
+  local run_dir="$dir/$name"
+  run "$xcomp" train --config "$regen_config" $(common "$run_dir" "$regen_steps") \
+    compressor.mode="$mode" compressor.num_tokens="$n" compressor.max_text_len="$l" \
+    compressor.decoder_positions="$positions" \
+    "data.train=$(globs train "${regen_data[@]}")" "data.validation=$(globs test "${regen_data[@]}")" >/dev/null
+  evaluate "$run_dir" regeneration "$regen_eval" "${regen_data[@]}"
+}
+
+qa_row() {  # qa-SET-MODE-nN (from regen-MODE-nN-l96) or qa-SET-none
+  local name=$1 set mode n=0
+  [[ $name =~ ^qa-([a-z0-9]+)-(kv|embedding|none)(-n([0-9]+))?$ ]] || { echo "study: bad row $name" >&2; exit 2; }
+  set=${BASH_REMATCH[1]} mode=${BASH_REMATCH[2]} n=${BASH_REMATCH[4]:-0}
+  local run_dir="$dir/$name" data="$dir/data/$set" config=$qa_config init=()
+  if [[ $mode == none ]]; then
+    config=$none_config
+  else
+    regen_row "regen-$mode-n$n-l96"
+    init=(train.init_from="$dir/regen-$mode-n$n-l96" compressor.mode="$mode" compressor.num_tokens="$n")
+  fi
+  run "$xcomp" train --config "$config" $(common "$run_dir" "$qa_steps") "${init[@]}" \
+    "data.train=$(globs train "$data")" "data.validation=$(globs test "$data")" >/dev/null
+  evaluate "$run_dir" qa "$qa_eval" "$data"
+}
+
+rows() {
+  local kind=$1 set
+  if [[ $kind == regen || $kind == all ]]; then
+    for mode in kv embedding kv-after; do for n in 1 4 16; do echo "regen-$mode-n$n-l96"; done; done
+    for mode in kv embedding; do for l in 192 384; do echo "regen-$mode-n16-l$l"; done; done
+  fi
+  if [[ $kind == qa || $kind == all ]]; then
+    for set in "${qa_sets[@]}"; do
+      for mode in kv embedding; do for n in 16 1; do echo "qa-$set-$mode-n$n"; done; done
+      echo "qa-$set-none"
+    done
+  fi
+}
+
+do_row() { case $1 in regen-*) regen_row "$1" ;; qa-*) qa_row "$1" ;; *) echo "study: bad row $1" >&2; exit 2 ;; esac; }
+
+case "$what" in
+  list) rows all; exit 0 ;;
+  table) ;;
+  row) prepare; do_row "${3:?row NAME}" ;;
+  all|regen|qa) prepare; for r in $(rows "$what"); do do_row "$r"; done ;;
+  *) echo "study: unknown '$what' (all, regen, qa, list, table, row NAME)" >&2; exit 2 ;;
+esac
+python3 "$root/tools/study_table.py" "$dir" >"$dir/results.md"
+cat "$dir/results.md"

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""The README "Results" tables from a study directory written by tools/study.sh.
+
+    python3 tools/study_table.py runs/study/stories260k > runs/study/stories260k/results.md
+
+Reads each row's metrics.jsonl (the last validation losses, and the no-prefix baseline the
+trainer measures at step 0) and eval/report.json (xcomp eval: the compressed system and
+the full-context and no-context baselines on the same items). Rows that have not run yet
+are left out; a row whose training finished but whose evaluation has not run shows '-'.
+Standard library only: CI and fresh machines have no third-party Python packages.
+"""
+import json
+import os
+import re
+import sys
+
+
+def last_with(rows, key):
+    for r in reversed(rows):
+        if key in r:
+            return r
+    return None
+
+
+def metrics(run_dir):
+    path = os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def report(run_dir):
+    path = os.path.join(run_dir, "eval", "report.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def systems(rep):
+    """The first result group's systems ({} without a report)."""
+    if not rep or not rep.get("results"):
+        return {}
+    return rep["results"][0]["systems"]
+
+
+def fmt(v, digits=3):
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def regen_table(study, names):
+    out = ["| mode | positions | N | text tokens | ratio | val loss | val text loss | val text acc | "
+           "R-L | BLEU-4 | EM | full-text R-L | no-prefix R-L | no-prefix val text loss | no-prefix val text acc |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name in names:
+        m = re.match(r"regen-(kv|embedding)(-after)?-n(\d+)-l(\d+)$", name)
+        run = os.path.join(study, name)
+        rows = metrics(run)
+        if not m or rows is None:
+            continue
+        mode, after, n, length = m.group(1), bool(m.group(2)), int(m.group(3)), int(m.group(4))
+        val = last_with(rows, "val_loss") or {}
+        base = last_with(rows, "val_noprefix_loss") or {}
+        sy = systems(report(run))
+        comp, full, none = sy.get("compressed", {}), sy.get("full_context", {}), sy.get("no_context", {})
+        positions = "-" if mode == "embedding" else ("after_prefix" if after else "reference")
+        out.append(f"| {mode} | {positions} | {n} | {length} | {length / n:g} | {fmt(val.get('val_loss'))} | "
+                   f"{fmt(val.get('val_text_loss'))} | {fmt(val.get('val_text_accuracy'))} | "
+                   f"{fmt(comp.get('rouge_l'))} | {fmt(comp.get('bleu4'))} | {fmt(comp.get('exact_match'))} | "
+                   f"{fmt(full.get('rouge_l'))} | {fmt(none.get('rouge_l'))} | "
+                   f"{fmt(base.get('val_noprefix_text_loss'))} | {fmt(base.get('val_noprefix_text_accuracy'))} |")
+    return out
+
+
+def qa_table(study, names):
+    out = ["| QA set | mode | N | EM | F1 | full context, untrained: EM / F1 | no context: EM / F1 | "
+           "retention EM (vs none) | retention F1 (vs none) |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    fine_tuned_full = {}  # set -> the mode-none row's compressed system (the upper bound)
+    for name in names:
+        m = re.match(r"qa-([a-z0-9]+)-none$", name)
+        if m:
+            sy = systems(report(os.path.join(study, name)))
+            if "compressed" in sy:
+                fine_tuned_full[m.group(1)] = sy["compressed"]
+    for name in names:
+        m = re.match(r"qa-([a-z0-9]+)-(kv|embedding|none)(?:-n(\d+))?$", name)
+        run = os.path.join(study, name)
+        if not m or metrics(run) is None:
+            continue
+        qa_set, mode, n = m.group(1), m.group(2), m.group(3) or "-"
+        sy = systems(report(run))
+        comp, full, none = sy.get("compressed", {}), sy.get("full_context", {}), sy.get("no_context", {})
+        upper = fine_tuned_full.get(qa_set, {})
+
+        def ratio(key):
+            if mode == "none" or not upper.get(key) or comp.get(key) is None:
+                return "-"
+            return f"{comp[key] / upper[key]:.2f}"
+
+        label = "none (full context, fine-tuned)" if mode == "none" else mode
+        out.append(f"| {qa_set} | {label} | {n} | {fmt(comp.get('em'))} | {fmt(comp.get('f1'))} | "
+                   f"{fmt(full.get('em'))} / {fmt(full.get('f1'))} | {fmt(none.get('em'))} / {fmt(none.get('f1'))} | "
+                   f"{ratio('em')} | {ratio('f1')} |")
+    return out
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: study_table.py STUDY_DIR")
+    study = sys.argv[1]
+    names = sorted(d for d in os.listdir(study) if os.path.isdir(os.path.join(study, d)))
+    order = {"kv": 0, "kv-after": 1, "embedding": 2}
+
+    def regen_key(name):
+        m = re.match(r"regen-(kv|embedding)(-after)?-n(\d+)-l(\d+)$", name)
+        return (int(m.group(4)), order[m.group(1) + (m.group(2) or "")], int(m.group(3))) if m else (0, 0, 0)
+
+    regen = sorted((n for n in names if n.startswith("regen-")), key=regen_key)
+    qa = [n for n in names if n.startswith("qa-")]
+    print(f"## {os.path.basename(os.path.normpath(study))}: regeneration\n")
+    print("\n".join(regen_table(study, regen)))
+    if qa:
+        print(f"\n## {os.path.basename(os.path.normpath(study))}: QA\n")
+        print("\n".join(qa_table(study, qa)))
+
+
+if __name__ == "__main__":
+    main()
