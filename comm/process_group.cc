@@ -32,6 +32,12 @@ bool mpi_is_running() {
   return initialized && !finalized;
 }
 
+bool launched_by_mpi() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "MPI_LOCALNRANKS"})
+    if (std::getenv(name) != nullptr) return true;
+  return false;
+}
+
 ProcessPlacement mpi_world_placement() {
   CHECK(mpi_is_running()) << "MPI is not initialised";
   ProcessPlacement p;

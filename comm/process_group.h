@@ -35,6 +35,10 @@ class MpiSession {
 // True between MPI_Init and MPI_Finalize (in this process).
 bool mpi_is_running();
 
+// Whether mpirun/srun started this process (Open MPI, PMIx/Slurm and MPICH's Hydra set
+// environment variables for their ranks), as opposed to a plain start.
+bool launched_by_mpi();
+
 // This process's placement in MPI_COMM_WORLD; CHECKs that MPI is running.
 ProcessPlacement mpi_world_placement();
 

@@ -3,36 +3,41 @@
 #
 #   tools/gpu_check.sh --prepare          here (no GPU needed): configures and builds
 #                                         build-gpu (CUDA on, sm_90 only), then packs the
-#                                         xcomp and cuda_tests binaries with the shared
-#                                         libraries the GPU machine lacks into
+#                                         xcomp, cuda_tests and nccl_tests binaries with the
+#                                         shared libraries the GPU machine lacks into
 #                                         build-gpu/bundle/xcomp-gpu.tar.xz
-#   tools/gpu_check.sh ['bench cmd' ...]  there: unpacks the bundle, runs cuda_tests,
-#                                         then each argument as a shell command (with the
-#                                         bundled xcomp first on PATH), and prints a summary
+#   tools/gpu_check.sh ['bench cmd' ...]  there: unpacks the bundle, runs cuda_tests, then
+#                                         nccl_tests, then each argument as a shell command
+#                                         (with the bundled xcomp first on PATH), and prints
+#                                         a summary
 #
 # The GPU machine has the CUDA driver, cuBLAS and nvcc but none of our C++ dependencies
 # (glog, gflags, yaml-cpp, hdf5, openblas, sentencepiece, ...), so those travel in the
-# bundle; libcuda comes from the driver there and cuBLAS from its own CUDA install (it is
-# over 500 MiB, too big to carry). Send only the bundle folder along: with the device tool,
-# carry ["build-gpu/bundle"]. Results go to $OUT (or ./gpu-check-out): cuda_tests.json,
-# cuda_tests.log, bench.log and gpu_check.log (everything printed); when the test binary
-# crashes, each test is rerun alone (cuda_tests_isolated.log). GPU_CHECK_SANITIZE=1 adds a
-# compute-sanitizer memcheck pass over the small shapes (sanitizer.log).
+# bundle; libcuda comes from the driver there, cuBLAS and NCCL from its own CUDA install
+# or Python packages (over 500 and 200 MiB, too big to carry). Send only the bundle folder
+# along: with the device tool, carry ["build-gpu/bundle"]. Results go to $OUT (or
+# ./gpu-check-out): cuda_tests.json, cuda_tests.log, nccl_tests_<how>.json/.log (one per
+# way of starting it, see run_nccl_tests), bench.log and gpu_check.log (everything
+# printed); when the test binary crashes, each test is rerun alone
+# (cuda_tests_isolated.log). GPU_CHECK_SANITIZE=1 adds a compute-sanitizer memcheck pass
+# over the small shapes (sanitizer.log). XCOMP_GPU_BUNDLE names another bundle file (for
+# trying the script out elsewhere).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # The build folder may be another CUDA build (XCOMP_GPU_BUILD); the bundle always lands in
 # build-gpu/bundle, the one folder that travels.
 BUILD=${XCOMP_GPU_BUILD:-$REPO/build-gpu}
-BUNDLE=$REPO/build-gpu/bundle/xcomp-gpu.tar.xz
+BUNDLE=${XCOMP_GPU_BUNDLE:-$REPO/build-gpu/bundle/xcomp-gpu.tar.xz}
 MAX_BUNDLE_MIB=50
 
 # Libraries never packed: the C library family (the GPU machine's own is newer), the
-# driver's, and cuBLAS (found on the GPU machine, see find_cublas_dir).
+# driver's, cuBLAS and NCCL (found on the GPU machine, see find_cublas_dir and
+# find_nccl_dir).
 is_system_library() {
   case "$1" in
     linux-vdso.so* | ld-linux*.so* | libc.so.* | libm.so.* | libpthread.so.* | libdl.so.* | librt.so.* | \
-      libresolv.so.* | libutil.so.* | libcuda.so* | libnvidia*.so* | libcublas.so* | libcublasLt.so*)
+      libresolv.so.* | libutil.so.* | libcuda.so* | libnvidia*.so* | libcublas.so* | libcublasLt.so* | libnccl.so*)
       return 0 ;;
   esac
   return 1
@@ -48,6 +53,12 @@ prepare() {
     binaries+=("$BUILD/xcomp")
   else
     echo "WARNING: xcomp did not build; the bundle holds the tests only (no benchmarks)" >&2
+  fi
+  # Its own binary: only it needs libnccl (a target only where CMake found NCCL).
+  if cmake --build "$BUILD" --target nccl_tests -- -j"${JOBS:-1}"; then
+    binaries+=("$BUILD/tests/nccl_tests")
+  else
+    echo "WARNING: nccl_tests did not build (no NCCL found?); the bundle holds no NCCL tests" >&2
   fi
 
   local stage=$BUILD/stage
@@ -109,21 +120,95 @@ find_cublas_dir() {
   if [[ -n $found ]]; then dirname "$found"; fi
 }
 
+# The folder holding libnccl.so.2 on the GPU machine: its CUDA install first, then the
+# pip wheel beside PyTorch (nvidia-nccl-cu12/-cu13), then anywhere.
+find_nccl_dir() {
+  local dir
+  for dir in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-13*/lib64 \
+    /usr/local/cuda-13*/lib /usr/lib/x86_64-linux-gnu; do
+    if [[ -e $dir/libnccl.so.2 ]]; then echo "$dir"; return; fi
+  done
+  local found
+  found=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib"))' \
+    2>/dev/null || true)
+  if [[ -n $found && -e $found/libnccl.so.2 ]]; then echo "$found"; return; fi
+  found=$(find / -xdev -name 'libnccl.so.2*' -not -path '/proc/*' 2>/dev/null | head -1 || true)
+  if [[ -n $found ]]; then dirname "$found"; fi
+}
+
+# nccl_tests (the NCCL communicator) three ways, each with its own report
+# nccl_tests_<how>.json and log: "alone", a world of one without MPI (NCCL and CUDA only:
+# the run that must pass); then under an Open MPI 4 mpirun if this machine has one ("np1",
+# and "np2" when there are two GPUs), else as an MPI singleton ("singleton", the way a
+# plain `xcomp train` starts). Returns non-zero when a run failed.
+#   run_nccl_tests OUT WRAPPER BINARY (the wrapper runs it, ldd reads the binary)
+run_nccl_tests() {
+  local out=$1 binary=$2 real_binary=$3
+  echo "==== nccl_tests"
+  if LD_LIBRARY_PATH="$NCCL_TEST_LIBS" ldd "$real_binary" | grep -q 'libnccl.*not found'; then
+    echo "WARNING: no libnccl.so.2 on this machine: nccl_tests NOT RUN"
+    return 0
+  fi
+  local gpus failed=0
+  gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+  run_nccl_tests_as alone "$out" "$binary" || failed=1
+  if command -v mpirun >/dev/null && mpirun --version 2>&1 | grep -q 'Open MPI) 4\.'; then
+    run_nccl_tests_as np1 "$out" mpirun -np 1 --allow-run-as-root --oversubscribe --bind-to none "$binary" || failed=1
+    if ((gpus >= 2)); then
+      run_nccl_tests_as np2 "$out" mpirun -np 2 --allow-run-as-root --oversubscribe --bind-to none "$binary" || failed=1
+    else
+      echo "$gpus GPU(s): no two-rank run (nccl_tests under mpirun -np 2 needs two)"
+    fi
+  else
+    echo "no Open MPI 4 mpirun here: nccl_tests as an MPI singleton instead"
+    XCOMP_TESTS_MPI_SINGLETON=1 run_nccl_tests_as singleton "$out" "$binary" || failed=1
+  fi
+  return "$failed"
+}
+
+# One run: run_nccl_tests_as NAME OUT COMMAND... (the command ends with the test binary).
+run_nccl_tests_as() {
+  local name=$1 out=$2
+  shift 2
+  echo "---- nccl_tests ($name): $*"
+  local start rc=0
+  start=$(date +%s%N)
+  set +e
+  # Every run is on this one node: NCCL's bootstrap over loopback needs no network.
+  NCCL_DEBUG=${NCCL_DEBUG:-WARN} NCCL_SOCKET_IFNAME=${NCCL_SOCKET_IFNAME:-lo} timeout "${NCCL_TEST_TIMEOUT:-180}" "$@" \
+    --gtest_output="json:$out/nccl_tests_$name.json" 2>&1 | tee "$out/nccl_tests_$name.log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  echo "nccl_tests ($name) exit $rc after $(seconds_since "$start") s"
+  return "$rc"
+}
+
+# The reports: cuda_tests.json first (said to be missing when it is), then any others
+# given (the nccl_tests runs), then the benchmark rows.
 print_summary() {
   local json=$1 bench_rows=$2
-  python3 - "$json" "$bench_rows" <<'PY'
-import json, sys
-path, bench_rows = sys.argv[1], sys.argv[2]
+  shift 2
+  python3 - "$json" "$bench_rows" "$@" <<'PY'
+import json, os, sys
+path, bench_rows, others = sys.argv[1], sys.argv[2], sys.argv[3:]
 standard = {"name", "file", "line", "status", "result", "timestamp", "time", "classname", "failures", "value_param",
             "type_param"}
-print("\n==== summary ====")
-try:
-    report = json.load(open(path))
-except Exception as e:  # the binary crashed before writing it
-    print(f"no test report ({e}); see cuda_tests.log")
-    report = None
-if report:
-    print(f"cuda_tests: {report.get('tests')} tests, {report.get('failures')} failed, "
+
+
+def number(value):
+    try:
+        return float(value)
+    except ValueError:
+        return 1e300 if value in ("inf", "nan") else -1e300  # non-numbers (versions, sizes) last
+
+
+def print_report(path, what):
+    try:
+        report = json.load(open(path))
+    except Exception as e:  # the binary crashed before writing it
+        print(f"{what}: no test report ({e}); see {what}.log")
+        return
+    print(f"{what}: {report.get('tests')} tests, {report.get('failures')} failed, "
           f"{report.get('disabled', 0)} disabled, {report.get('time')}")
     print(f"{'test':72} {'result':6} {'time':>8}  largest recorded error")
     for suite in report.get("testsuites", []):
@@ -131,12 +216,18 @@ if report:
             name = f"{suite['name']}.{case['name']}"
             ok = "FAIL" if case.get("failures") else ("skip" if case.get("result") == "SKIPPED" else "ok")
             errors = {k: v for k, v in case.items() if k not in standard}
-            worst = max(errors.items(), key=lambda kv: float(kv[1]) if kv[1] not in ("inf", "nan") else 1e300,
-                        default=None)
+            worst = max(errors.items(), key=lambda kv: number(kv[1]), default=None)
             worst_text = f"{worst[1]} ({worst[0]})" if worst else ""
             print(f"{name[:72]:72} {ok:6} {case.get('time', ''):>8}  {worst_text}")
             for failure in case.get("failures", []):
                 print("    " + failure.get("failure", "").replace("\n", "\n    ")[:600])
+
+
+print("\n==== summary ====")
+print_report(path, "cuda_tests")
+for other in others:
+    print()
+    print_report(other, os.path.splitext(os.path.basename(other))[0])
 if bench_rows.strip():
     print(f"\n{'benchmark command':64} {'rc':>4} {'seconds':>8}")
     for row in bench_rows.strip().split("\n"):
@@ -163,9 +254,14 @@ run_on_gpu() {
   local cublas_dir
   cublas_dir=$(find_cublas_dir)
   echo "cuBLAS from: ${cublas_dir:-NOT FOUND}"
+  local nccl_dir
+  nccl_dir=$(find_nccl_dir)
+  echo "NCCL from: ${nccl_dir:-NOT FOUND}"
   # Only our binaries see the packed libraries (Debian's, older than some of the GPU
   # machine's): python3 and other tools there keep their own. `xcomp` on PATH is a wrapper.
-  local libs="$dest/lib${cublas_dir:+:$cublas_dir}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  # NCCL's folder comes last: it may be a Python package's, and must not shadow anything.
+  local libs="$dest/lib${cublas_dir:+:$cublas_dir}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}${nccl_dir:+:$nccl_dir}"
+  NCCL_TEST_LIBS=$libs
   mkdir -p "$dest/wrap"
   local binary
   for binary in "$dest/bin/"*; do
@@ -234,10 +330,22 @@ PY
     echo "==== compute-sanitizer memcheck"
     local sanitizer_rc=0
     LD_LIBRARY_PATH="$libs" timeout 240 compute-sanitizer --tool memcheck --error-exitcode 3 "$dest/bin/cuda_tests" \
-      --gtest_filter="${GPU_CHECK_SANITIZE_FILTER:-*stories260k*:*Dropout*:*WriteAndRead*:*Adds*}" \
+      --gtest_filter="${GPU_CHECK_SANITIZE_FILTER:-*stories260k*:*Dropout*:*WriteAndRead*:*Adds*:*AdamW*}" \
       >"$out/sanitizer.log" 2>&1 || sanitizer_rc=$?
     echo "compute-sanitizer exit $sanitizer_rc (0: clean; log in sanitizer.log)"
     tail -5 "$out/sanitizer.log"
+  fi
+
+  local nccl_reports=()
+  if [[ -x $dest/bin/nccl_tests ]]; then
+    if ! run_nccl_tests "$out" "$dest/wrap/nccl_tests" "$dest/bin/nccl_tests"; then
+      ((rc == 0)) && rc=1
+    fi
+    shopt -s nullglob
+    nccl_reports=("$out"/nccl_tests_*.json)
+    shopt -u nullglob
+  else
+    echo "==== no nccl_tests in the bundle (built without NCCL)"
   fi
 
   local bench_rows="" cmd brc
@@ -250,7 +358,7 @@ PY
     set -e
     bench_rows+="$brc"$'\t'"$(seconds_since "$start")"$'\t'"$cmd"$'\n'
   done
-  print_summary "$out/cuda_tests.json" "$bench_rows"
+  print_summary "$out/cuda_tests.json" "$bench_rows" ${nccl_reports[@]+"${nccl_reports[@]}"}
   return "$rc"
 }
 

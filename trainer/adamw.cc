@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 
+#include "model/adamw_step.h"
 #include "model/input_error.h"
 
 namespace xcomp {
@@ -15,16 +16,10 @@ namespace {
 
 const char* kStepName = "step";
 
-// The scalars of one step, each computed in double and rounded to float once, as torch
-// does with Python-float arguments. (1 - beta2 computed in float from a rounded beta2 is
-// off by 5e-5 relative for 0.999.)
-struct StepScalars {
-  float decay_factor, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size, bias_correction2_sqrt, eps;
-};
-
 // The per-element update, in the order torch.optim.AdamW (single-tensor path) applies
 // it, so results agree to rounding: decay, moments, then p -= step_size * m / denom.
-void update_tensor(float* p, float* m, float* v, const float* g, int64_t n, const StepScalars& s) {
+// (model/cuda/cuda_adamw.cu is the same update on the device, operation for operation.)
+void update_tensor(float* p, float* m, float* v, const float* g, int64_t n, const AdamWStepScalars& s) {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     p[i] *= s.decay_factor;
@@ -50,16 +45,8 @@ void AdamW::add_parameter(const std::string& name, Tensor parameter) {
 void AdamW::step(const std::vector<Tensor>& gradients, double lr) {
   CHECK_EQ(gradients.size(), parameters_.size()) << "AdamW::step: one gradient per parameter";
   ++step_;
-  const double bias_correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(step_));
-  const double bias_correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(step_));
-  const StepScalars scalars{static_cast<float>(1.0 - lr * options_.weight_decay),
-                            static_cast<float>(options_.beta1),
-                            static_cast<float>(1.0 - options_.beta1),
-                            static_cast<float>(options_.beta2),
-                            static_cast<float>(1.0 - options_.beta2),
-                            static_cast<float>(lr / bias_correction1),
-                            static_cast<float>(std::sqrt(bias_correction2)),
-                            static_cast<float>(options_.eps)};
+  const AdamWStepScalars scalars =
+      adamw_step_scalars(lr, options_.beta1, options_.beta2, options_.eps, options_.weight_decay, step_);
   for (size_t i = 0; i < parameters_.size(); ++i) {
     Slot& slot = parameters_[i];
     const Tensor& g = gradients[i];

@@ -52,17 +52,11 @@ int failed(const std::optional<xcomp::MpiSession>& mpi) {
 }
 
 // The commands that run as ranks of a job. The others skip MPI's start-up (about half a
-// second for a singleton), which adds up over scripts that call xcomp many times.
-// Whether mpirun/srun started this process (Open MPI, PMIx/Slurm and MPICH's Hydra set
-// these); a benchmark starts MPI only then, so a plain `xcomp bench` stays MPI-free.
-bool launched_by_mpi() {
-  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "MPI_LOCALNRANKS"})
-    if (std::getenv(name) != nullptr) return true;
-  return false;
-}
-
+// second for a singleton), which adds up over scripts that call xcomp many times. A
+// benchmark starts MPI only when mpirun/srun started it, so a plain `xcomp bench` stays
+// MPI-free.
 bool runs_distributed(const std::string& command) {
-  return command == "train" || command == "eval" || (command == "bench" && launched_by_mpi());
+  return command == "train" || command == "eval" || (command == "bench" && xcomp::launched_by_mpi());
 }
 
 }  // namespace
