@@ -103,6 +103,13 @@ common() {  # RUN_DIR STEPS: the keys every row sets
     train.warmup_steps=$(($2 < 300 ? $2 / 10 : 30)) eval.every="$2" checkpoint.every=100 log.progress=never
 }
 
+# finished RUN STEPS: true when RUN has trained all STEPS (its last metrics line is that
+# step and the trained tensors are written): then the row's training is not started
+# again, and its trainable.safetensors keeps the time its evaluation is compared with.
+finished() {
+  [[ -f "$1/trainable.safetensors" && -f "$1/metrics.jsonl" ]] && tail -n 1 "$1/metrics.jsonl" | grep -q "\"step\":$2[,}]"
+}
+
 # evaluate RUN TASK DATA... : writes RUN/eval unless it is newer than the checkpoint.
 evaluate() {
   local run_dir=$1 task=$2 limit=$3; shift 3
@@ -121,7 +128,7 @@ regen_row() {  # regen-MODE[-after]-nN-lL
   mode=${BASH_REMATCH[1]}; [[ -n ${BASH_REMATCH[2]} ]] && positions=after_prefix
   n=${BASH_REMATCH[3]} l=${BASH_REMATCH[4]}
   local run_dir="$dir/$name"
-  run "$xcomp" train --config "$regen_config" $(common "$run_dir" "$regen_steps") \
+  finished "$run_dir" "$regen_steps" || run "$xcomp" train --config "$regen_config" $(common "$run_dir" "$regen_steps") \
     compressor.mode="$mode" compressor.num_tokens="$n" compressor.max_text_len="$l" \
     compressor.decoder_positions="$positions" \
     "data.train=$(globs train "${regen_data[@]}")" "data.validation=$(globs test "${regen_data[@]}")" >/dev/null
@@ -139,7 +146,7 @@ qa_row() {  # qa-SET-MODE-nN (from regen-MODE-nN-l96) or qa-SET-none
     regen_row "regen-$mode-n$n-l96"
     init=(train.init_from="$dir/regen-$mode-n$n-l96" compressor.mode="$mode" compressor.num_tokens="$n")
   fi
-  run "$xcomp" train --config "$config" $(common "$run_dir" "$qa_steps") "${init[@]}" \
+  finished "$run_dir" "$qa_steps" || run "$xcomp" train --config "$config" $(common "$run_dir" "$qa_steps") "${init[@]}" \
     "data.train=$(globs train "$data")" "data.validation=$(globs test "$data")" >/dev/null
   evaluate "$run_dir" qa "$qa_eval" "$data"
 }

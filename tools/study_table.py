@@ -3,8 +3,9 @@
 
     python3 tools/study_table.py runs/study/stories260k > runs/study/stories260k/results.md
 
-Reads each row's metrics.jsonl (the last validation losses, and the no-prefix baseline the
-trainer measures at step 0) and eval/report.json (xcomp eval: the compressed system and
+Reads each row's metrics.jsonl (the last validation losses and teacher-forced accuracies
+-- for QA over the answer tokens, the end-of-text target apart -- and the no-prefix
+baseline the trainer measures at step 0) and eval/report.json (xcomp eval: the compressed system and
 the full-context and no-context baselines on the same items). Rows that have not run yet
 are left out; a row whose training finished but whose evaluation has not run shows '-'.
 Standard library only: CI and fresh machines have no third-party Python packages.
@@ -50,9 +51,9 @@ def fmt(v, digits=3):
 
 
 def regen_table(study, names):
-    out = ["| mode | positions | N | text tokens | ratio | val loss | val text loss | val text acc | "
+    out = ["| row | mode | positions | N | text tokens | ratio | val loss | val text loss | val text acc | "
            "R-L | BLEU-4 | EM | full-text R-L | no-prefix R-L | no-prefix val text loss | no-prefix val text acc |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in names:
         m = re.match(r"regen-(kv|embedding)(-after)?-n(\d+)-l(\d+)$", name)
         run = os.path.join(study, name)
@@ -65,7 +66,7 @@ def regen_table(study, names):
         sy = systems(report(run))
         comp, full, none = sy.get("compressed", {}), sy.get("full_context", {}), sy.get("no_context", {})
         positions = "-" if mode == "embedding" else ("after_prefix" if after else "reference")
-        out.append(f"| {mode} | {positions} | {n} | {length} | {length / n:g} | {fmt(val.get('val_loss'))} | "
+        out.append(f"| `{name}` | {mode} | {positions} | {n} | {length} | {length / n:g} | {fmt(val.get('val_loss'))} | "
                    f"{fmt(val.get('val_text_loss'))} | {fmt(val.get('val_text_accuracy'))} | "
                    f"{fmt(comp.get('rouge_l'))} | {fmt(comp.get('bleu4'))} | {fmt(comp.get('exact_match'))} | "
                    f"{fmt(full.get('rouge_l'))} | {fmt(none.get('rouge_l'))} | "
@@ -74,35 +75,42 @@ def regen_table(study, names):
 
 
 def qa_table(study, names):
-    out = ["| QA set | mode | N | EM | F1 | full context, untrained: EM / F1 | no context: EM / F1 | "
-           "retention EM (vs none) | retention F1 (vs none) |",
-           "|---|---|---|---|---|---|---|---|---|"]
-    fine_tuned_full = {}  # set -> the mode-none row's compressed system (the upper bound)
+    out = ["| row | QA set | mode | N | val answer loss | val answer acc | retention acc (vs none) | EM | F1 | "
+           "retention F1 (vs none) | untrained, no context: val answer loss / acc | "
+           "untrained, full context: EM / F1 | no context: EM / F1 |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    upper = {}  # QA set -> the mode-none row (fine-tuned with the full context): the upper bound
     for name in names:
         m = re.match(r"qa-([a-z0-9]+)-none$", name)
         if m:
-            sy = systems(report(os.path.join(study, name)))
-            if "compressed" in sy:
-                fine_tuned_full[m.group(1)] = sy["compressed"]
+            run = os.path.join(study, name)
+            upper[m.group(1)] = (last_with(metrics(run) or [], "val_loss") or {},
+                                 systems(report(run)).get("compressed", {}))
     for name in names:
         m = re.match(r"qa-([a-z0-9]+)-(kv|embedding|none)(?:-n(\d+))?$", name)
         run = os.path.join(study, name)
-        if not m or metrics(run) is None:
+        rows = metrics(run)
+        if not m or rows is None:
             continue
         qa_set, mode, n = m.group(1), m.group(2), m.group(3) or "-"
+        val = last_with(rows, "val_loss") or {}
+        base = last_with(rows, "val_noprefix_loss") or {}
         sy = systems(report(run))
         comp, full, none = sy.get("compressed", {}), sy.get("full_context", {}), sy.get("no_context", {})
-        upper = fine_tuned_full.get(qa_set, {})
+        upper_val, upper_eval = upper.get(qa_set, ({}, {}))
 
-        def ratio(key):
-            if mode == "none" or not upper.get(key) or comp.get(key) is None:
+        def ratio(mine, best):
+            if mode == "none" or not best or mine is None:
                 return "-"
-            return f"{comp[key] / upper[key]:.2f}"
+            return f"{mine / best:.2f}"
 
         label = "none (full context, fine-tuned)" if mode == "none" else mode
-        out.append(f"| {qa_set} | {label} | {n} | {fmt(comp.get('em'))} | {fmt(comp.get('f1'))} | "
-                   f"{fmt(full.get('em'))} / {fmt(full.get('f1'))} | {fmt(none.get('em'))} / {fmt(none.get('f1'))} | "
-                   f"{ratio('em')} | {ratio('f1')} |")
+        out.append(f"| `{name}` | {qa_set} | {label} | {n} | {fmt(val.get('val_text_loss'))} | "
+                   f"{fmt(val.get('val_text_accuracy'))} | "
+                   f"{ratio(val.get('val_text_accuracy'), upper_val.get('val_text_accuracy'))} | "
+                   f"{fmt(comp.get('em'))} | {fmt(comp.get('f1'))} | {ratio(comp.get('f1'), upper_eval.get('f1'))} | "
+                   f"{fmt(base.get('val_noprefix_text_loss'))} / {fmt(base.get('val_noprefix_text_accuracy'))} | "
+                   f"{fmt(full.get('em'))} / {fmt(full.get('f1'))} | {fmt(none.get('em'))} / {fmt(none.get('f1'))} |")
     return out
 
 
