@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "model/cpu/cpu_ops.h"
+#include "model/generation.h"
 #include "model/input_error.h"
 #include "model/llama.h"
 #include "model/random.h"
@@ -637,6 +638,47 @@ TEST(CompressorStep, TeacherForcedAccuracyCountsArgmaxHits) {
   EXPECT_EQ(step.end_correct, want_end_correct);
   o.backward = true;  // training steps do not count
   EXPECT_EQ(compressor_step(h.model, h.compressor, batch, o).correct, 0);
+}
+
+// Decoding a mode-none checkpoint (xcomp eval's compressed system) goes through
+// generate() with the adapters in GenerationOptions: its greedy tokens are those of the
+// adapted model step by step, not the base model's. (A build whose generation object
+// predated the adapters field once decoded the base model here, and only a study's
+// predictions showed it.)
+TEST(CompressorStep, GenerationWithAdaptersDecodesTheAdaptedModel) {
+  Harness h(false, settings(CompressorMode::kNone, DecoderPositions::kReference, kAllTargets));
+  h.randomise_trainables();
+  LoraWeights adapters = lora_on_backend(h.compressor.lora(), h.ops, /*with_gradients=*/false);
+  const std::vector<int32_t> prompt = full_context_qa_batch()[0].decoder_tokens;
+  constexpr int64_t kNew = 6;
+  // Greedy by full forward passes, no cache: the reference for both models.
+  auto greedy = [&](LoraWeights* lora) {
+    std::vector<int32_t> seq = prompt, produced;
+    for (int64_t step = 0; step < kNew; ++step) {
+      const int64_t t = static_cast<int64_t>(seq.size());
+      Tensor tokens = Tensor::empty({1, t}, DType::I32), positions = Tensor::empty({1, t}, DType::I32);
+      Tensor mask = Tensor::empty({1, t}, DType::I32);
+      for (int64_t i = 0; i < t; ++i) {
+        tokens.data<int32_t>()[i] = seq[i];
+        positions.data<int32_t>()[i] = static_cast<int32_t>(i);
+        mask.data<int32_t>()[i] = 1;
+      }
+      KvCache cache(h.config, 1, t, h.ops);
+      const Tensor logits = h.model.forward(tokens, positions, mask, cache, LogitsFor::kLastPosition, lora);
+      const float* row = logits.data<float>();
+      const auto next = static_cast<int32_t>(std::max_element(row, row + h.config.vocab_size) - row);
+      produced.push_back(next);
+      seq.push_back(next);
+    }
+    return produced;
+  };
+  const std::vector<int32_t> adapted = greedy(&adapters), base = greedy(nullptr);
+  ASSERT_NE(adapted, base) << "the randomised adapters must change the greedy tokens for this test to mean anything";
+  GenerationOptions o;
+  o.max_new_tokens = kNew;
+  o.adapters = &adapters;
+  KvCache cache(h.config, 1, static_cast<int64_t>(prompt.size()) + kNew, h.ops);
+  EXPECT_EQ(generate(h.model, cache, prompt, o), adapted);
 }
 
 }  // namespace
