@@ -76,16 +76,15 @@ def regen_table(study, names):
 
 def qa_table(study, names):
     out = ["| row | QA set | mode | N | val answer loss | val answer acc | retention acc (vs none) | EM | F1 | "
-           "retention F1 (vs none) | untrained, no context: val answer loss / acc | "
+           "untrained, no context: val answer loss / acc | "
            "untrained, full context: EM / F1 | no context: EM / F1 |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     upper = {}  # QA set -> the mode-none row (fine-tuned with the full context): the upper bound
     for name in names:
         m = re.match(r"qa-([a-z0-9]+)-none$", name)
         if m:
             run = os.path.join(study, name)
-            upper[m.group(1)] = (last_with(metrics(run) or [], "val_loss") or {},
-                                 systems(report(run)).get("compressed", {}))
+            upper[m.group(1)] = last_with(metrics(run) or [], "val_loss") or {}
     for name in names:
         m = re.match(r"qa-([a-z0-9]+)-(kv|embedding|none)(?:-n(\d+))?$", name)
         run = os.path.join(study, name)
@@ -97,7 +96,7 @@ def qa_table(study, names):
         base = last_with(rows, "val_noprefix_loss") or {}
         sy = systems(report(run))
         comp, full, none = sy.get("compressed", {}), sy.get("full_context", {}), sy.get("no_context", {})
-        upper_val, upper_eval = upper.get(qa_set, ({}, {}))
+        upper_val = upper.get(qa_set, {})
 
         def ratio(mine, best):
             if mode == "none" or not best or mine is None:
@@ -108,7 +107,7 @@ def qa_table(study, names):
         out.append(f"| `{name}` | {qa_set} | {label} | {n} | {fmt(val.get('val_text_loss'))} | "
                    f"{fmt(val.get('val_text_accuracy'))} | "
                    f"{ratio(val.get('val_text_accuracy'), upper_val.get('val_text_accuracy'))} | "
-                   f"{fmt(comp.get('em'))} | {fmt(comp.get('f1'))} | {ratio(comp.get('f1'), upper_eval.get('f1'))} | "
+                   f"{fmt(comp.get('em'))} | {fmt(comp.get('f1'))} | "
                    f"{fmt(base.get('val_noprefix_text_loss'))} / {fmt(base.get('val_noprefix_text_accuracy'))} | "
                    f"{fmt(full.get('em'))} / {fmt(full.get('f1'))} | {fmt(none.get('em'))} / {fmt(none.get('f1'))} |")
     return out
