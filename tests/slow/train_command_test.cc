@@ -137,6 +137,24 @@ TEST(TrainCommand, ModeNoneFineTunesOnBabiAndResumes) {
   EXPECT_FALSE(trainable.contains("compression_tokens"));
   EXPECT_EQ(trainable.names().size(), 5u * 2u * 2u);  // layers x (q_proj, v_proj) x (A, B)
   EXPECT_EQ(trainable.metadata().at("mode"), "none");
+
+  // train.init_from takes a run of the same mode, and names the mismatch otherwise: the
+  // same LoRA tensors written by a kv run would load into this decoder without a word.
+  auto start_from = [&](const std::string& run, const std::string& from) {
+    return test::run_xcomp(args + " run_dir='" + dir + "/" + run + "' train.steps=1 train.warmup_steps=0 train.init_from='" +
+                           from + "'");
+  };
+  test::CommandResult same = start_from("from-none", dir + "/run");
+  EXPECT_EQ(same.exit_code, 0) << same.err;
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const std::string& name : trainable.names()) tensors.emplace_back(name, trainable.tensor(name).clone());
+  write_safetensors(dir + "/kv-trainable.safetensors", tensors, {{"format", "xcomp-trainable"}, {"mode", "kv"}});
+  test::CommandResult other = start_from("from-kv", dir + "/kv-trainable.safetensors");
+  EXPECT_EQ(other.exit_code, 1);
+  EXPECT_NE(other.err.find("train.init_from: " + dir + "/kv-trainable.safetensors was trained with compressor.mode kv, "
+                           "but this run's compressor.mode is none"),
+            std::string::npos)
+      << other.err;
 }
 
 }  // namespace
