@@ -1,13 +1,16 @@
 // Grouped-query causal attention of the CUDA backend (the visibility rule is
-// Ops::attention's). Two forwards: the tiled one (attention_tiled_kernel, head_dim <= 128)
-// and the simple one it is checked against, where one thread block per (row, query, head)
-// keeps the query's scores over all its visible keys in shared memory, takes an exact
-// fp32 softmax and the probability-weighted sum of values (XCOMP_CUDA_ATTENTION=simple
-// selects it everywhere). Two backwards as well, both recomputing the softmax: the tiled
-// one (attention_backward_query_tiled_kernel and attention_backward_key_tiled_kernel,
+// Ops::attention's). By default it runs as batched cuBLAS products over materialised
+// scores (cuda_attention_gemm.cu), where their workspace fits. The CUDA-core kernels here
+// are the fallback and its cross-check. Two forwards: the tiled one
+// (attention_tiled_kernel, head_dim <= 128) and the simple one it is checked against,
+// where one thread block per (row, query, head) keeps the query's scores over all its
+// visible keys in shared memory, takes an exact fp32 softmax and the probability-weighted
+// sum of values (XCOMP_CUDA_ATTENTION=simple selects it everywhere, =tiled the tiled one
+// where it applies). Two backwards as well, both recomputing the softmax: the tiled one
+// (attention_backward_query_tiled_kernel and attention_backward_key_tiled_kernel,
 // head_dim a multiple of 4 up to 128) and the reference it is checked against
 // (attention_backward_query_kernel and attention_backward_key_kernel, one block per query
-// and per key entry; XCOMP_CUDA_ATTENTION_BACKWARD=reference selects it everywhere).
+// and per key entry; XCOMP_CUDA_ATTENTION_BACKWARD=reference or =tiled selects them).
 #include <glog/logging.h>
 
 #include <cmath>
@@ -693,13 +696,26 @@ template <class Kernel> void allow_shared_memory(Kernel kernel, size_t bytes, co
 
 }  // namespace
 
-bool reference_attention_backward_requested() {
-  const char* choice = std::getenv("XCOMP_CUDA_ATTENTION_BACKWARD");
-  if (choice == nullptr || *choice == '\0') return false;
+namespace {
+
+AttentionKernels requested_kernels(const char* variable, const char* slow_name, AttentionKernels slow) {
+  const char* choice = std::getenv(variable);
+  if (choice == nullptr || *choice == '\0') return AttentionKernels::kGemm;
   const std::string value = choice;
-  if (value != "reference" && value != "tiled")
-    throw_input_error("XCOMP_CUDA_ATTENTION_BACKWARD=", value, ": expected reference or tiled");
-  return value == "reference";
+  if (value == "gemm") return AttentionKernels::kGemm;
+  if (value == "tiled") return AttentionKernels::kTiled;
+  if (value == slow_name) return slow;
+  throw_input_error(variable, "=", value, ": expected gemm, tiled or ", slow_name);
+}
+
+}  // namespace
+
+AttentionKernels attention_forward_requested() {
+  return requested_kernels("XCOMP_CUDA_ATTENTION", "simple", AttentionKernels::kSimple);
+}
+
+AttentionKernels attention_backward_requested() {
+  return requested_kernels("XCOMP_CUDA_ATTENTION_BACKWARD", "reference", AttentionKernels::kReference);
 }
 
 void CudaOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length, const Tensor& key_valid,
@@ -708,7 +724,11 @@ void CudaOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, int64
   require_on_device(op, {&q, &k, &v, &key_valid, &out});
   const AttentionDims s = check_attention(op, q, k, v, length, key_valid, out);
   if (s.batch * s.t * s.heads == 0) return;
-  if (s.d <= kTiledMaxHeadDim && !simple_attention_) {
+  if (forward_attention_ == AttentionKernels::kGemm && gemm_attention_fits(s.batch, s.heads, s.t, s.length)) {
+    gemm_attention(q, k, v, length, key_valid, nullptr, &out, nullptr, nullptr, nullptr);
+    return;
+  }
+  if (s.d <= kTiledMaxHeadDim && forward_attention_ != AttentionKernels::kSimple) {
     const size_t bytes = tiled_shared_bytes(s.d);
     allow_shared_memory(attention_tiled_kernel, bytes, op, s.length);
     const dim3 grid(static_cast<unsigned>((s.t + kTileQueries - 1) / kTileQueries), static_cast<unsigned>(s.heads),
@@ -742,9 +762,13 @@ void CudaOps::attention_backward(const Tensor& dout, const Tensor& q, const Tens
       << shape_str(dv.shape());
   if (s.batch * s.t * s.heads == 0) return;
   CHECK_LE(s.length, int64_t{1} << 31) << op << ": too many keys";
+  if (backward_attention_ == AttentionKernels::kGemm && gemm_attention_fits(s.batch, s.heads, s.t, s.length)) {
+    gemm_attention(q, k, v, length, key_valid, &dout, nullptr, &dq, &dk, &dv);
+    return;
+  }
   // Per query: log-sum-exp of the scores and D = sum_j P_j dP_j, read by the key pass.
   Tensor log_sum_exps = empty({s.batch * s.t * s.heads}), weighted_sums = empty({s.batch * s.t * s.heads});
-  if (tiled_backward_applies(s.d) && !reference_attention_backward_) {
+  if (tiled_backward_applies(s.d) && backward_attention_ != AttentionKernels::kReference) {
     const size_t query_bytes = backward_query_shared_bytes(s.d), key_bytes = backward_key_shared_bytes(s.d);
     allow_shared_memory(attention_backward_query_tiled_kernel, query_bytes, op, s.length);
     allow_shared_memory(attention_backward_key_tiled_kernel, key_bytes, op, s.length);

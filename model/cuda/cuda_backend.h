@@ -18,9 +18,17 @@
 
 namespace xcomp::cuda {
 
-// Whether XCOMP_CUDA_ATTENTION_BACKWARD asks for the reference backward (throws an input
-// error on an unknown value); defined with the kernels in cuda_attention.cu.
-bool reference_attention_backward_requested();
+// Which attention kernels run. kGemm (the default): cuBLAS batched products over
+// materialised scores (cuda_attention_gemm.cu), where its workspace fits; kTiled: the
+// flash-style CUDA-core kernels; kSimple (forward) / kReference (backward): one block per
+// query or key entry. The slower ones stay as cross-checks and fallbacks.
+enum class AttentionKernels { kGemm, kTiled, kSimple, kReference };
+
+// XCOMP_CUDA_ATTENTION (gemm, tiled or simple) and XCOMP_CUDA_ATTENTION_BACKWARD (gemm,
+// tiled or reference); unset or empty gives kGemm, anything else is an input error naming
+// the variable. Defined with the kernels in cuda_attention.cu.
+AttentionKernels attention_forward_requested();
+AttentionKernels attention_backward_requested();
 
 class CudaOps final : public Ops {
  public:
@@ -72,17 +80,22 @@ class CudaOps final : public Ops {
                                const char* op);
   // x converted to bf16 on the device (a temporary from the allocator).
   Tensor to_bf16(const Tensor& x);
+  // Attention through batched cuBLAS products (cuda_attention_gemm.cu): the forward when
+  // dout is null (writes *out), else the backward (writes *dq, adds into *dk and *dv).
+  void gemm_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length, const Tensor& key_valid,
+                      const Tensor* dout, Tensor* out, Tensor* dq, Tensor* dk, Tensor* dv);
+  // Whether gemm_attention's score matrices fit its workspace limit.
+  bool gemm_attention_fits(int64_t batch, int64_t heads, int64_t t, int64_t length) const;
+  void attention_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
+                      const void* const* a, int lda, const void* const* b, int ldb, float beta, void* const* c,
+                      int ldc, int count);
 
   int device_;
   CudaWeightStorage weight_storage_;
-  // XCOMP_CUDA_ATTENTION=simple: the one-block-per-query forward everywhere (a fallback
-  // and a cross-check for the tiled one); unset or "tiled": the tiled forward where it
-  // applies.
-  bool simple_attention_ = false;
-  // XCOMP_CUDA_ATTENTION_BACKWARD=reference: the two per-query / per-key-entry backward
-  // kernels (the tiled backward's cross-check); unset or "tiled": the tiled backward
-  // where it applies (head_dim a multiple of 4, at most 128). Read once, here.
-  bool reference_attention_backward_ = reference_attention_backward_requested();
+  // Read once, here: see AttentionKernels. Where the chosen kernels do not apply (the
+  // gemm workspace too large, head_dim beyond the tiles) the next one down runs.
+  AttentionKernels forward_attention_ = attention_forward_requested();
+  AttentionKernels backward_attention_ = attention_backward_requested();
   std::shared_ptr<DeviceAllocator> allocator_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;

@@ -28,12 +28,6 @@ std::unique_ptr<Ops> make_cuda_ops(int device, CudaWeightStorage weights) {
 namespace cuda {
 
 CudaOps::CudaOps(int device, CudaWeightStorage weights) : device_(device), weight_storage_(weights) {
-  if (const char* attention = std::getenv("XCOMP_CUDA_ATTENTION")) {
-    const std::string choice = attention;
-    if (choice != "simple" && choice != "tiled" && !choice.empty())
-      throw_input_error("XCOMP_CUDA_ATTENTION=", choice, ": expected simple or tiled");
-    simple_attention_ = choice == "simple";
-  }
   XCOMP_CUDA_CHECK(cudaSetDevice(device));
   allocator_ = DeviceAllocator::create(device);
   XCOMP_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));

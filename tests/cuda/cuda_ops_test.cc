@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <ostream>
@@ -387,56 +388,100 @@ Tensor attention_key_valid(const AttentionCase& c) {
   return valid;
 }
 
-class CudaAttentionTest : public CudaOpsTest, public ::testing::WithParamInterface<AttentionCase> {};
+// A backend whose attention kernels are the ones named (the variables are read once, at
+// construction, so each choice gets its own object).
+std::unique_ptr<Ops> attention_backend(const char* forward, const char* backward,
+                                       CudaWeightStorage storage = CudaWeightStorage::kBf16) {
+  EXPECT_EQ(setenv("XCOMP_CUDA_ATTENTION", forward, 1), 0);
+  EXPECT_EQ(setenv("XCOMP_CUDA_ATTENTION_BACKWARD", backward, 1), 0);
+  std::unique_ptr<Ops> ops = make_cuda_ops(0, storage);
+  EXPECT_EQ(unsetenv("XCOMP_CUDA_ATTENTION"), 0);
+  EXPECT_EQ(unsetenv("XCOMP_CUDA_ATTENTION_BACKWARD"), 0);
+  return ops;
+}
 
-TEST_P(CudaAttentionTest, ForwardAndBackwardMatchCpu) {
+class CudaAttentionTest : public CudaOpsTest, public ::testing::WithParamInterface<AttentionCase> {
+ protected:
+  // Forward and backward of `gpu` against the CPU: `out_tolerance` for the output,
+  // `grad_tolerance` for dq, dk, dv and for dk's increments alone (dk and dv accumulate,
+  // dq is overwritten: it starts as garbage).
+  void check_forward_and_backward(Ops& gpu, const std::string& label, double out_tolerance, double grad_tolerance) {
+    const AttentionCase c = GetParam();
+    const Shape q_shape{c.batch, c.t, c.heads, c.d}, kv_shape{c.batch, c.capacity, c.kv_heads, c.d};
+    const Tensor q = random_tensor(q_shape, 30, 2.0f), k = random_tensor(kv_shape, 31, 2.0f);
+    const Tensor v = random_tensor(kv_shape, 32), valid = attention_key_valid(c);
+    Tensor want = Tensor::empty(q_shape);
+    cpu_.attention(q, k, v, c.length, valid, want);
+    const Tensor q_d = gpu.upload(q), k_d = gpu.upload(k), v_d = gpu.upload(v), valid_d = gpu.upload(valid);
+    Tensor out = gpu.upload(random_tensor(q_shape, 33));  // garbage: every entry must be written
+    gpu.attention(q_d, k_d, v_d, c.length, valid_d, out);
+    expect_error_within(label + "_out", relative_max_error(gpu.download(out), want), out_tolerance);
+    if (c.batch > 1) {  // row 1's query 0 sees no key: zeros, exactly
+      const Tensor got = gpu.download(out);
+      for (int64_t i = 0; i < c.heads * c.d; ++i)
+        ASSERT_EQ(got.data<float>()[c.t * c.heads * c.d + i], 0.0f) << label << ": query with no visible key";
+    }
+
+    const Tensor dout = random_tensor(q_shape, 34);
+    const Tensor dk0 = random_tensor(kv_shape, 35), dv0 = random_tensor(kv_shape, 36);
+    Tensor want_dq = random_tensor(q_shape, 37), want_dk = dk0.clone(), want_dv = dv0.clone();
+    cpu_.attention_backward(dout, q, k, v, c.length, valid, want_dq, want_dk, want_dv);
+    Tensor dq = gpu.upload(random_tensor(q_shape, 38)), dk = gpu.upload(dk0), dv = gpu.upload(dv0);
+    gpu.attention_backward(gpu.upload(dout), q_d, k_d, v_d, c.length, valid_d, dq, dk, dv);
+    expect_error_within(label + "_dq", relative_max_error(gpu.download(dq), want_dq), grad_tolerance);
+    expect_error_within(label + "_dk", relative_max_error(gpu.download(dk), want_dk), grad_tolerance);
+    expect_error_within(label + "_dv", relative_max_error(gpu.download(dv), want_dv), grad_tolerance);
+    if (c.batch > 1) {  // and a zero gradient, exactly
+      const Tensor got = gpu.download(dq);
+      for (int64_t i = 0; i < c.heads * c.d; ++i)
+        ASSERT_EQ(got.data<float>()[c.t * c.heads * c.d + i], 0.0f) << label << ": dq of a query with no visible key";
+    }
+    // The accumulation itself: the increments alone, against the CPU's (cancellation
+    // against dk0 costs precision, hence at least 1e-3).
+    Tensor dk_increment = gpu.download(dk), want_increment = want_dk.clone();
+    for (int64_t i = 0; i < dk0.numel(); ++i) {
+      dk_increment.data<float>()[i] -= dk0.data<float>()[i];
+      want_increment.data<float>()[i] -= dk0.data<float>()[i];
+    }
+    expect_error_within(label + "_dk_increment", relative_max_error(dk_increment, want_increment),
+                        std::max(1e-3, grad_tolerance));
+  }
+};
+
+// The tiled kernels, fp32 on CUDA cores. The CPU normalises by a sequential fp32 sum over
+// the keys, whose rounding error (~eps * sqrt(length)) nears 1e-5 for thousands of keys;
+// every query and head of a group adds into a dk/dv entry (long sums).
+TEST_P(CudaAttentionTest, TiledMatchesCpu) {
   const AttentionCase c = GetParam();
-  const Shape q_shape{c.batch, c.t, c.heads, c.d}, kv_shape{c.batch, c.capacity, c.kv_heads, c.d};
-  const Tensor q = random_tensor(q_shape, 30, 2.0f), k = random_tensor(kv_shape, 31, 2.0f);
-  const Tensor v = random_tensor(kv_shape, 32), valid = attention_key_valid(c);
-  Tensor want = Tensor::empty(q_shape);
-  cpu_.attention(q, k, v, c.length, valid, want);
-  const Tensor q_d = up(q), k_d = up(k), v_d = up(v), valid_d = up(valid);
-  Tensor out = up(random_tensor(q_shape, 33));  // garbage: every entry must be written
-  gpu_->attention(q_d, k_d, v_d, c.length, valid_d, out);
-  // The CPU normalises by a sequential fp32 sum over the keys, whose rounding error
-  // (~eps * sqrt(length)) nears 1e-5 for thousands of keys.
-  expect_close(std::string(c.name) + "_out", out, want, c.length > 1024 ? kLongSumTolerance : kF32Tolerance);
-  if (c.batch > 1) {  // row 1's query 0 sees no key: zeros, exactly
-    const Tensor got = down(out);
-    for (int64_t i = 0; i < c.heads * c.d; ++i)
-      ASSERT_EQ(got.data<float>()[c.t * c.heads * c.d + i], 0.0f) << "query with no visible key, element " << i;
-  }
+  std::unique_ptr<Ops> gpu = attention_backend("tiled", "tiled");
+  check_forward_and_backward(*gpu, std::string(c.name) + "_tiled", c.length > 1024 ? kLongSumTolerance : kF32Tolerance,
+                             kLongSumTolerance);
+}
 
-  const Tensor dout = random_tensor(q_shape, 34);
-  const Tensor dk0 = random_tensor(kv_shape, 35), dv0 = random_tensor(kv_shape, 36);
-  Tensor want_dq = random_tensor(q_shape, 37), want_dk = dk0.clone(), want_dv = dv0.clone();
-  cpu_.attention_backward(dout, q, k, v, c.length, valid, want_dq, want_dk, want_dv);
-  Tensor dq = up(random_tensor(q_shape, 38)), dk = up(dk0), dv = up(dv0);
-  gpu_->attention_backward(up(dout), q_d, k_d, v_d, c.length, valid_d, dq, dk, dv);
-  // Long sums: every query and head of the group adds into a dk/dv entry.
-  expect_close(std::string(c.name) + "_dq", dq, want_dq, kLongSumTolerance);
-  expect_close(std::string(c.name) + "_dk", dk, want_dk, kLongSumTolerance);
-  expect_close(std::string(c.name) + "_dv", dv, want_dv, kLongSumTolerance);
-  // The accumulation itself: the increments alone, against the CPU's.
-  Tensor dk_increment = down(dk), want_increment = want_dk.clone();
-  for (int64_t i = 0; i < dk0.numel(); ++i) {
-    dk_increment.data<float>()[i] -= dk0.data<float>()[i];
-    want_increment.data<float>()[i] -= dk0.data<float>()[i];
-  }
-  const double increment_error = relative_max_error(dk_increment, want_increment);
-  EXPECT_LE(increment_error, 1e-3) << "dk increments";  // cancellation against dk0 costs precision
+// The default, batched cuBLAS products, with fp32 weights: true fp32 products, the tiled
+// kernels' bounds.
+TEST_P(CudaAttentionTest, GemmWithF32WeightsMatchesCpu) {
+  const AttentionCase c = GetParam();
+  std::unique_ptr<Ops> gpu = attention_backend("gemm", "gemm", CudaWeightStorage::kF32);
+  check_forward_and_backward(*gpu, std::string(c.name) + "_gemm_f32", c.length > 1024 ? kLongSumTolerance : kF32Tolerance,
+                             kLongSumTolerance);
+}
+
+// The default with bf16 weights, the training setting: TF32 products (q, k, v, P and the
+// gradients rounded to a 10-bit mantissa, 2^-11 relative), within the bf16 bound.
+TEST_P(CudaAttentionTest, GemmWithBf16WeightsMatchesCpuToTf32) {
+  const AttentionCase c = GetParam();
+  std::unique_ptr<Ops> gpu = attention_backend("", "");  // the default
+  check_forward_and_backward(*gpu, std::string(c.name) + "_gemm_tf32", kBf16Tolerance, kBf16Tolerance);
 }
 
 // Both backwards against the CPU, each on its own backend object (the variable is read
 // once, at construction), so one GPU run says which of them is right.
 class CudaAttentionBackwardTest : public CudaAttentionTest {
  protected:
-  void check_backward(const char* choice) {
+  void check_backward(const char* choice, CudaWeightStorage storage = CudaWeightStorage::kBf16) {
     const AttentionCase c = GetParam();
-    ASSERT_EQ(setenv("XCOMP_CUDA_ATTENTION_BACKWARD", choice, 1), 0);
-    std::unique_ptr<Ops> gpu = make_cuda_ops(0);
-    ASSERT_EQ(unsetenv("XCOMP_CUDA_ATTENTION_BACKWARD"), 0);
+    std::unique_ptr<Ops> gpu = attention_backend("tiled", choice, storage);
     const Shape q_shape{c.batch, c.t, c.heads, c.d}, kv_shape{c.batch, c.capacity, c.kv_heads, c.d};
     const Tensor q = random_tensor(q_shape, 60, 2.0f), k = random_tensor(kv_shape, 61, 2.0f);
     const Tensor v = random_tensor(kv_shape, 62), valid = attention_key_valid(c);
@@ -464,12 +509,12 @@ TEST_P(CudaAttentionBackwardTest, TiledBackwardMatchesCpu) { check_backward("til
 
 TEST_P(CudaAttentionBackwardTest, ReferenceBackwardMatchesCpu) { check_backward("reference"); }
 
+TEST_P(CudaAttentionBackwardTest, GemmBackwardWithF32WeightsMatchesCpu) { check_backward("gemm", CudaWeightStorage::kF32); }
+
 // The simple forward (one block per query) is the tiled one's fallback: it must hold too.
 TEST_P(CudaAttentionTest, SimpleForwardMatchesCpu) {
   const AttentionCase c = GetParam();
-  ASSERT_EQ(setenv("XCOMP_CUDA_ATTENTION", "simple", 1), 0);
-  std::unique_ptr<Ops> simple = make_cuda_ops(0);  // reads the variable once, here
-  ASSERT_EQ(unsetenv("XCOMP_CUDA_ATTENTION"), 0);
+  std::unique_ptr<Ops> simple = attention_backend("simple", "tiled");
   const Shape q_shape{c.batch, c.t, c.heads, c.d}, kv_shape{c.batch, c.capacity, c.kv_heads, c.d};
   const Tensor q = random_tensor(q_shape, 50, 2.0f), k = random_tensor(kv_shape, 51, 2.0f);
   const Tensor v = random_tensor(kv_shape, 52), valid = attention_key_valid(c);

@@ -1,0 +1,228 @@
+// Attention through cuBLAS's batched products: the scores of every (row, head) are
+// materialised as a [T, length] matrix, so the two products of the forward and the four
+// of the backward run on the tensor cores, and only the masked softmax and its backward
+// are our own kernels (one warp per query row). It costs 2 x batch x heads x T x length
+// floats of workspace (about 250 MB at LLaMA-3-8B's 480-token training shape) and the
+// product over the masked half of the causal square; at head_dim 128 that is a few
+// milliseconds of tensor-core time against the CUDA-core tiles' hundreds (see
+// cuda_attention.cu, which dispatches here and keeps those kernels as the cross-check).
+//
+// Precision: where the frozen weights are bf16 the products take TF32 (10-bit mantissa,
+// scores within about 1e-3 relative: inside the bf16 step's own error); where they are
+// fp32 the products are true fp32 (CUBLAS_COMPUTE_32F_PEDANTIC), as the linear products.
+// Either way the softmax and its backward are fp32.
+//
+// The layouts (row-major, as Ops::attention): q, out, dout, dq [B, T, H, D]; k, v, dk, dv
+// [B, capacity, kv_heads, D]; query t sees keys [0, length - T + t] whose key_valid is set.
+// cuBLAS is column-major: a row-major [R, C] block with row stride ld is a column-major
+// [C, R] one with leading dimension ld. For (row b, head h, kv head kh = h / group):
+//   S^T [length, T]  = K (D x length)^T . Q (D x T)       gemm(T, N, length, T, D)
+//   out^T [D, T]     = V (D x length) . P^T (length x T)  gemm(N, N, D, T, length)
+//   dP^T [length, T] = V^T . dout                         gemm(T, N, length, T, D)
+//   dq^T [D, T]      = K . dS^T                           gemm(N, N, D, T, length)
+//   dk^T [D, length] += Q (D x T) . dS (T x length)       gemm(N, T, D, length, T)
+//   dv^T [D, length] += dout . P                          gemm(N, T, D, length, T)
+// The last two sum over the `group` query heads of a kv head: one batched call per head of
+// the group (the calls of one batch must not write the same output), each adding.
+#include <glog/logging.h>
+
+#include <cmath>
+#include <limits>
+
+#include "model/cuda/block_reduce.cuh"
+#include "model/cuda/cuda_backend.h"
+#include "model/cuda/cuda_check.h"
+
+namespace xcomp::cuda {
+
+namespace {
+
+constexpr int kRowsPerBlock = 8;  // one warp per query row
+constexpr int kPointerTables = 10;
+// Past this much workspace (two score matrices) the tiled kernels take over.
+constexpr int64_t kMaxWorkspaceBytes = int64_t{6} << 30;
+
+struct GemmAttentionShape {
+  int64_t batch, t, heads, kv_heads, d, capacity, length, group;
+};
+
+// The pointer tables of one call, entry i = (g * batch + b) * kv_heads + kh for query head
+// h = kh * group + g: the first batch x heads entries cover every (row, head), and the
+// batch x kv_heads entries from g * batch * kv_heads on are head g of each group.
+enum Table { kQ, kK, kV, kOut, kDout, kDq, kDk, kDv, kScores, kGrads };
+
+struct TableBases {
+  const float* q;
+  const float* k;
+  const float* v;
+  float* out;
+  const float* dout;
+  float* dq;
+  float* dk;
+  float* dv;
+  float* scores;  // [B, H, T, length], P after the softmax
+  float* grads;   // [B, H, T, length], dP then dS
+};
+
+__global__ void fill_pointer_tables(GemmAttentionShape s, TableBases base, const void** tables) {
+  const int64_t count = s.batch * s.heads;
+  const int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+  if (i >= count) return;
+  const int64_t kh = i % s.kv_heads, b = (i / s.kv_heads) % s.batch, g = i / (s.kv_heads * s.batch);
+  const int64_t h = kh * s.group + g;
+  const int64_t query_at = (b * s.t * s.heads + h) * s.d, key_at = (b * s.capacity * s.kv_heads + kh) * s.d;
+  const int64_t scores_at = (b * s.heads + h) * s.t * s.length;
+  auto put = [&](Table table, const float* p) { tables[table * count + i] = p; };
+  put(kQ, base.q + query_at);
+  put(kK, base.k + key_at);
+  put(kV, base.v + key_at);
+  put(kOut, base.out ? base.out + query_at : nullptr);
+  put(kDout, base.dout ? base.dout + query_at : nullptr);
+  put(kDq, base.dq ? base.dq + query_at : nullptr);
+  put(kDk, base.dk ? base.dk + key_at : nullptr);
+  put(kDv, base.dv ? base.dv + key_at : nullptr);
+  put(kScores, base.scores + scores_at);
+  put(kGrads, base.grads ? base.grads + scores_at : nullptr);
+}
+
+// The row of query t of (row b, head h): keys [0, visible) that key_valid allows.
+__device__ int64_t visible_keys(const GemmAttentionShape& s, int64_t t) { return s.length - s.t + t + 1; }
+
+// In place over each [length] row of `scores`: the masked softmax (0 for keys the query
+// does not see; a row that sees none is all zeros, and so is its output).
+__global__ void masked_softmax_rows(GemmAttentionShape s, const int32_t* key_valid, float* scores) {
+  const int64_t row = blockIdx.x * int64_t{kRowsPerBlock} + threadIdx.x / 32;
+  if (row >= s.batch * s.heads * s.t) return;
+  const int lane = threadIdx.x % 32;
+  const int64_t t = row % s.t, b = row / (s.t * s.heads);
+  const int64_t n = visible_keys(s, t);
+  const int32_t* valid = key_valid + b * s.capacity;
+  float* x = scores + row * s.length;
+  float max_score = -INFINITY;
+  for (int64_t j = lane; j < n; j += 32)
+    if (valid[j]) max_score = fmaxf(max_score, x[j]);
+  max_score = warp_max(max_score);
+  if (max_score == -INFINITY) {
+    for (int64_t j = lane; j < s.length; j += 32) x[j] = 0.f;
+    return;
+  }
+  float sum = 0.f;
+  for (int64_t j = lane; j < s.length; j += 32) {
+    const float e = j < n && valid[j] ? expf(x[j] - max_score) : 0.f;
+    x[j] = e;
+    sum += e;
+  }
+  const float inv = 1.0f / warp_sum(sum);
+  for (int64_t j = lane; j < s.length; j += 32) x[j] *= inv;  // the entries this lane wrote
+}
+
+// In place over each row of `grads` (dP on entry): dS = scale * P * (dP - sum_j P_j dP_j),
+// the gradient with respect to the unscaled products q . k.
+__global__ void softmax_backward_rows(GemmAttentionShape s, float scale, const float* probabilities, float* grads) {
+  const int64_t row = blockIdx.x * int64_t{kRowsPerBlock} + threadIdx.x / 32;
+  if (row >= s.batch * s.heads * s.t) return;
+  const int lane = threadIdx.x % 32;
+  const float* p = probabilities + row * s.length;
+  float* g = grads + row * s.length;
+  float dot = 0.f;
+  for (int64_t j = lane; j < s.length; j += 32) dot += p[j] * g[j];
+  dot = warp_sum(dot);
+  for (int64_t j = lane; j < s.length; j += 32) g[j] = scale * p[j] * (g[j] - dot);
+}
+
+int checked_int(int64_t v, const char* op) {
+  CHECK(v <= std::numeric_limits<int>::max()) << op << ": dimension " << v << " exceeds cuBLAS's int range";
+  return static_cast<int>(v);
+}
+
+unsigned row_blocks(const GemmAttentionShape& s) {
+  return static_cast<unsigned>((s.batch * s.heads * s.t + kRowsPerBlock - 1) / kRowsPerBlock);
+}
+
+}  // namespace
+
+bool CudaOps::gemm_attention_fits(int64_t batch, int64_t heads, int64_t t, int64_t length) const {
+  const int64_t entries = batch * heads * t * length;
+  return entries <= std::numeric_limits<int>::max() && 2 * entries * int64_t{sizeof(float)} <= kMaxWorkspaceBytes;
+}
+
+// One batched product over `count` entries of the tables from entry `first`:
+// C_i = alpha op(A_i) op(B_i) + beta C_i.
+void CudaOps::attention_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
+                             const void* const* a, int lda, const void* const* b, int ldb, float beta,
+                             void* const* c, int ldc, int count) {
+  const cublasComputeType_t compute =
+      weight_storage_ == CudaWeightStorage::kBf16 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F_PEDANTIC;
+  cublasStatus_t status = cublasGemmBatchedEx(cublas_, ta, tb, m, n, k, &alpha, a, CUDA_R_32F, lda, b, CUDA_R_32F,
+                                              ldb, &beta, c, CUDA_R_32F, ldc, count, compute, CUBLAS_GEMM_DEFAULT);
+  if (status == CUBLAS_STATUS_NOT_SUPPORTED && compute == CUBLAS_COMPUTE_32F_PEDANTIC) {
+    LOG_FIRST_N(WARNING, 1) << "cuBLAS offers no pedantic fp32 batched product here; using CUBLAS_COMPUTE_32F";
+    status = cublasGemmBatchedEx(cublas_, ta, tb, m, n, k, &alpha, a, CUDA_R_32F, lda, b, CUDA_R_32F, ldb, &beta, c,
+                                 CUDA_R_32F, ldc, count, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  }
+  XCOMP_CUBLAS_CHECK(status);
+}
+
+void CudaOps::gemm_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length,
+                             const Tensor& key_valid, const Tensor* dout, Tensor* out, Tensor* dq, Tensor* dk,
+                             Tensor* dv) {
+  const char* op = dout ? "attention_backward" : "attention";
+  GemmAttentionShape s;
+  s.batch = q.dim(0), s.t = q.dim(1), s.heads = q.dim(2), s.d = q.dim(3);
+  s.capacity = k.dim(1), s.kv_heads = k.dim(2), s.length = length, s.group = s.heads / s.kv_heads;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(s.d));  // as the CPU backend computes it
+  const int64_t count = s.batch * s.heads, group_count = s.batch * s.kv_heads;
+  const int t = checked_int(s.t, op), len = checked_int(s.length, op), d = checked_int(s.d, op);
+  const int ld_query = checked_int(s.heads * s.d, op), ld_key = checked_int(s.kv_heads * s.d, op);
+
+  Tensor scores = empty({s.batch, s.heads, s.t, s.length});
+  Tensor grads = dout ? empty({s.batch, s.heads, s.t, s.length}) : Tensor();
+  std::shared_ptr<void> table_block = allocator_->allocate(kPointerTables * count * sizeof(void*));
+  const void** tables = static_cast<const void**>(table_block.get());
+  auto raw = [](Tensor* x) { return x ? static_cast<float*>(x->raw()) : nullptr; };
+  TableBases base{static_cast<const float*>(q.raw()),
+                  static_cast<const float*>(k.raw()),
+                  static_cast<const float*>(v.raw()),
+                  raw(out),
+                  dout ? static_cast<const float*>(dout->raw()) : nullptr,
+                  raw(dq),
+                  raw(dk),
+                  raw(dv),
+                  static_cast<float*>(scores.raw()),
+                  dout ? static_cast<float*>(grads.raw()) : nullptr};
+  fill_pointer_tables<<<static_cast<unsigned>((count + 255) / 256), 256, 0, stream_>>>(s, base, tables);
+  XCOMP_CUDA_CHECK(cudaGetLastError());
+  auto table = [&](Table which, int64_t first = 0) { return tables + which * count + first; };
+  auto out_table = [&](Table which, int64_t first = 0) { return const_cast<void* const*>(table(which, first)); };
+  const int n_all = checked_int(count, op), n_group = checked_int(group_count, op);
+
+  // S = scale * q . k^T, then P = masked softmax(S), in `scores`.
+  attention_gemm(CUBLAS_OP_T, CUBLAS_OP_N, len, t, d, scale, table(kK), ld_key, table(kQ), ld_query, 0.f,
+                 out_table(kScores), len, n_all);
+  masked_softmax_rows<<<row_blocks(s), kRowsPerBlock * 32, 0, stream_>>>(
+      s, static_cast<const int32_t*>(key_valid.raw()), static_cast<float*>(scores.raw()));
+  XCOMP_CUDA_CHECK(cudaGetLastError());
+  if (!dout) {
+    attention_gemm(CUBLAS_OP_N, CUBLAS_OP_N, d, t, len, 1.f, table(kV), ld_key, table(kScores), len, 0.f,
+                   out_table(kOut), ld_query, n_all);
+    return;
+  }
+  // dP = dout . v^T, then dS in `grads`; dq = dS . k (overwritten), dk += dS^T . q and
+  // dv += P^T . dout (added, one head of each group at a time).
+  attention_gemm(CUBLAS_OP_T, CUBLAS_OP_N, len, t, d, 1.f, table(kV), ld_key, table(kDout), ld_query, 0.f,
+                 out_table(kGrads), len, n_all);
+  softmax_backward_rows<<<row_blocks(s), kRowsPerBlock * 32, 0, stream_>>>(
+      s, scale, static_cast<const float*>(scores.raw()), static_cast<float*>(grads.raw()));
+  XCOMP_CUDA_CHECK(cudaGetLastError());
+  attention_gemm(CUBLAS_OP_N, CUBLAS_OP_N, d, t, len, 1.f, table(kK), ld_key, table(kGrads), len, 0.f,
+                 out_table(kDq), ld_query, n_all);
+  for (int64_t g = 0; g < s.group; ++g) {
+    const int64_t first = g * group_count;
+    attention_gemm(CUBLAS_OP_N, CUBLAS_OP_T, d, len, t, 1.f, table(kQ, first), ld_query, table(kGrads, first), len,
+                   1.f, out_table(kDk, first), ld_key, n_group);
+    attention_gemm(CUBLAS_OP_N, CUBLAS_OP_T, d, len, t, 1.f, table(kDout, first), ld_query,
+                   table(kScores, first), len, 1.f, out_table(kDv, first), ld_key, n_group);
+  }
+}
+
+}  // namespace xcomp::cuda
