@@ -52,6 +52,12 @@ enum class ProgressMode {
 
 enum class Backend { kCpu, kCuda };
 
+// How the CUDA backend stores the frozen weights (the CPU backend always computes in fp32).
+enum class CudaWeights {
+  kBf16,  // "bf16": half the memory, tensor-core products, TF32 attention (training at scale)
+  kF32,   // "f32": fp32 products and attention, the CPU backend's numbers to fp32 rounding
+};
+
 // The YAML spelling of each value ("kv", "after_prefix", ...), for logs and messages.
 const char* name_of(CompressorMode value);
 const char* name_of(DecoderPositions value);
@@ -60,6 +66,7 @@ const char* name_of(LrScheduleKind value);
 const char* name_of(NonfiniteAction value);
 const char* name_of(ProgressMode value);
 const char* name_of(Backend value);
+const char* name_of(CudaWeights value);
 
 struct ModelConfig {
   std::string path;       // Hugging Face directory, .gguf, or llama2.c .bin (required)
@@ -136,6 +143,7 @@ struct ExperimentConfig {
   std::string resume;
   int64_t seed = 0;  // initialisation and dropout randomness
   Backend backend = Backend::kCpu;
+  CudaWeights cuda_weights = CudaWeights::kBf16;  // ignored on the CPU backend
   int64_t threads = 0;  // CPU threads; 0 = the cores divided by the ranks on this node
   Objective objective = Objective::kRegeneration;
   ModelConfig model;

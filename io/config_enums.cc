@@ -58,6 +58,13 @@ const std::vector<EnumSpelling<Backend>>& enum_spellings() {
   return names;
 }
 
+template <>
+const std::vector<EnumSpelling<CudaWeights>>& enum_spellings() {
+  static const std::vector<EnumSpelling<CudaWeights>> names = {{CudaWeights::kBf16, "bf16"},
+                                                               {CudaWeights::kF32, "f32"}};
+  return names;
+}
+
 // The model's list (model/lora.h), as strings in its order.
 const std::vector<std::string>& lora_target_names() {
   static const std::vector<std::string> names = [] {
@@ -87,5 +94,6 @@ const char* name_of(LrScheduleKind value) { return spelling(value); }
 const char* name_of(NonfiniteAction value) { return spelling(value); }
 const char* name_of(ProgressMode value) { return spelling(value); }
 const char* name_of(Backend value) { return spelling(value); }
+const char* name_of(CudaWeights value) { return spelling(value); }
 
 }  // namespace xcomp

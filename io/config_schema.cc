@@ -239,6 +239,8 @@ std::vector<ConfigKey> make_schema() {
                  "\"\" = start fresh, auto = newest good checkpoint in run_dir if any, or a checkpoint path"),
       integer_key("seed", XCOMP_CONFIG_FIELD(seed), 0, kNoMax, "initialisation and dropout randomness"),
       choice_key<Backend>("backend", XCOMP_CONFIG_FIELD(backend), "where the model runs"),
+      choice_key<CudaWeights>("cuda_weights", XCOMP_CONFIG_FIELD(cuda_weights),
+                              "backend cuda: bf16 (tensor cores, half the memory) or f32 (the CPU backend's numbers)"),
       integer_key("threads", XCOMP_CONFIG_FIELD(threads), 0, 4096, "CPU threads; 0 = the cores divided by the ranks on this node"),
       breaking_resume(choice_key<Objective>("objective", XCOMP_CONFIG_FIELD(objective),
                                             "regeneration (pretraining) or qa (fine-tuning)")),

@@ -1,5 +1,7 @@
 #include "trainer/backend.h"
 
+#include <glog/logging.h>
+
 #include "model/cpu/cpu_ops.h"
 #include "model/input_error.h"
 #if XCOMP_HAVE_CUDA
@@ -13,18 +15,27 @@ bool backend_available(Backend backend) {
   return XCOMP_HAVE_CUDA != 0;
 }
 
-std::unique_ptr<Ops> make_backend(Backend backend, int device) {
+std::unique_ptr<Ops> make_backend(Backend backend, int local_rank, CudaWeights weights) {
   switch (backend) {
     case Backend::kCpu:
       return std::make_unique<CpuOps>();
-    case Backend::kCuda:
+    case Backend::kCuda: {
 #if XCOMP_HAVE_CUDA
-      return make_cuda_ops(device);
+      const int count = cuda_device_count();
+      if (count == 0) return make_cuda_ops(0, CudaWeightStorage::kBf16);  // fails, saying why
+      const int device = local_rank % count;
+      if (local_rank >= count)
+        LOG(WARNING) << "local rank " << local_rank << " shares GPU " << device << " (" << count
+                     << " visible): start at most one rank per GPU";
+      LOG(INFO) << "backend cuda: GPU " << device << " of " << count << ", " << name_of(weights) << " weights";
+      return make_cuda_ops(device, weights == CudaWeights::kF32 ? CudaWeightStorage::kF32 : CudaWeightStorage::kBf16);
 #else
-      (void)device;
+      (void)local_rank;
+      (void)weights;
       throw_input_error("backend: cuda is not available in this build (configure with -DXCOMP_CUDA=ON on a machine "
                         "with nvcc)");
 #endif
+    }
   }
   throw_input_error("backend: unknown backend");
 }

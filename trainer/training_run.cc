@@ -16,6 +16,7 @@
 #include <optional>
 
 #include "comm/mpi_communicator.h"
+#include "comm/process_group.h"
 #include "io/checkpoint.h"
 #include "io/data_loader.h"
 #include "io/model_loader.h"
@@ -154,7 +155,8 @@ TrainingRun::TrainingRun(const ExperimentConfig& config, Communicator& comm) : c
     LOG(INFO) << "data parallel over " << parallel_.world_size() << " ranks, global batch "
               << config.data.micro_batch * config.train.accumulation * parallel_.world_size();
 
-  ops_ = make_backend(config.backend);
+  // One GPU per rank: the rank's place among its node's ranks picks it.
+  ops_ = make_backend(config.backend, mpi_is_running() ? mpi_world_placement().local_rank : 0, config.cuda_weights);
   loaded_ = load_model(config.model.path, config.model.tokenizer);
   if (!loaded_.tokenizer) throw_input_error("model.tokenizer: ", config.model.path, " carries no tokenizer; set model.tokenizer");
   model_ = std::make_unique<LlamaModel>(loaded_.config, load_weights(loaded_), *ops_);

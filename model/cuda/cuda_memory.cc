@@ -15,6 +15,15 @@
 
 namespace xcomp {
 
+int cuda_device_count() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    (void)cudaGetLastError();  // clear the sticky "no device" error; make_cuda_ops reports it
+    return 0;
+  }
+  return count;
+}
+
 std::unique_ptr<Ops> make_cuda_ops(int device, CudaWeightStorage weights) {
   int count = 0;
   const cudaError_t status = cudaGetDeviceCount(&count);

@@ -93,6 +93,13 @@ TEST(ExperimentConfig, ShippedKvConfigLoadsAndPointsAtTheFixtures) {
   EXPECT_EQ(c.train.steps, 1500);
   EXPECT_DOUBLE_EQ(c.train.lr, 3e-3);
   EXPECT_EQ(c.backend, Backend::kCpu);
+  EXPECT_EQ(c.cuda_weights, CudaWeights::kBf16);
+}
+
+TEST(ExperimentConfig, CudaWeightsTakeBf16OrF32) {
+  EXPECT_EQ(load_text(kMinimal, {"backend=cuda", "cuda_weights=f32"}).cuda_weights, CudaWeights::kF32);
+  EXPECT_EQ(load_text(std::string(kMinimal) + "cuda_weights: bf16\n").cuda_weights, CudaWeights::kBf16);
+  expect_error(std::string(kMinimal) + "cuda_weights: fp16\n", {}, {"@FILE", "cuda_weights", "bf16, f32"});
 }
 
 TEST(ExperimentConfig, ShippedEmbeddingConfigIsTheKvConfigsTwin) {
