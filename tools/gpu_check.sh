@@ -4,7 +4,8 @@
 #   tools/gpu_check.sh --prepare          here (no GPU needed): configures and builds
 #                                         build-gpu (CUDA on, sm_90 only), then packs the
 #                                         xcomp, cuda_tests and nccl_tests binaries with the
-#                                         shared libraries the GPU machine lacks into
+#                                         shared libraries the GPU machine lacks, and the
+#                                         stories260K and TinyStories fixtures, into
 #                                         build-gpu/bundle/xcomp-gpu.tar.xz
 #   tools/gpu_check.sh ['bench cmd' ...]  there: unpacks the bundle, runs cuda_tests, then
 #                                         nccl_tests, then each argument as a shell command
@@ -91,6 +92,18 @@ prepare() {
     cp -L "$pmix"/libpmix.so.2 "$stage/lib/"
     cp -rL "$pmix/pmix" "$stage/lib/pmix2/"
   fi
+
+  # The fixtures the stories260K checks read (the compressor-vs-CPU test, the training
+  # check): the GPU machine gets only the working tree, and ../shared is beside it.
+  local fixtures=${XCOMP_FIXTURES:-$REPO/../shared/fixtures} subset
+  for subset in stories260K tinystories; do
+    if [[ -d $fixtures/$subset ]]; then
+      mkdir -p "$stage/fixtures"
+      cp -rL "$fixtures/$subset" "$stage/fixtures/"
+    else
+      echo "WARNING: no $fixtures/$subset: the stories260K checks will fail there" >&2
+    fi
+  done
 
   tar -C "$stage" -cJf "$BUNDLE" .
   echo "packed: $(ls "$stage/bin" | tr '\n' ' ')+ $(ls "$stage/lib" | wc -l) libraries"
@@ -269,6 +282,10 @@ run_on_gpu() {
     chmod +x "$dest/wrap/$(basename "$binary")"
   done
   export PATH="$dest/wrap:$PATH"
+  # The packed fixtures, unless the caller names others; the image's python3 holds
+  # PyTorch, transformers and PEFT for `xcomp bench train --reference`.
+  if [[ -d $dest/fixtures ]]; then export XCOMP_FIXTURES=${XCOMP_FIXTURES:-$dest/fixtures}; fi
+  export XCOMP_PYTHON=${XCOMP_PYTHON:-python3}
   # For xcomp commands that start MPI as a singleton (root, no mpirun, packed components).
   export OMPI_MCA_mca_base_component_path="$dest/lib/openmpi3" OMPI_MCA_ess_singleton_isolated=1
   export PMIX_MCA_mca_base_component_path="$dest/lib/pmix2/pmix"
