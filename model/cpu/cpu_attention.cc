@@ -7,7 +7,9 @@
 // Between them the masked softmax runs row by row over contiguous scores and
 // vectorises. A (row, kv head) belongs to one thread, which owns its dk/dv (no races).
 // Scores above the causal diagonal are computed and then zeroed: simpler and, at these
-// sizes, cheaper than splitting the products.
+// sizes, cheaper than splitting the products. A forward over several queries keeps its
+// probabilities for the backward of the same inputs (attention_probability_cache.h),
+// which then skips the scores and the softmax.
 #include <glog/logging.h>
 
 #include <algorithm>
@@ -129,13 +131,29 @@ struct GroupWork {
   std::vector<int32_t> valid;
 };
 
-// w.p = the probabilities of the group's stacked queries w.q.
-void probabilities(const AttentionShape& s, const KvHead& at, const float* k, const int32_t* valid, GroupWork& w) {
+// p [rows, stride] = the probabilities of the group's stacked queries w.q.
+void probabilities(const AttentionShape& s, const KvHead& at, const float* k, const int32_t* valid, GroupWork& w,
+                   float* p) {
   std::copy_n(valid, s.length, w.valid.begin());  // the tail stays 0
-  cpu_sgemm(false, true, w.rows, s.length, s.d, s.scale, w.q.data(), s.d, k + at.kv_offset, at.kv_stride, 0.0f,
-            w.p.data(), w.stride);
-  masked_softmax_rows(s, w.valid.data(), w.stride, w.p.data());
+  cpu_sgemm(false, true, w.rows, s.length, s.d, s.scale, w.q.data(), s.d, k + at.kv_offset, at.kv_stride, 0.0f, p,
+            w.stride);
+  masked_softmax_rows(s, w.valid.data(), w.stride, p);
 }
+
+// The cache key of a call: everything the probabilities depend on.
+AttentionProbabilityCache::Inputs cache_inputs(const AttentionShape& s, const Tensor& q, const Tensor& k,
+                                               const Tensor& valid) {
+  return {{s.b, s.t, s.heads, s.d, s.capacity, s.kv_heads, s.length},
+          q.data<float>(),
+          static_cast<size_t>(q.numel()),
+          k.data<float>(),
+          static_cast<size_t>(k.numel()),
+          valid.data<int32_t>(),
+          static_cast<size_t>(valid.numel())};
+}
+
+// Floats of one (row, kv head)'s probabilities, as GroupWork lays them out.
+int64_t group_probability_count(const AttentionShape& s) { return s.group * s.t * padded(s.length); }
 
 }  // namespace
 
@@ -147,6 +165,13 @@ void CpuOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_
   const float* vs = v.data<float>();
   const int32_t* valid = key_valid.data<int32_t>();
   float* os = out.data<float>();
+  // Kept for a backward unless this is a decoding step (one query: no backward follows,
+  // and copying the key cache every token would cost as much as the step).
+  const AttentionProbabilityCache::Inputs inputs = cache_inputs(s, q, k, key_valid);
+  const int64_t per_group = group_probability_count(s);
+  const size_t kept_count = static_cast<size_t>(s.b * s.kv_heads * per_group);
+  AttentionProbabilityCache::Buffer kept;
+  if (s.t > 1 && attention_cache_.fits(inputs, kept_count)) kept = AttentionProbabilityCache::allocate(kept_count);
 #pragma omp parallel
   {
     GroupWork w(s);
@@ -154,14 +179,16 @@ void CpuOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_
     for (int64_t bi = 0; bi < s.b; ++bi) {
       for (int64_t kh = 0; kh < s.kv_heads; ++kh) {
         const KvHead at = kv_head(s, bi, kh);
+        float* p = kept ? kept.get() + (bi * s.kv_heads + kh) * per_group : w.p.data();
         stack_group(s, at, qs, w.q.data());
-        probabilities(s, at, ks, valid + bi * s.capacity, w);
-        cpu_sgemm(false, false, w.rows, s.d, s.length, 1.0f, w.p.data(), w.stride, vs + at.kv_offset, at.kv_stride,
-                  0.0f, w.out.data(), s.d);
+        probabilities(s, at, ks, valid + bi * s.capacity, w, p);
+        cpu_sgemm(false, false, w.rows, s.d, s.length, 1.0f, p, w.stride, vs + at.kv_offset, at.kv_stride, 0.0f,
+                  w.out.data(), s.d);
         unstack_group(s, at, w.out.data(), os);
       }
     }
   }
+  if (kept) attention_cache_.put(inputs, std::move(kept), kept_count);
 }
 
 void CpuOps::attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
@@ -176,6 +203,10 @@ void CpuOps::attention_backward(const Tensor& dout, const Tensor& q, const Tenso
   float* dqs = dq.data<float>();
   float* dks = dk.data<float>();
   float* dvs = dv.data<float>();
+  // The forward's probabilities when it kept them for exactly these inputs.
+  const int64_t per_group = group_probability_count(s);
+  const AttentionProbabilityCache::Buffer kept = attention_cache_.take(
+      cache_inputs(s, q, k, key_valid), static_cast<size_t>(s.b * s.kv_heads * per_group));
 #pragma omp parallel
   {
     GroupWork w(s);
@@ -185,12 +216,17 @@ void CpuOps::attention_backward(const Tensor& dout, const Tensor& q, const Tenso
         const KvHead at = kv_head(s, bi, kh);
         stack_group(s, at, qs, w.q.data());
         stack_group(s, at, dos, w.dout.data());
-        probabilities(s, at, ks, valid + bi * s.capacity, w);
+        const float* p = w.p.data();
+        if (kept) {
+          p = kept.get() + (bi * s.kv_heads + kh) * per_group;
+        } else {
+          probabilities(s, at, ks, valid + bi * s.capacity, w, w.p.data());
+        }
         // dP = dO V^T, then dS = P (dP - sum_j P_j dP_j) * scale, row by row.
         cpu_sgemm(false, true, w.rows, s.length, s.d, 1.0f, w.dout.data(), s.d, vs + at.kv_offset, at.kv_stride, 0.0f,
                   w.ds.data(), w.stride);
         for (int64_t r = 0; r < w.rows; ++r) {
-          const float* pr = w.p.data() + r * w.stride;
+          const float* pr = p + r * w.stride;
           float* dr = w.ds.data() + r * w.stride;
           const int64_t width = padded(s.length - s.t + r % s.t + 1);  // P is 0 beyond
           float weighted = 0;
@@ -205,7 +241,7 @@ void CpuOps::attention_backward(const Tensor& dout, const Tensor& q, const Tenso
         unstack_group(s, at, w.out.data(), dqs);
         cpu_sgemm(true, false, s.length, s.d, w.rows, 1.0f, w.ds.data(), w.stride, w.q.data(), s.d, 1.0f,
                   dks + at.kv_offset, at.kv_stride);
-        cpu_sgemm(true, false, s.length, s.d, w.rows, 1.0f, w.p.data(), w.stride, w.dout.data(), s.d, 1.0f,
+        cpu_sgemm(true, false, s.length, s.d, w.rows, 1.0f, p, w.stride, w.dout.data(), s.d, 1.0f,
                   dvs + at.kv_offset, at.kv_stride);
       }
     }

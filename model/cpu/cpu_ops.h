@@ -3,6 +3,7 @@
 
 #include <utility>
 
+#include "model/cpu/attention_probability_cache.h"
 #include "model/ops.h"
 
 namespace xcomp {
@@ -39,6 +40,11 @@ class CpuOps final : public Ops {
                           const Tensor& key_valid, Tensor& dq, Tensor& dk, Tensor& dv) override;
   void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& weights, Tensor& losses,
                      Tensor& dlogits) override;
+
+ private:
+  // Probabilities of recent attention forwards for their backwards (cpu_attention.cc).
+  static constexpr size_t kAttentionCacheBytes = size_t{256} << 20;
+  AttentionProbabilityCache attention_cache_{kAttentionCacheBytes};
 };
 
 }  // namespace xcomp

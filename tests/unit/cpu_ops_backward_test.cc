@@ -2,6 +2,9 @@
 // for a fixed output gradient g, d/dx sum(g * f(x)) computed both ways.
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <vector>
+
 #include "model/cpu/cpu_ops.h"
 #include "tests/op_tensors.h"
 
@@ -87,6 +90,41 @@ TEST(CpuOpsBackward, AttentionWithPrefixPaddingAndGroupedHeads) {
             kTolerance);
   EXPECT_LT(scaled_error(dv, numerical_gradient([&](const Vec& a) { return test::attention(qv, kv, a, m, s); }, vv, gv)),
             kTolerance);
+}
+
+// Training runs the backward on the inputs of an earlier forward, whose probabilities
+// the CPU backend keeps: the gradients must be the recomputing backward's bit for bit,
+// and a forward whose inputs were changed in place afterwards must not lend its
+// probabilities to the backward of the new values.
+TEST(CpuOpsBackward, AttentionAfterAForwardGivesTheSameGradientsBitForBit) {
+  const AttentionShape s{2, 3, 4, 2, 5, 8, 7};
+  Tensor q = smooth_tensor({s.b, s.t, s.heads, s.d}, 0.1);
+  Tensor k = smooth_tensor({s.b, s.capacity, s.kv_heads, s.d}, 1.1);
+  Tensor v = smooth_tensor({s.b, s.capacity, s.kv_heads, s.d}, 2.1);
+  Tensor g = smooth_tensor({s.b, s.t, s.heads, s.d}, 3.1);
+  Tensor valid = int_tensor({s.b, s.capacity}, {1, 1, 1, 1, 1, 1, 1, 0, /**/ 1, 0, 1, 1, 1, 1, 0, 0});
+  auto backward = [&](CpuOps& ops) {
+    std::vector<Tensor> grads{Tensor::empty(q.shape()), Tensor::zeros(k.shape()), Tensor::zeros(v.shape())};
+    ops.attention_backward(g, q, k, v, s.length, valid, grads[0], grads[1], grads[2]);
+    return grads;
+  };
+  auto expect_identical = [](const std::vector<Tensor>& got, const std::vector<Tensor>& want, const char* what) {
+    for (size_t i = 0; i < got.size(); ++i)
+      EXPECT_EQ(std::memcmp(got[i].raw(), want[i].raw(), got[i].nbytes()), 0) << what << ", gradient " << i;
+  };
+  CpuOps fresh;
+  const std::vector<Tensor> recomputed = backward(fresh);
+
+  CpuOps ops;
+  Tensor out = Tensor::empty(q.shape());
+  ops.attention(q, k, v, s.length, valid, out);
+  expect_identical(backward(ops), recomputed, "after the forward");
+
+  ops.attention(q, k, v, s.length, valid, out);
+  q.data<float>()[5] += 0.25f;  // in place, after the forward
+  k.data<float>()[3] -= 0.5f;
+  CpuOps fresh_again;
+  expect_identical(backward(ops), backward(fresh_again), "inputs changed after the forward");
 }
 
 TEST(CpuOpsBackward, CrossEntropy) {
