@@ -171,7 +171,7 @@ void CpuOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_
   const int64_t per_group = group_probability_count(s);
   const size_t kept_count = static_cast<size_t>(s.b * s.kv_heads * per_group);
   AttentionProbabilityCache::Buffer kept;
-  if (s.t > 1 && attention_cache_.fits(inputs, kept_count)) kept = AttentionProbabilityCache::allocate(kept_count);
+  if (s.t > 1 && attention_cache_.fits(inputs, kept_count)) kept = attention_cache_.acquire(kept_count);
 #pragma omp parallel
   {
     GroupWork w(s);
@@ -205,7 +205,7 @@ void CpuOps::attention_backward(const Tensor& dout, const Tensor& q, const Tenso
   float* dvs = dv.data<float>();
   // The forward's probabilities when it kept them for exactly these inputs.
   const int64_t per_group = group_probability_count(s);
-  const AttentionProbabilityCache::Buffer kept = attention_cache_.take(
+  AttentionProbabilityCache::Buffer kept = attention_cache_.take(
       cache_inputs(s, q, k, key_valid), static_cast<size_t>(s.b * s.kv_heads * per_group));
 #pragma omp parallel
   {
@@ -246,6 +246,7 @@ void CpuOps::attention_backward(const Tensor& dout, const Tensor& q, const Tenso
       }
     }
   }
+  attention_cache_.recycle(std::move(kept));  // the next forward's buffer
 }
 
 }  // namespace xcomp
