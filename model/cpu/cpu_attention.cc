@@ -21,6 +21,7 @@
 
 #include "model/cpu/cpu_exp.h"
 #include "model/cpu/cpu_ops.h"
+#include "model/cpu/parallel_work.h"
 
 namespace xcomp {
 
@@ -172,7 +173,7 @@ void CpuOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_
   const size_t kept_count = static_cast<size_t>(s.b * s.kv_heads * per_group);
   AttentionProbabilityCache::Buffer kept;
   if (s.t > 1 && attention_cache_.fits(inputs, kept_count)) kept = attention_cache_.acquire(kept_count);
-#pragma omp parallel
+#pragma omp parallel if (worth_parallel(s.b * s.heads * s.t * s.length * s.d))
   {
     GroupWork w(s);
 #pragma omp for collapse(2) schedule(static)
@@ -207,7 +208,7 @@ void CpuOps::attention_backward(const Tensor& dout, const Tensor& q, const Tenso
   const int64_t per_group = group_probability_count(s);
   AttentionProbabilityCache::Buffer kept = attention_cache_.take(
       cache_inputs(s, q, k, key_valid), static_cast<size_t>(s.b * s.kv_heads * per_group));
-#pragma omp parallel
+#pragma omp parallel if (worth_parallel(s.b * s.heads * s.t * s.length * s.d))
   {
     GroupWork w(s);
 #pragma omp for collapse(2) schedule(static)

@@ -6,6 +6,7 @@
 
 #include "model/cpu/cpu_exp.h"
 #include "model/cpu/cpu_ops.h"
+#include "model/cpu/parallel_work.h"
 #include "model/random.h"
 
 namespace xcomp {
@@ -18,7 +19,7 @@ void CpuOps::rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& y) {
   const float* xs = x.data<float>();
   const float* ws = w.data<float>();
   float* ys = y.data<float>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel : worth_parallel(rows * h))
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = xs + r * h;
     double sum = 0;
@@ -39,7 +40,7 @@ void rotate_halves(Tensor& x, const Tensor& positions, const Tensor& inv_freq, f
   const int32_t* pos = positions.data<int32_t>();
   const float* freq = inv_freq.data<float>();
   float* xs = x.data<float>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel : worth_parallel(b * t * heads * d))
   for (int64_t bt = 0; bt < b * t; ++bt) {
     const float p = static_cast<float>(pos[bt]);
     for (int64_t i = 0; i < half; ++i) {
@@ -75,7 +76,7 @@ void CpuOps::rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w
   const float* ws = w.data<float>();
   const float* dys = dy.data<float>();
   float* dxs = dx.data<float>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel : worth_parallel(rows * h))
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = xs + r * h;
     const float* dyr = dys + r * h;
@@ -104,7 +105,7 @@ void CpuOps::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
   const float* g = gate.data<float>();
   const float* u = up.data<float>();
   float* o = out.data<float>();
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (parallel : worth_parallel(n))
   for (int64_t i = 0; i < n; ++i) o[i] = g[i] / (1.0f + vector_exp(-g[i])) * u[i];
 }
 
@@ -116,7 +117,7 @@ void CpuOps::swiglu_backward(const Tensor& dout, const Tensor& gate, const Tenso
   const float* u = up.data<float>();
   float* dg = dgate.data<float>();
   float* du = dup.data<float>();
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (parallel : worth_parallel(n))
   for (int64_t i = 0; i < n; ++i) {
     const float sig = 1.0f / (1.0f + vector_exp(-g[i]));
     const float up_grad = d[i] * g[i] * sig;
@@ -131,7 +132,7 @@ void CpuOps::add_inplace(Tensor& y, const Tensor& x) {
   CHECK_EQ(x.numel(), n);
   float* ys = y.data<float>();
   const float* xs = x.data<float>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel : worth_parallel(n))
   for (int64_t i = 0; i < n; ++i) ys[i] += xs[i];
 }
 
@@ -168,7 +169,7 @@ void CpuOps::add_scaled(Tensor& y, const Tensor& x, float alpha) {
   CHECK_EQ(x.numel(), n);
   float* ys = y.data<float>();
   const float* xs = x.data<float>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel : worth_parallel(n))
   for (int64_t i = 0; i < n; ++i) ys[i] += alpha * xs[i];
 }
 
@@ -185,7 +186,7 @@ void CpuOps::dropout(const Tensor& x, float p, uint64_t seed, uint64_t stream, T
     return;
   }
   const float scale = 1.0f / (1.0f - p);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel : worth_parallel(n))
   for (int64_t i = 0; i < n; ++i) {
     const bool keep = counter_random_uniform(seed, RandomPurpose::kLoraDropout, stream, i) >= p;
     o[i] = keep ? xs[i] * scale : 0.0f;

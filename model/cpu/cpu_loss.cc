@@ -6,6 +6,7 @@
 
 #include "model/cpu/cpu_exp.h"
 #include "model/cpu/cpu_ops.h"
+#include "model/cpu/parallel_work.h"
 
 namespace xcomp {
 
@@ -23,7 +24,7 @@ void CpuOps::cross_entropy(const Tensor& logits, const Tensor& targets, const Te
   const float* weight = weights.data<float>();
   float* loss = losses.data<float>();
   float* dz = dlogits.data<float>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel : worth_parallel(m * vocab))
   for (int64_t r = 0; r < m; ++r) {
     const float* row = z + r * vocab;
     float* grad = dz + r * vocab;
