@@ -84,20 +84,35 @@ BackendParameters parameters_on_backend(Compressor& comp, Ops& ops, bool with_gr
   if (comp.tokens().defined()) p.tokens = ops.upload(comp.tokens());
   if (comp.ae_token().defined()) p.ae_token = ops.upload(comp.ae_token());
   if (with_gradients) {
-    if (comp.tokens().defined()) p.tokens_grad = ops.upload(comp.tokens_grad());
-    if (comp.ae_token().defined()) p.ae_token_grad = ops.upload(comp.ae_token_grad());
+    // As lora_on_backend: the host's own buffers on the CPU, zeros on a device.
+    const bool shared = computes_in_host_memory(ops);
+    auto gradient = [&](Tensor& host) { return shared ? ops.upload(host) : ops.zeros(host.shape()); };
+    if (comp.tokens().defined()) p.tokens_grad = gradient(comp.tokens_grad());
+    if (comp.ae_token().defined()) p.ae_token_grad = gradient(comp.ae_token_grad());
   }
   return p;
 }
 
-// The backend's accumulated gradients back into the compressor (nothing to copy on the
-// CPU backend, where they are the same storage).
+// host += the backend's gradient of this call (nothing to do on the CPU backend, where
+// the backend accumulated into the host's storage itself).
+void add_to_host(Ops& ops, const Tensor& backend, Tensor& host) {
+  if (backend.raw() == host.raw()) return;
+  const Tensor step = ops.download(backend);
+  const float* add = step.data<float>();
+  float* sum = host.data<float>();
+  const int64_t n = host.numel();
+  CHECK_EQ(step.numel(), n);
+#pragma omp parallel for schedule(static) if (n >= (int64_t{1} << 16))
+  for (int64_t i = 0; i < n; ++i) sum[i] += add[i];
+}
+
+// The backend's gradients of this call added into the compressor's.
 void write_back_gradients(BackendParameters& p, Compressor& comp, Ops& ops) {
-  if (p.tokens_grad.defined()) ops.download_into(p.tokens_grad, comp.tokens_grad());
-  if (p.ae_token_grad.defined()) ops.download_into(p.ae_token_grad, comp.ae_token_grad());
+  if (p.tokens_grad.defined()) add_to_host(ops, p.tokens_grad, comp.tokens_grad());
+  if (p.ae_token_grad.defined()) add_to_host(ops, p.ae_token_grad, comp.ae_token_grad());
   const std::vector<LoraWeights::Named> backend = p.lora.parameters(), host = comp.lora().parameters();
   CHECK_EQ(backend.size(), host.size());
-  for (size_t i = 0; i < host.size(); ++i) ops.download_into(*backend[i].grad, *host[i].grad);
+  for (size_t i = 0; i < host.size(); ++i) add_to_host(ops, *backend[i].grad, *host[i].grad);
 }
 
 // Everything the encoder pass leaves for the decoder and for its own backward pass.

@@ -28,9 +28,10 @@ uint64_t dropout_stream(const LayerLora& lora, LoraTarget target) {
 // drop(x) for the adapter of `target`, x seen as [rows, width]; recomputed, not stored,
 // in the backward pass (the same key gives the same mask).
 Tensor lora_dropout(Ops& ops, const Tensor& x, int64_t width, const LayerLora& lora, LoraTarget target) {
+  if (lora.dropout == 0.0f) return x;  // the identity: no copy (callers only read it)
   Tensor out = ops.empty(x.shape());
   const uint64_t stream = dropout_stream(lora, target);
-  if (lora.samples.empty() || lora.dropout == 0.0f) {
+  if (lora.samples.empty()) {
     ops.dropout(x, lora.dropout, lora.dropout_seed, stream, out);
     return out;
   }

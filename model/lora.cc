@@ -89,11 +89,18 @@ std::vector<LoraWeights::Named> LoraWeights::parameters() {
   return out;
 }
 
+bool computes_in_host_memory(Ops& ops) { return ops.empty({0}).on_host(); }
+
 LoraWeights lora_on_backend(const LoraWeights& host, Ops& ops, bool with_gradients) {
+  const bool shared = computes_in_host_memory(ops);
   LoraWeights copy = host;  // the same adapters, rebound below
   for (auto& named : copy.parameters()) {
     *named.value = ops.upload(*named.value);
-    *named.grad = with_gradients ? ops.upload(*named.grad) : Tensor();
+    if (!with_gradients) {
+      *named.grad = Tensor();
+    } else {
+      *named.grad = shared ? ops.upload(*named.grad) : ops.zeros(named.grad->shape());
+    }
   }
   return copy;
 }

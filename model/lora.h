@@ -64,8 +64,14 @@ class LoraWeights {
 
 // A copy of `host` whose tensors are where `ops` computes (on the CPU backend the same
 // storage), with gradient buffers when `with_gradients` (else undefined): what a step or
-// a decoding on that backend reads and accumulates into.
+// a decoding on that backend reads and accumulates into. On the CPU backend the gradient
+// buffers are the host's own; on a device they start at zero there, and the caller adds
+// them to the host's (uploading the host's running sums would move as many bytes as the
+// parameters, for nothing at the usual first micro-batch).
 LoraWeights lora_on_backend(const LoraWeights& host, Ops& ops, bool with_gradients);
+
+// Whether `ops` computes in host memory (its tensors are the host's own).
+bool computes_in_host_memory(Ops& ops);
 
 // [out, in] of a projection for a config.
 Shape lora_projection_shape(const LlamaConfig& config, LoraTarget target);

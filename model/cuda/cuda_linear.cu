@@ -1,6 +1,8 @@
 // Matrix products (cuBLAS) and table lookups of the CUDA backend. Frozen weights are
 // bf16: the activations are rounded to bf16 for the product, which accumulates in fp32
-// into an fp32 output. Trainable (fp32) weights take a true fp32 product (no TF32).
+// into an fp32 output. Trainable (fp32) weights, LoRA's, take TF32 products beside bf16
+// frozen weights (their error is far below the bf16 products' around them) and true
+// fp32 products when the frozen weights are fp32 too (the CPU backend's numbers).
 //
 // cuBLAS is column-major: a row-major [R, C] matrix is a column-major [C, R] one, so
 // y[M, N] = x[M, K] . w[N, K]^T is, column-major, y^T[N, M] = w^T . x^T, i.e.
@@ -38,15 +40,16 @@ __global__ void embedding_kernel(const T* table, int64_t rows, int64_t width, co
     row[i] = inside ? table_value(table, id * width + i) : __int_as_float(0x7fc00000);
 }
 
-// cublasGemmEx with an fp32 compute type that never takes TF32 shortcuts: the pedantic
-// one, or where a cuBLAS build does not offer it for these types, plain COMPUTE_32F (whose
-// default math mode also keeps full fp32).
+// cublasGemmEx: bf16 inputs accumulate in fp32; fp32 inputs take TF32 when `tf32`, else
+// an fp32 compute type that never takes TF32 shortcuts (the pedantic one, or where a
+// cuBLAS build does not offer it for these types, plain COMPUTE_32F, whose default math
+// mode also keeps full fp32).
 cublasStatus_t gemm_ex(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                        const float* alpha, const void* a, cudaDataType ab_type, int lda, const void* b, int ldb,
-                       const float* beta, void* c, int ldc, bool bf16_inputs) {
-  if (bf16_inputs)
+                       const float* beta, void* c, int ldc, bool bf16_inputs, bool tf32 = false) {
+  if (bf16_inputs || tf32)
     return cublasGemmEx(handle, ta, tb, m, n, k, alpha, a, ab_type, lda, b, ab_type, ldb, beta, c, CUDA_R_32F, ldc,
-                        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+                        bf16_inputs ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT);
   const cublasStatus_t status = cublasGemmEx(handle, ta, tb, m, n, k, alpha, a, ab_type, lda, b, ab_type, ldb, beta,
                                              c, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT);
   if (status != CUBLAS_STATUS_NOT_SUPPORTED) return status;
@@ -113,6 +116,7 @@ void CudaOps::gemm_input_times_weight(const Tensor& x, const Tensor& w, Tensor& 
   if (m == 0) return;
   const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   const bool bf16 = w.dtype() == DType::BF16;
+  const bool tf32 = !bf16 && weight_storage_ == CudaWeightStorage::kBf16;  // LoRA's products in training
   Tensor x16;
   if (bf16) x16 = to_bf16(x);
   const void* b_matrix = bf16 ? x16.raw() : x.raw();
@@ -120,7 +124,7 @@ void CudaOps::gemm_input_times_weight(const Tensor& x, const Tensor& w, Tensor& 
   // Column-major: y^T[out_width, M] = op(w) . x^T, with w seen as [K, N] (ld K).
   XCOMP_CUBLAS_CHECK(gemm_ex(cublas_, transpose_w ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, as_int(out_width, op),
                              as_int(m, op), as_int(in_width, op), &alpha, w.raw(), ab_type, as_int(k, op), b_matrix,
-                             as_int(in_width, op), &beta, y.raw(), as_int(out_width, op), bf16));
+                             as_int(in_width, op), &beta, y.raw(), as_int(out_width, op), bf16, tf32));
   // x16 goes back to the allocator here; only work queued after the product can reuse it.
 }
 
@@ -152,7 +156,8 @@ void CudaOps::linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& 
   // (ld K) as stored and dy is stored as [N, M] (ld N), hence transposed.
   XCOMP_CUBLAS_CHECK(gemm_ex(cublas_, CUBLAS_OP_N, CUBLAS_OP_T, as_int(k, op), as_int(n, op), as_int(m, op), &alpha,
                              x.raw(), CUDA_R_32F, as_int(k, op), dy.raw(), as_int(n, op), &beta, dw.raw(),
-                             as_int(k, op), /*bf16_inputs=*/false));
+                             as_int(k, op), /*bf16_inputs=*/false,
+                             /*tf32=*/weight_storage_ == CudaWeightStorage::kBf16));
 }
 
 }  // namespace xcomp::cuda

@@ -22,6 +22,7 @@
 #include <ostream>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "model/cpu/cpu_ops.h"
 #include "model/cuda/cuda_ops.h"
@@ -185,14 +186,32 @@ std::string linear_name(const char* what, const LinearCase& c) {
   return std::string(what) + "_" + std::to_string(c.m) + "x" + std::to_string(c.k) + "x" + std::to_string(c.n);
 }
 
+// Products with fp32 weights (LoRA's): true fp32 where the frozen weights are fp32 too,
+// TF32 beside bf16 frozen weights (the training setting), within the bf16 bound.
+struct F32WeightBackend {
+  std::unique_ptr<Ops> ops;
+  const char* label;
+  bool tf32;
+};
+
+std::vector<F32WeightBackend> f32_weight_backends() {
+  std::vector<F32WeightBackend> out;
+  out.push_back({make_cuda_ops(0, CudaWeightStorage::kF32), "f32", false});
+  out.push_back({make_cuda_ops(0, CudaWeightStorage::kBf16), "tf32", true});
+  return out;
+}
+
 TEST_F(CudaOpsTest, LinearWithF32WeightsMatchesCpu) {
-  for (const LinearCase& c : kLinearCases) {
-    const Tensor x = random_tensor({c.m, c.k}, 6), w = random_tensor({c.n, c.k}, 7, 0.1f);
-    Tensor want = Tensor::empty({c.m, c.n});
-    cpu_.linear(x, w, want);
-    Tensor y = gpu_->empty({c.m, c.n});
-    gpu_->linear(up(x), up(w), y);
-    expect_close(linear_name("linear_f32", c), y, want, f32_product_tolerance(c.k));
+  for (const F32WeightBackend& b : f32_weight_backends()) {
+    for (const LinearCase& c : kLinearCases) {
+      const Tensor x = random_tensor({c.m, c.k}, 6), w = random_tensor({c.n, c.k}, 7, 0.1f);
+      Tensor want = Tensor::empty({c.m, c.n});
+      cpu_.linear(x, w, want);
+      Tensor y = b.ops->empty({c.m, c.n});
+      b.ops->linear(b.ops->upload(x), b.ops->upload(w), y);
+      expect_error_within(linear_name((std::string("linear_") + b.label).c_str(), c), relative_max_error(b.ops->download(y), want),
+                          b.tf32 ? kBf16Tolerance : f32_product_tolerance(c.k));
+    }
   }
 }
 
@@ -218,15 +237,19 @@ TEST_F(CudaOpsTest, LinearBackwardInputMatchesCpuAndAccumulates) {
     const Tensor dy = random_tensor({c.m, c.n}, 10), w = random_tensor({c.n, c.k}, 11, 0.1f);
     const Tensor initial = random_tensor({c.m, c.k}, 12);
     for (bool accumulate : {false, true}) {
-      Tensor want = initial.clone();
-      cpu_.linear_backward_input(dy, w, want, accumulate);
-      Tensor dx = up(initial);
-      gpu_->linear_backward_input(up(dy), up(w), dx, accumulate);
-      expect_close(linear_name(accumulate ? "dx_f32_accumulate" : "dx_f32", c), dx, want, f32_product_tolerance(c.n));
+      for (const F32WeightBackend& b : f32_weight_backends()) {
+        Tensor want = initial.clone();
+        cpu_.linear_backward_input(dy, w, want, accumulate);
+        Tensor dx = b.ops->upload(initial);
+        b.ops->linear_backward_input(b.ops->upload(dy), b.ops->upload(w), dx, accumulate);
+        expect_error_within(linear_name((std::string("dx_") + b.label + (accumulate ? "_accumulate" : "")).c_str(), c),
+                            relative_max_error(b.ops->download(dx), want),
+                            b.tf32 ? kBf16Tolerance : f32_product_tolerance(c.n));
+      }
 
-      want = initial.clone();
+      Tensor want = initial.clone();
       cpu_.linear_backward_input(dy, bf16_rounded(w), want, accumulate);
-      dx = up(initial);
+      Tensor dx = up(initial);
       gpu_->linear_backward_input(up(dy), gpu_->upload_weight(w), dx, accumulate);
       expect_close(linear_name(accumulate ? "dx_bf16_accumulate" : "dx_bf16", c), dx, want, kBf16Tolerance);
     }
@@ -234,15 +257,19 @@ TEST_F(CudaOpsTest, LinearBackwardInputMatchesCpuAndAccumulates) {
 }
 
 TEST_F(CudaOpsTest, LinearBackwardWeightMatchesCpuAndAccumulates) {
-  for (const LinearCase& c : kLinearCases) {
-    const Tensor dy = random_tensor({c.m, c.n}, 13), x = random_tensor({c.m, c.k}, 14);
-    const Tensor initial = random_tensor({c.n, c.k}, 15);
-    for (bool accumulate : {false, true}) {
-      Tensor want = initial.clone();
-      cpu_.linear_backward_weight(dy, x, want, accumulate);
-      Tensor dw = up(initial);
-      gpu_->linear_backward_weight(up(dy), up(x), dw, accumulate);
-      expect_close(linear_name(accumulate ? "dw_accumulate" : "dw", c), dw, want, f32_product_tolerance(c.m));
+  for (const F32WeightBackend& b : f32_weight_backends()) {
+    for (const LinearCase& c : kLinearCases) {
+      const Tensor dy = random_tensor({c.m, c.n}, 13), x = random_tensor({c.m, c.k}, 14);
+      const Tensor initial = random_tensor({c.n, c.k}, 15);
+      for (bool accumulate : {false, true}) {
+        Tensor want = initial.clone();
+        cpu_.linear_backward_weight(dy, x, want, accumulate);
+        Tensor dw = b.ops->upload(initial);
+        b.ops->linear_backward_weight(b.ops->upload(dy), b.ops->upload(x), dw, accumulate);
+        expect_error_within(linear_name((std::string("dw_") + b.label + (accumulate ? "_accumulate" : "")).c_str(), c),
+                            relative_max_error(b.ops->download(dw), want),
+                            b.tf32 ? kBf16Tolerance : f32_product_tolerance(c.m));
+      }
     }
   }
 }
