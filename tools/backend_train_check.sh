@@ -44,7 +44,7 @@ echo "prepared in $(($(date +%s) - start)) s"
 start=$(date +%s)
 # The study row's settings (tools/study.sh), backend aside.
 XCOMP_FIXTURES="$fixtures" ${launch[@]+"${launch[@]}"} "$xcomp" train --config "$REPO/configs/stories260k-regen-kv.yaml" run_dir="$out/run" \
-  backend="$backend" threads="${THREADS:-0}" resume=auto seed=0 train.steps="$steps" train.warmup_steps=30 \
+  backend="$backend" threads="${THREADS:-0}" resume=auto seed=0 train.steps="$steps" train.warmup_steps=$((steps < 300 ? steps / 10 : 30)) \
   eval.every="$steps" checkpoint.every="$steps" log.progress=never compressor.mode=kv compressor.num_tokens=16 \
   compressor.max_text_len=96 compressor.decoder_positions=reference \
   data.micro_batch=$((16 / np)) "data.train=[\"$out/data/train-*.h5\"]" "data.validation=[\"$out/data/test-*.h5\"]" \

@@ -15,7 +15,9 @@
 # built when missing), XCOMP_FIXTURES, XCOMP_MODELS, STUDY_BACKEND (cpu or cuda),
 # STUDY_THREADS (fixed per model so a rerun is bit-identical on the CPU backend);
 # STUDY_REGEN_STEPS, STUDY_QA_STEPS, STUDY_EVAL_LIMIT change the budgets (smoke tests;
-# the README's rows use the defaults).
+# the README's rows use the defaults); STUDY_SEED (default 0) seeds the initialisation,
+# dropout and the data order (seed and data.shuffle_seed) of every row: give each seed
+# its own STUDY_DIR.
 # Every xcomp command is echoed to stderr and appended to $STUDY_DIR/MODEL/commands.sh.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -99,7 +101,8 @@ globs() {  # the shards of the given data dirs for one split, as a YAML list
 }
 
 common() {  # RUN_DIR STEPS: the keys every row sets
-  echo run_dir="$1" backend="$backend" threads="$threads" resume=auto seed=0 train.steps="$2" \
+  echo run_dir="$1" backend="$backend" threads="$threads" resume=auto seed="${STUDY_SEED:-0}" \
+    data.shuffle_seed="${STUDY_SEED:-0}" train.steps="$2" \
     train.warmup_steps=$(($2 < 300 ? $2 / 10 : 30)) eval.every="$2" checkpoint.every=100 log.progress=never
 }
 
