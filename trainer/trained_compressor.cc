@@ -71,15 +71,20 @@ CompressorSettings compressor_settings_of(const ExperimentConfig& c) {
   return s;
 }
 
-void load_trainable_tensors(Compressor& compressor, const std::string& path) {
+void load_trainable_tensors(Compressor& compressor, const std::string& path, const std::string& context) {
   const SafetensorsFile file = SafetensorsFile::open(path);
+  const auto saved_mode = file.metadata().find("mode");
+  const char* mode = name_of(compressor.settings().mode);
+  if (saved_mode != file.metadata().end() && saved_mode->second != mode)
+    throw_input_error(context, path, " was trained with compressor.mode ", saved_mode->second,
+                      ", but this run's compressor.mode is ", mode, "; use a checkpoint of the same mode");
   for (const auto& p : compressor.parameters()) {
     if (!file.contains(p.name))
-      throw_input_error(path, " has no tensor ", p.name, " (was it written for another compressor mode or LoRA?)");
+      throw_input_error(context, path, " has no tensor ", p.name, " (was it written for another compressor mode or LoRA?)");
     const Tensor saved = file.tensor(p.name).to_f32();
     if (saved.shape() != p.value->shape())
-      throw_input_error(path, ": tensor ", p.name, " has shape ", shape_str(saved.shape()), ", the run's config makes ",
-                        shape_str(p.value->shape()));
+      throw_input_error(context, path, ": tensor ", p.name, " has shape ", shape_str(saved.shape()),
+                        ", the run's config makes ", shape_str(p.value->shape()));
     std::copy(saved.data<float>(), saved.data<float>() + saved.numel(), p.value->data<float>());
   }
 }

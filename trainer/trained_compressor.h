@@ -55,7 +55,11 @@ struct TrainedCompressor {
 // what the config makes.
 std::unique_ptr<TrainedCompressor> load_trained_compressor(const TrainedCompressorOptions& options, Ops& ops);
 
-// Copies the trainable tensors of `file` into `compressor`, checking names and shapes.
-void load_trainable_tensors(Compressor& compressor, const std::string& file);
+// Copies the trainable tensors of `file` into `compressor`, checking the compressor mode
+// the file was written for (its "mode" metadata, where present: tensor names alone do not
+// tell the modes apart, a kv run's LoRA would load into a mode-none decoder and an
+// embedding run's tokens into a kv encoder), then names and shapes. Errors start with
+// `context` (say "train.init_from: ").
+void load_trainable_tensors(Compressor& compressor, const std::string& file, const std::string& context = "");
 
 }  // namespace xcomp

@@ -166,18 +166,8 @@ TrainingRun::TrainingRun(const ExperimentConfig& config, Communicator& comm) : c
   if (!config.train.init_from.empty()) {
     if (!std::filesystem::exists(config.train.init_from))
       throw_input_error("train.init_from: ", config.train.init_from, " does not exist");
-    const std::string trainable = resolve_trainable_file(config.train.init_from);
-    // Tensor names alone do not tell the modes apart (a kv run's LoRA would load into a
-    // mode-none decoder, an embedding run's tokens into a kv encoder), so the mode the
-    // file was written for must be this run's.
-    const SafetensorsFile file = SafetensorsFile::open(trainable);
-    const std::map<std::string, std::string>& metadata = file.metadata();
-    const auto saved_mode = metadata.find("mode");
-    if (saved_mode != metadata.end() && saved_mode->second != name_of(config.compressor.mode))
-      throw_input_error("train.init_from: ", trainable, " was trained with compressor.mode ", saved_mode->second,
-                        ", but this run's compressor.mode is ", name_of(config.compressor.mode),
-                        "; start from a run of the same mode");
-    load_trainable_tensors(*compressor_, trainable);
+    // The file's compressor mode must be this run's (load_trainable_tensors checks it).
+    load_trainable_tensors(*compressor_, resolve_trainable_file(config.train.init_from), "train.init_from: ");
   }
   const int64_t trainable = compressor_->parameter_count(), base = model_->parameter_count();
   LOG(INFO) << "trainable parameters " << trainable << " (" << 100.0 * trainable / base << "% of the base model's "

@@ -155,6 +155,15 @@ TEST(TrainCommand, ModeNoneFineTunesOnBabiAndResumes) {
                            "but this run's compressor.mode is none"),
             std::string::npos)
       << other.err;
+  // So does evaluation, which loads trainables through the same check.
+  test::CommandResult eval = test::run_xcomp("eval --checkpoint '" + dir + "/kv-trainable.safetensors' --config '" + dir +
+                                             "/run/config.yaml' --task qa --data '" + dir +
+                                             "/qa/train-*.h5' --limit 2 --threads 1 --out '" + dir + "/eval-kv'");
+  EXPECT_EQ(eval.exit_code, 1);
+  EXPECT_NE(eval.err.find(dir + "/kv-trainable.safetensors was trained with compressor.mode kv, but this run's "
+                          "compressor.mode is none"),
+            std::string::npos)
+      << eval.err;
 }
 
 }  // namespace
