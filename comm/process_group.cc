@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 
 #include <cstdlib>
+#include <optional>
 
 #include "comm/mpi_check.h"
 
@@ -40,6 +41,12 @@ bool launched_by_mpi() {
 
 ProcessPlacement mpi_world_placement() {
   CHECK(mpi_is_running()) << "MPI is not initialised";
+  // The node split below is a collective over MPI_COMM_WORLD. MpiSession's constructor
+  // makes the first call, on every rank at once; later calls return that answer, so code
+  // running on some ranks only (a rank-0-alone training in the tests, say) can ask
+  // without waiting for ranks that never will. A process's place never changes.
+  static std::optional<ProcessPlacement> known;
+  if (known) return *known;
   ProcessPlacement p;
   XCOMP_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &p.rank));
   XCOMP_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &p.world_size));
@@ -49,6 +56,7 @@ ProcessPlacement mpi_world_placement() {
   XCOMP_MPI_CHECK(MPI_Comm_rank(node, &p.local_rank));
   XCOMP_MPI_CHECK(MPI_Comm_size(node, &p.local_size));
   XCOMP_MPI_CHECK(MPI_Comm_free(&node));
+  known = p;
   return p;
 }
 

@@ -39,7 +39,8 @@ bool mpi_is_running();
 // environment variables for their ranks), as opposed to a plain start.
 bool launched_by_mpi();
 
-// This process's placement in MPI_COMM_WORLD; CHECKs that MPI is running.
+// This process's placement in MPI_COMM_WORLD; CHECKs that MPI is running. The first call
+// is collective (every rank must make it; MpiSession does, at start); later ones are not.
 ProcessPlacement mpi_world_placement();
 
 }  // namespace xcomp
