@@ -14,6 +14,9 @@
 # Environment: STUDY_DIR (default runs/study), XCOMP (the binary; default build/xcomp,
 # built when missing), XCOMP_FIXTURES, XCOMP_MODELS, STUDY_BACKEND (cpu or cuda),
 # STUDY_THREADS (fixed per model so a rerun is bit-identical on the CPU backend);
+# STUDY_EVAL_BATCH (items `xcomp eval` decodes together: 1 for stories260k, whose rows
+# were evaluated one at a time, 16 for smollm2, where decoding one at a time is bound by
+# reading the weights);
 # STUDY_REGEN_STEPS, STUDY_QA_STEPS, STUDY_EVAL_LIMIT change the budgets (smoke tests;
 # the README's rows use the defaults); STUDY_SEED (default 0) seeds the initialisation,
 # dropout and the data order (seed and data.shuffle_seed) of every row: give each seed
@@ -37,7 +40,7 @@ mkdir -p "$dir"
 # every QA row the same steps from its regeneration checkpoint.
 case "$model" in
   stories260k)
-    threads="${STUDY_THREADS:-1}"
+    threads="${STUDY_THREADS:-1}" eval_batch="${STUDY_EVAL_BATCH:-1}"
     regen_steps=${STUDY_REGEN_STEPS:-300} qa_steps=${STUDY_QA_STEPS:-300} regen_eval=${STUDY_EVAL_LIMIT:-200} qa_eval=${STUDY_EVAL_LIMIT:-300}
     regen_config=configs/stories260k-regen-kv.yaml
     qa_config=configs/stories260k-babi-qa-kv.yaml
@@ -47,7 +50,7 @@ case "$model" in
     qa_sets=(babi1 babi2 babi6)
     ;;
   smollm2)
-    threads="${STUDY_THREADS:-2}"
+    threads="${STUDY_THREADS:-2}" eval_batch="${STUDY_EVAL_BATCH:-16}"
     regen_steps=${STUDY_REGEN_STEPS:-200} qa_steps=${STUDY_QA_STEPS:-200} regen_eval=${STUDY_EVAL_LIMIT:-100} qa_eval=${STUDY_EVAL_LIMIT:-200}
     regen_config=configs/smollm2-regen-kv.yaml
     qa_config=configs/smollm2-squad-qa-kv.yaml
@@ -122,7 +125,7 @@ evaluate() {
     return
   fi
   run "$xcomp" eval --checkpoint "$run_dir" --task "$task" "${args[@]}" --limit "$limit" \
-    --threads "$threads" --out "$run_dir/eval" >/dev/null
+    --threads "$threads" --batch "$eval_batch" --out "$run_dir/eval" >/dev/null
 }
 
 regen_row() {  # regen-MODE[-after]-nN-lL

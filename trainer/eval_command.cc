@@ -78,9 +78,10 @@ std::vector<EvalSystem> parse_systems(const std::string& text) {
 class Progress {
  public:
   explicit Progress(size_t total) : total_(total), start_(std::chrono::steady_clock::now()) {}
-  void step() {
-    ++done_;
-    if (done_ % 10 != 0 && done_ != total_) return;
+  void step(size_t items) {
+    const size_t before = done_;
+    done_ += items;
+    if (done_ / 10 == before / 10 && done_ != total_) return;
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     LOG(INFO) << "evaluated " << done_ << "/" << total_ << " items (" << s << " s)";
   }
@@ -94,7 +95,16 @@ struct EvalJob {
   TrainedCompressor* trained = nullptr;
   std::vector<EvalSystem> systems;
   int rank = 0, world = 1;
+  int64_t batch = 1;  // items decoded together
 };
+
+// This rank's items, in batches of job.batch.
+std::vector<std::vector<size_t>> batches_of(const std::vector<size_t>& mine, int64_t batch) {
+  std::vector<std::vector<size_t>> out;
+  for (size_t i = 0; i < mine.size(); i += static_cast<size_t>(batch))
+    out.emplace_back(mine.begin() + i, mine.begin() + std::min(mine.size(), i + static_cast<size_t>(batch)));
+  return out;
+}
 
 std::vector<nlohmann::json> evaluate_regeneration(const EvalJob& job, const EvalDecoder& decoder,
                                                   const std::vector<RegenerationItem>& items, int64_t text_len,
@@ -103,16 +113,24 @@ std::vector<nlohmann::json> evaluate_regeneration(const EvalJob& job, const Eval
   std::vector<nlohmann::json> records;
   const std::vector<size_t> mine = items_of_rank(items, job.rank, job.world);
   Progress progress(mine.size());
-  for (size_t i : mine) {
-    const RegenerationItem& item = items[i];
-    const std::string reference = tokenizer.decode(item.text, /*skip_special=*/true);
-    for (EvalSystem system : job.systems) {
-      const std::vector<int32_t> produced = decoder.regenerate(item.text, system);
-      records.push_back(regeneration_record(first_item + static_cast<int64_t>(i), item.id, eval_system_name(system),
-                                            text_len, reference, tokenizer.decode(produced, /*skip_special=*/true),
-                                            produced == item.text));
+  for (const std::vector<size_t>& batch : batches_of(mine, job.batch)) {
+    std::vector<const TokenIds*> texts;
+    for (size_t i : batch) texts.push_back(&items[i].text);
+    // Records stay in item order, each item's systems together.
+    std::vector<std::vector<TokenIds>> produced;  // [system][row]
+    for (EvalSystem system : job.systems) produced.push_back(decoder.regenerate(texts, system));
+    for (size_t row = 0; row < batch.size(); ++row) {
+      const size_t i = batch[row];
+      const RegenerationItem& item = items[i];
+      const std::string reference = tokenizer.decode(item.text, /*skip_special=*/true);
+      for (size_t s = 0; s < job.systems.size(); ++s) {
+        const TokenIds& ids = produced[s][row];
+        records.push_back(regeneration_record(first_item + static_cast<int64_t>(i), item.id,
+                                              eval_system_name(job.systems[s]), text_len, reference,
+                                              tokenizer.decode(ids, /*skip_special=*/true), ids == item.text));
+      }
     }
-    progress.step();
+    progress.step(batch.size());
   }
   return records;
 }
@@ -132,15 +150,21 @@ std::vector<nlohmann::json> evaluate_qa(const EvalJob& job, const EvalDecoder& d
   std::vector<nlohmann::json> records;
   const std::vector<size_t> mine = items_of_rank(items, job.rank, job.world);
   Progress progress(mine.size());
-  for (size_t i : mine) {
-    const QaItem& item = items[i];
-    const std::string question = tokenizer.decode(item.question);
-    for (EvalSystem system : job.systems) {
-      const std::vector<int32_t> produced = decoder.answer(item.context, item.question, system);
-      records.push_back(qa_record(static_cast<int64_t>(i), item.id, item.dataset, eval_system_name(system), question,
-                                  answer_text(tokenizer, produced), item.references, item.truncated));
+  for (const std::vector<size_t>& batch : batches_of(mine, job.batch)) {
+    std::vector<QaQuestion> questions;
+    for (size_t i : batch) questions.push_back({&items[i].context, &items[i].question});
+    std::vector<std::vector<TokenIds>> produced;  // [system][row]
+    for (EvalSystem system : job.systems) produced.push_back(decoder.answer(questions, system));
+    for (size_t row = 0; row < batch.size(); ++row) {
+      const size_t i = batch[row];
+      const QaItem& item = items[i];
+      const std::string question = tokenizer.decode(item.question);
+      for (size_t s = 0; s < job.systems.size(); ++s)
+        records.push_back(qa_record(static_cast<int64_t>(i), item.id, item.dataset, eval_system_name(job.systems[s]),
+                                    question, answer_text(tokenizer, produced[s][row]), item.references,
+                                    item.truncated));
     }
-    progress.step();
+    progress.step(batch.size());
   }
   return records;
 }
@@ -178,6 +202,9 @@ int run_eval_command(const std::vector<std::string>& args) {
                   {"max-new-tokens", "N",
                    "qa: answer tokens at most (default 32); regeneration always stops at the text's length + 1"},
                   {"systems", "LIST", "any of compressed,full_context,no_context (default: all three)"},
+                  {"batch", "B",
+                   "items decoded together (default 1: one at a time; larger is faster, and may differ from 1 in "
+                   "the last bits of float rounding, so a near-tie between two tokens can go the other way)"},
                   {"threads", "N", "CPU threads (default: the cores divided by the ranks on this node)"}});
   if (!cl.parse(args)) return 0;
   cl.expect_positional(0, 0);
@@ -218,6 +245,7 @@ int run_eval_command(const std::vector<std::string>& args) {
   job.world = comm->world_size();
   job.trained = trained.get();
   job.systems = parse_systems(cl.get("systems", "compressed,full_context,no_context"));
+  job.batch = cl.get_int("batch", 1, 1, 4096);
   ShardExpectations expect;
   expect.tokenizer_sha256 = trained->loaded.tokenizer->sha256();
   expect.vocab_size = trained->loaded.config.vocab_size;

@@ -4,8 +4,7 @@
 
 #include <algorithm>
 
-#include "model/compressed_decoding.h"
-#include "model/generation.h"
+#include "model/batched_generation.h"
 
 namespace xcomp {
 
@@ -23,15 +22,22 @@ const char* eval_system_name(EvalSystem system) {
 
 namespace {
 
-std::vector<int32_t> without_stop(std::vector<int32_t> ids, const std::vector<int32_t>& stop_ids) {
-  if (!ids.empty() && std::find(stop_ids.begin(), stop_ids.end(), ids.back()) != stop_ids.end()) ids.pop_back();
-  return ids;
-}
-
-std::vector<int32_t> concat(std::initializer_list<const std::vector<int32_t>*> parts) {
-  std::vector<int32_t> out;
+TokenIds concat(std::initializer_list<const TokenIds*> parts) {
+  TokenIds out;
   for (const auto* p : parts) out.insert(out.end(), p->begin(), p->end());
   return out;
+}
+
+// The texts as one right-padded I32 [B, longest] batch for compress().
+Tensor text_batch(const std::vector<const TokenIds*>& texts, std::vector<int64_t>& lengths) {
+  int64_t longest = 0;
+  for (const TokenIds* t : texts) longest = std::max<int64_t>(longest, static_cast<int64_t>(t->size()));
+  Tensor batch = Tensor::zeros({static_cast<int64_t>(texts.size()), longest}, DType::I32);
+  for (size_t r = 0; r < texts.size(); ++r) {
+    std::copy(texts[r]->begin(), texts[r]->end(), batch.data<int32_t>() + r * longest);
+    lengths.push_back(static_cast<int64_t>(texts[r]->size()));
+  }
+  return batch;
 }
 
 }  // namespace
@@ -43,9 +49,8 @@ EvalDecoder::EvalDecoder(TrainedCompressor& trained, int64_t max_new_tokens)
         lora_on_backend(trained.compressor->lora(), trained.model->ops(), /*with_gradients=*/false));
 }
 
-GenerationOptions EvalDecoder::options(int64_t max_new_tokens) const {
-  GenerationOptions o;
-  o.max_new_tokens = max_new_tokens;  // sampling defaults to greedy
+GenerationOptions EvalDecoder::options() const {
+  GenerationOptions o;  // sampling defaults to greedy; each row has its own token limit
   const LlamaConfig& c = trained_.loaded.config;
   if (c.eos_token_id >= 0) o.stop_ids.push_back(c.eos_token_id);
   for (int32_t id : c.extra_eos_token_ids) o.stop_ids.push_back(id);
@@ -53,62 +58,74 @@ GenerationOptions EvalDecoder::options(int64_t max_new_tokens) const {
   return o;
 }
 
-std::vector<int32_t> EvalDecoder::generate_plain(const std::vector<int32_t>& prompt, int64_t max_new_tokens,
-                                                 LoraWeights* adapters) const {
-  GenerationOptions o = options(max_new_tokens);
+std::vector<TokenIds> EvalDecoder::without_stops(std::vector<TokenIds> produced) const {
+  const std::vector<int32_t> stop_ids = options().stop_ids;
+  for (TokenIds& ids : produced)
+    if (!ids.empty() && std::find(stop_ids.begin(), stop_ids.end(), ids.back()) != stop_ids.end()) ids.pop_back();
+  return produced;
+}
+
+std::vector<TokenIds> EvalDecoder::generate_plain(const std::vector<BatchedRow>& rows, LoraWeights* adapters) const {
+  GenerationOptions o = options();
   o.adapters = adapters;
-  KvCache cache(trained_.loaded.config, 1, static_cast<int64_t>(prompt.size()) + max_new_tokens, trained_.model->ops());
-  return without_stop(generate(*trained_.model, cache, prompt, o), o.stop_ids);
+  return without_stops(generate_batch(*trained_.model, rows, o));
 }
 
-std::vector<int32_t> EvalDecoder::generate_compressed(const std::vector<int32_t>& text,
-                                                      const std::vector<int32_t>& decoder, bool ae_token,
-                                                      int64_t max_new_tokens) const {
-  Tensor tokens = Tensor::empty({1, static_cast<int64_t>(text.size())}, DType::I32);
-  std::copy(text.begin(), text.end(), tokens.data<int32_t>());
+std::vector<TokenIds> EvalDecoder::generate_compressed(const std::vector<const TokenIds*>& texts,
+                                                       const std::vector<BatchedRow>& rows, bool ae_token) const {
+  std::vector<int64_t> lengths;
+  const Tensor tokens = text_batch(texts, lengths);
   Compressor& compressor = *trained_.compressor;
-  const CompressedPrompt prompt = compress(*trained_.model, compressor, tokens, {static_cast<int64_t>(text.size())});
+  const CompressedPrompt prompt = compress(*trained_.model, compressor, tokens, lengths);
   const bool embedding = compressor.settings().mode == CompressorMode::kEmbedding;
-  const DecoderPrompt dp{&prompt, 0, compressor.settings().decoder_positions,
-                         embedding && ae_token ? &compressor.ae_token() : nullptr};
-  const GenerationOptions o = options(max_new_tokens);
-  return without_stop(generate_from_compressed(*trained_.model, dp, decoder, o), o.stop_ids);
+  return without_stops(generate_batch_from_compressed(*trained_.model, prompt,
+                                                      compressor.settings().decoder_positions,
+                                                      embedding && ae_token ? &compressor.ae_token() : nullptr, rows,
+                                                      options()));
 }
 
-std::vector<int32_t> EvalDecoder::regenerate(const std::vector<int32_t>& text, EvalSystem system) const {
+std::vector<TokenIds> EvalDecoder::regenerate(const std::vector<const TokenIds*>& texts, EvalSystem system) const {
   CHECK(!decoder_adapters_) << "a mode-none checkpoint is for QA only";
-  const std::vector<int32_t> bos = {trained_.tokens.bos};
-  // A regeneration is as long as its text; the cap keeps models that never emit EOS
-  // (stories260K never saw it) from running on.
-  const int64_t cap = std::min<int64_t>(max_new_tokens_, static_cast<int64_t>(text.size()) + 1);
-  switch (system) {
-    case EvalSystem::kCompressed:
-      return generate_compressed(text, bos, /*ae_token=*/true, cap);
-    case EvalSystem::kFullContext:
-      return generate_plain(concat({&bos, &text, &bos}), cap);
-    case EvalSystem::kNoContext:
-      return generate_plain(bos, cap);
+  const TokenIds bos = {trained_.tokens.bos};
+  std::vector<BatchedRow> rows;
+  for (const TokenIds* text : texts) {
+    // A regeneration is as long as its text; the cap keeps models that never emit EOS
+    // (stories260K never saw it) from running on.
+    const int64_t cap = std::min<int64_t>(max_new_tokens_, static_cast<int64_t>(text->size()) + 1);
+    switch (system) {
+      case EvalSystem::kCompressed:
+      case EvalSystem::kNoContext:
+        rows.push_back({bos, cap});
+        break;
+      case EvalSystem::kFullContext:
+        rows.push_back({concat({&bos, text, &bos}), cap});
+        break;
+    }
   }
-  return {};
+  if (system == EvalSystem::kCompressed) return generate_compressed(texts, rows, /*ae_token=*/true);
+  return generate_plain(rows);
 }
 
-std::vector<int32_t> EvalDecoder::answer(const std::vector<int32_t>& context, const std::vector<int32_t>& question,
-                                         EvalSystem system) const {
+std::vector<TokenIds> EvalDecoder::answer(const std::vector<QaQuestion>& questions, EvalSystem system) const {
   const ObjectiveTokens& t = trained_.tokens;
-  const std::vector<int32_t> prompt = qa_prompt(t, question);
-  const std::vector<int32_t> bos = t.bos >= 0 ? std::vector<int32_t>{t.bos} : std::vector<int32_t>{};
-  switch (system) {
-    case EvalSystem::kCompressed:
-      // Mode none decodes as it trained (trainer/objective.h): the full context, its LoRA.
-      if (decoder_adapters_)
-        return generate_plain(full_context_qa_prompt(t, context, question), max_new_tokens_, decoder_adapters_.get());
-      return generate_compressed(context, prompt, /*ae_token=*/false, max_new_tokens_);
-    case EvalSystem::kFullContext:
-      return generate_plain(full_context_qa_prompt(t, context, question), max_new_tokens_);
-    case EvalSystem::kNoContext:
-      return generate_plain(concat({&bos, &prompt}), max_new_tokens_);
+  const TokenIds bos = t.bos >= 0 ? TokenIds{t.bos} : TokenIds{};
+  std::vector<BatchedRow> rows;
+  std::vector<const TokenIds*> contexts;
+  // Mode none decodes as it trained (trainer/objective.h): the full context, its LoRA.
+  const bool full_context = system == EvalSystem::kFullContext || (system == EvalSystem::kCompressed && decoder_adapters_);
+  for (const QaQuestion& q : questions) {
+    const TokenIds prompt = qa_prompt(t, *q.question);
+    if (full_context)
+      rows.push_back({full_context_qa_prompt(t, *q.context, *q.question), max_new_tokens_});
+    else if (system == EvalSystem::kNoContext)
+      rows.push_back({concat({&bos, &prompt}), max_new_tokens_});
+    else
+      rows.push_back({prompt, max_new_tokens_});
+    contexts.push_back(q.context);
   }
-  return {};
+  if (system == EvalSystem::kCompressed && !decoder_adapters_)
+    return generate_compressed(contexts, rows, /*ae_token=*/false);
+  return generate_plain(rows, system == EvalSystem::kCompressed ? decoder_adapters_.get() : nullptr);
 }
 
 }  // namespace xcomp

@@ -1,4 +1,4 @@
-// Greedy decoding of one evaluation item by each of the systems an evaluation compares:
+// Greedy decoding of evaluation items by each of the systems an evaluation compares:
 //   compressed:   the trained compressor's prompt, decoded exactly as in training
 //                 (model/compressed_decoding.h): regeneration from [BOS] (the AE token in
 //                 embedding mode), QA from "Question: {q} Answer: " (the pieces of
@@ -8,14 +8,17 @@
 //                 [BOS] + context + the QA prompt, or for regeneration [BOS] + text +
 //                 [BOS] (the text once, then asked to start again);
 //   no_context:   the base model alone: [BOS] + the QA prompt, or [BOS] for regeneration.
-// Each returns the generated ids without the stop token that ended them.
+// Each returns the generated ids without the stop token that ended them. Items are
+// decoded together in one batch (model/batched_generation.h): a batch of one is the
+// single-sequence decoding exactly; larger batches are faster and may differ from it in
+// the last bits of float rounding.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <vector>
 
-#include "model/generation.h"
+#include "model/batched_generation.h"
 #include "trainer/trained_compressor.h"
 
 namespace xcomp {
@@ -25,21 +28,29 @@ const char* eval_system_name(EvalSystem system);  // "compressed", "full_context
 inline constexpr EvalSystem kEvalSystems[] = {EvalSystem::kCompressed, EvalSystem::kFullContext,
                                               EvalSystem::kNoContext};
 
+using TokenIds = std::vector<int32_t>;
+
+struct QaQuestion {
+  const TokenIds* context;
+  const TokenIds* question;
+};
+
 class EvalDecoder {
  public:
   EvalDecoder(TrainedCompressor& trained, int64_t max_new_tokens);
 
-  std::vector<int32_t> regenerate(const std::vector<int32_t>& text, EvalSystem system) const;
-  std::vector<int32_t> answer(const std::vector<int32_t>& context, const std::vector<int32_t>& question,
-                              EvalSystem system) const;
+  // What `system` produces for each text / question, in order.
+  std::vector<TokenIds> regenerate(const std::vector<const TokenIds*>& texts, EvalSystem system) const;
+  std::vector<TokenIds> answer(const std::vector<QaQuestion>& questions, EvalSystem system) const;
 
  private:
-  // The model on `prompt` alone: the base model, or with `adapters`.
-  std::vector<int32_t> generate_plain(const std::vector<int32_t>& prompt, int64_t max_new_tokens,
-                                      LoraWeights* adapters = nullptr) const;
-  std::vector<int32_t> generate_compressed(const std::vector<int32_t>& text, const std::vector<int32_t>& decoder,
-                                           bool ae_token, int64_t max_new_tokens) const;
-  GenerationOptions options(int64_t max_new_tokens) const;
+  // The model on each row's tokens alone: the base model, or with `adapters`.
+  std::vector<TokenIds> generate_plain(const std::vector<BatchedRow>& rows, LoraWeights* adapters = nullptr) const;
+  // rows[r] decoded after the compressed texts[r].
+  std::vector<TokenIds> generate_compressed(const std::vector<const TokenIds*>& texts,
+                                            const std::vector<BatchedRow>& rows, bool ae_token) const;
+  GenerationOptions options() const;
+  std::vector<TokenIds> without_stops(std::vector<TokenIds> produced) const;
 
   TrainedCompressor& trained_;
   int64_t max_new_tokens_;
