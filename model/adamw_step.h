@@ -40,4 +40,10 @@ inline AdamWStepScalars adamw_step_scalars(double lr, double beta1, double beta2
           static_cast<float>(eps)};
 }
 
+// The update of n elements on the host, in the order above (torch.optim.AdamW's
+// single-tensor path), so results agree to rounding; model/cuda/cuda_adamw.cu is the
+// same update on the device, operation for operation. (In adamw_step.cc: this header is
+// also compiled by nvcc, without OpenMP.)
+void adamw_update_host(float* p, float* m, float* v, const float* g, int64_t n, const AdamWStepScalars& s);
+
 }  // namespace xcomp

@@ -60,7 +60,29 @@ int64_t Compressor::parameter_count() {
 }
 
 void Compressor::zero_grad() {
-  for (auto& p : parameters()) std::fill(p.grad->data<float>(), p.grad->data<float>() + p.grad->numel(), 0.0f);
+  for (auto& p : parameters()) {
+    if (device_ops_)
+      device_ops_->zero(*p.grad);
+    else
+      std::fill(p.grad->data<float>(), p.grad->data<float>() + p.grad->numel(), 0.0f);
+  }
+}
+
+void Compressor::place_on(Ops& ops) {
+  if (computes_in_host_memory(ops) || device_ops_ == &ops) return;
+  CHECK(device_ops_ == nullptr) << "a compressor is placed on one backend";
+  for (auto& p : parameters()) {
+    *p.value = ops.upload(*p.value);
+    *p.grad = ops.zeros(p.grad->shape());
+  }
+  device_ops_ = &ops;
+}
+
+std::vector<std::pair<std::string, Tensor>> Compressor::host_values() {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (const auto& p : parameters())
+    out.emplace_back(p.name, device_ops_ ? device_ops_->download(*p.value) : *p.value);
+  return out;
 }
 
 namespace {
@@ -68,9 +90,10 @@ namespace {
 // Index tensors (ids, positions, masks, targets) are built on the host, then uploaded.
 Tensor ints(Shape shape) { return Tensor::zeros(std::move(shape), DType::I32); }
 
-// The trainable tensors where the backend computes. On the CPU backend they are the
-// compressor's own tensors (upload shares storage); on a device backend, copies made for
-// this call, whose gradients are written back into the compressor afterwards.
+// The trainable tensors where the backend computes. On the CPU backend, and for a
+// compressor placed on the device, they are the compressor's own tensors (upload shares
+// storage); for host tensors on a device backend, copies made for this call, whose
+// gradients are written back into the compressor afterwards.
 struct BackendParameters {
   const CompressorSettings* settings = nullptr;
   LoraWeights lora;  // a copy of the compressor's adapters, rebound to backend tensors
@@ -84,9 +107,12 @@ BackendParameters parameters_on_backend(Compressor& comp, Ops& ops, bool with_gr
   if (comp.tokens().defined()) p.tokens = ops.upload(comp.tokens());
   if (comp.ae_token().defined()) p.ae_token = ops.upload(comp.ae_token());
   if (with_gradients) {
-    // As lora_on_backend: the host's own buffers on the CPU, zeros on a device.
-    const bool shared = computes_in_host_memory(ops);
-    auto gradient = [&](Tensor& host) { return shared ? ops.upload(host) : ops.zeros(host.shape()); };
+    // As lora_on_backend: the compressor's own buffers where they are where ops computes
+    // (the CPU backend, or a compressor placed on the device), else zeros on the device.
+    const bool host_memory = computes_in_host_memory(ops);
+    auto gradient = [&](Tensor& own) {
+      return host_memory || !own.on_host() ? ops.upload(own) : ops.zeros(own.shape());
+    };
     if (comp.tokens().defined()) p.tokens_grad = gradient(comp.tokens_grad());
     if (comp.ae_token().defined()) p.ae_token_grad = gradient(comp.ae_token_grad());
   }

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/llama.h"
@@ -35,8 +36,9 @@ struct CompressorSettings {
 
 // The trainable parameters: LoRA adapters, the N compression-token embeddings (none in
 // mode none) and, in embedding mode, the AE token that starts regeneration. Values and
-// gradients are fp32 host tensors (the optimizer's masters); a step on a device backend
-// works on copies and adds its gradients back here.
+// gradients are fp32 host tensors (the optimizer's masters) until place_on moves them to
+// where a backend computes; a step on a device backend with host tensors works on copies
+// and adds its gradients back here, with placed tensors it works on them directly.
 class Compressor {
  public:
   Compressor(const LlamaConfig& config, const CompressorSettings& settings, uint64_t seed);
@@ -58,10 +60,21 @@ class Compressor {
   int64_t parameter_count();
   void zero_grad();
 
+  // Moves every value and gradient to where `ops` computes (values copied, gradients
+  // zero there; on the CPU backend nothing moves), for a training loop that keeps them
+  // on the device. Call it after everything that loads values (load_trainable_tensors
+  // refuses a compressor on a device); `ops` must outlive the compressor.
+  void place_on(Ops& ops);
+  bool on_device() const { return device_ops_ != nullptr; }
+  // The values as named host tensors: copies from the device after place_on, else the
+  // tensors themselves.
+  std::vector<std::pair<std::string, Tensor>> host_values();
+
  private:
   CompressorSettings settings_;
   LoraWeights lora_;
   Tensor tokens_, tokens_grad_, ae_token_, ae_token_grad_;
+  Ops* device_ops_ = nullptr;  // set by place_on when the tensors moved to a device
 };
 
 // One micro-batch, already tokenised.

@@ -99,7 +99,7 @@ LoraWeights lora_on_backend(const LoraWeights& host, Ops& ops, bool with_gradien
     if (!with_gradients) {
       *named.grad = Tensor();
     } else {
-      *named.grad = shared ? ops.upload(*named.grad) : ops.zeros(named.grad->shape());
+      *named.grad = shared || !named.grad->on_host() ? ops.upload(*named.grad) : ops.zeros(named.grad->shape());
     }
   }
   return copy;

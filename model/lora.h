@@ -62,12 +62,13 @@ class LoraWeights {
   std::vector<std::array<LoraAdapter, kLoraTargetCount>> layers_;
 };
 
-// A copy of `host` whose tensors are where `ops` computes (on the CPU backend the same
-// storage), with gradient buffers when `with_gradients` (else undefined): what a step or
-// a decoding on that backend reads and accumulates into. On the CPU backend the gradient
-// buffers are the host's own; on a device they start at zero there, and the caller adds
-// them to the host's (uploading the host's running sums would move as many bytes as the
-// parameters, for nothing at the usual first micro-batch).
+// A copy of `host` whose tensors are where `ops` computes (on the CPU backend, or for
+// tensors already on the device, the same storage), with gradient buffers when
+// `with_gradients` (else undefined): what a step or a decoding on that backend reads and
+// accumulates into. Gradient buffers already where ops computes are shared; host ones on
+// a device start at zero there, and the caller adds them to the host's (uploading the
+// host's running sums would move as many bytes as the parameters, for nothing at the
+// usual first micro-batch).
 LoraWeights lora_on_backend(const LoraWeights& host, Ops& ops, bool with_gradients);
 
 // Whether `ops` computes in host memory (its tensors are the host's own).

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "model/adamw_step.h"
 #include "model/tensor.h"
 
 namespace xcomp {
@@ -28,6 +29,9 @@ class Ops {
   virtual Tensor upload_weight(const Tensor& host) { return upload(host); }
   // A tensor's contents on the host (the CPU backend returns the tensor itself).
   virtual Tensor download(const Tensor& t) = 0;
+  // t = host's contents, into existing storage of this backend of the same shape and dtype
+  // (nothing to do when they already share storage).
+  virtual void upload_into(const Tensor& host, Tensor& t) = 0;
   // host = t's contents, into existing host storage of the same shape and dtype (nothing
   // to do when they already share storage).
   virtual void download_into(const Tensor& t, Tensor& host) = 0;
@@ -108,6 +112,20 @@ class Ops {
   // are accumulated into (+=), since prefix entries collect gradient from every query.
   virtual void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                                   int64_t length, const Tensor& key_valid, Tensor& dq, Tensor& dk, Tensor& dv) = 0;
+
+  // ---- The optimizer's arithmetic, so that trainable tensors, their gradients and
+  // AdamW's moments can stay where the backend computes (F32 tensors throughout).
+
+  // The sum of x^2 over all elements, accumulated in double. The CPU backend adds
+  // fixed blocks of 65536 elements in order, so its result does not depend on the thread
+  // count (a resumed run clips exactly as an uninterrupted one).
+  virtual double sum_of_squares(const Tensor& x) = 0;
+  // x *= factor, elementwise.
+  virtual void scale(Tensor& x, float factor) = 0;
+  // One AdamW update of param from grad, moments updated in place, per element in
+  // model/adamw_step.h's order of operations.
+  virtual void adamw_update(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq,
+                            const AdamWStepScalars& scalars) = 0;
 
   // Softmax cross-entropy of logits [M, V] against targets I32 [M] (-1: no target),
   // each row weighted by weights F32 [M]: losses[m] = weight[m] * -log softmax(logits[m])

@@ -49,6 +49,9 @@ Tensor ProfilingOps::download(const Tensor& t) { return timed("download", [&] { 
 void ProfilingOps::download_into(const Tensor& t, Tensor& host) {
   timed("download", [&] { inner_.download_into(t, host); });
 }
+void ProfilingOps::upload_into(const Tensor& host, Tensor& t) {
+  timed("upload", [&] { inner_.upload_into(host, t); });
+}
 
 void ProfilingOps::embedding(const Tensor& table, const Tensor& ids, Tensor& out) {
   timed("embedding", [&] { inner_.embedding(table, ids, out); });
@@ -109,6 +112,16 @@ void ProfilingOps::attention_backward(const Tensor& dout, const Tensor& q, const
 void ProfilingOps::cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& weights, Tensor& losses,
                                  Tensor& dlogits) {
   timed("cross_entropy", [&] { inner_.cross_entropy(logits, targets, weights, losses, dlogits); });
+}
+double ProfilingOps::sum_of_squares(const Tensor& x) {
+  return timed("sum_of_squares", [&] { return inner_.sum_of_squares(x); });
+}
+void ProfilingOps::scale(Tensor& x, float factor) {
+  timed("scale", [&] { inner_.scale(x, factor); });
+}
+void ProfilingOps::adamw_update(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq,
+                                const AdamWStepScalars& scalars) {
+  timed("adamw_update", [&] { inner_.adamw_update(param, grad, exp_avg, exp_avg_sq, scalars); });
 }
 
 }  // namespace xcomp

@@ -33,6 +33,7 @@ class ProfilingOps final : public Ops {
   Tensor upload_weight(const Tensor& host) override;
   Tensor download(const Tensor& t) override;
   void download_into(const Tensor& t, Tensor& host) override;
+  void upload_into(const Tensor& host, Tensor& t) override;
   void synchronize() override { inner_.synchronize(); }
   int64_t device_memory_reserved() const override { return inner_.device_memory_reserved(); }
 
@@ -59,6 +60,10 @@ class ProfilingOps final : public Ops {
                           const Tensor& key_valid, Tensor& dq, Tensor& dk, Tensor& dv) override;
   void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& weights, Tensor& losses,
                      Tensor& dlogits) override;
+  double sum_of_squares(const Tensor& x) override;
+  void scale(Tensor& x, float factor) override;
+  void adamw_update(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq,
+                    const AdamWStepScalars& scalars) override;
 
  private:
   // Runs `call` between two waits for the device and adds its time under `op`.

@@ -13,23 +13,7 @@
 namespace xcomp {
 
 namespace {
-
 const char* kStepName = "step";
-
-// The per-element update, in the order torch.optim.AdamW (single-tensor path) applies
-// it, so results agree to rounding: decay, moments, then p -= step_size * m / denom.
-// (model/cuda/cuda_adamw.cu is the same update on the device, operation for operation.)
-void update_tensor(float* p, float* m, float* v, const float* g, int64_t n, const AdamWStepScalars& s) {
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    p[i] *= s.decay_factor;
-    m[i] = std::fma(g[i], s.one_minus_beta1, m[i] * s.beta1);
-    v[i] = std::fma(s.one_minus_beta2 * g[i], g[i], v[i] * s.beta2);
-    const float denom = std::sqrt(v[i]) / s.bias_correction2_sqrt + s.eps;
-    p[i] += (-s.step_size * m[i]) / denom;
-  }
-}
-
 }  // namespace
 
 AdamW::AdamW(AdamWOptions options) : options_(options) {}
@@ -42,6 +26,19 @@ void AdamW::add_parameter(const std::string& name, Tensor parameter) {
   parameters_.push_back({name, std::move(parameter), Tensor::zeros(shape), Tensor::zeros(shape)});
 }
 
+void AdamW::place_on(Ops& ops, const std::vector<Tensor>& parameters) {
+  CHECK_EQ(parameters.size(), parameters_.size()) << "AdamW::place_on: one tensor per parameter";
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    Slot& slot = parameters_[i];
+    CHECK(parameters[i].shape() == slot.parameter.shape() && parameters[i].dtype() == DType::F32)
+        << "AdamW::place_on: " << slot.name << " must stay F32 " << shape_str(slot.parameter.shape());
+    slot.parameter = parameters[i];
+    slot.exp_avg = ops.upload(slot.exp_avg);  // the same tensors on the CPU backend
+    slot.exp_avg_sq = ops.upload(slot.exp_avg_sq);
+  }
+  ops_ = &ops;
+}
+
 void AdamW::step(const std::vector<Tensor>& gradients, double lr) {
   CHECK_EQ(gradients.size(), parameters_.size()) << "AdamW::step: one gradient per parameter";
   ++step_;
@@ -52,16 +49,24 @@ void AdamW::step(const std::vector<Tensor>& gradients, double lr) {
     const Tensor& g = gradients[i];
     CHECK(g.defined() && g.dtype() == DType::F32 && g.shape() == slot.parameter.shape())
         << "AdamW::step: gradient of " << slot.name << " must be F32 " << shape_str(slot.parameter.shape());
-    update_tensor(slot.parameter.data<float>(), slot.exp_avg.data<float>(), slot.exp_avg_sq.data<float>(),
-                  g.data<float>(), g.numel(), scalars);
+    if (ops_)
+      ops_->adamw_update(slot.parameter, g, slot.exp_avg, slot.exp_avg_sq, scalars);
+    else
+      adamw_update_host(slot.parameter.data<float>(), slot.exp_avg.data<float>(), slot.exp_avg_sq.data<float>(),
+                        g.data<float>(), g.numel(), scalars);
   }
 }
 
 std::vector<std::pair<std::string, Tensor>> AdamW::state_tensors() const {
   std::vector<std::pair<std::string, Tensor>> state;
+  // A host copy: downloaded from a device, or cloned where the moments are host tensors.
+  auto host_copy = [&](const Tensor& t) {
+    if (!ops_ || t.on_host()) return t.clone();
+    return ops_->download(t);
+  };
   for (const Slot& slot : parameters_) {
-    state.emplace_back(slot.name + ".exp_avg", slot.exp_avg.clone());
-    state.emplace_back(slot.name + ".exp_avg_sq", slot.exp_avg_sq.clone());
+    state.emplace_back(slot.name + ".exp_avg", host_copy(slot.exp_avg));
+    state.emplace_back(slot.name + ".exp_avg_sq", host_copy(slot.exp_avg_sq));
   }
   CHECK_LE(step_, std::numeric_limits<int32_t>::max()) << "AdamW step count overflows I32";
   Tensor step = Tensor::empty({1}, DType::I32);
@@ -107,8 +112,14 @@ void AdamW::load_state_tensors(const std::map<std::string, Tensor>& state, const
     }
   }
   for (size_t i = 0; i < parameters_.size(); ++i) {
-    std::memcpy(parameters_[i].exp_avg.raw(), moments[i].first->raw(), moments[i].first->nbytes());
-    std::memcpy(parameters_[i].exp_avg_sq.raw(), moments[i].second->raw(), moments[i].second->nbytes());
+    Slot& slot = parameters_[i];
+    if (ops_ && !slot.exp_avg.on_host()) {
+      ops_->upload_into(*moments[i].first, slot.exp_avg);
+      ops_->upload_into(*moments[i].second, slot.exp_avg_sq);
+    } else {
+      std::memcpy(slot.exp_avg.raw(), moments[i].first->raw(), moments[i].first->nbytes());
+      std::memcpy(slot.exp_avg_sq.raw(), moments[i].second->raw(), moments[i].second->nbytes());
+    }
   }
   step_ = loaded_step;
 }

@@ -2,8 +2,10 @@
 // the first and second moments m and v, bias correction from the step count, and weight
 // decay decoupled from the gradient (p -= lr * weight_decay * p before the Adam update).
 //
-// The parameters are F32 host tensors shared with the model (the optimizer updates them
-// in place); the learning rate comes with each step, from the schedule. The state --
+// The parameters are F32 tensors shared with the model (the optimizer updates them in
+// place): host tensors, or after place_on the tensors where a backend computes, the
+// moments moved there too, so a GPU step never copies them. The learning rate comes with
+// each step, from the schedule. The state --
 // "<param>.exp_avg", "<param>.exp_avg_sq" and "step" -- goes into checkpoints as named
 // tensors and comes back bit for bit.
 #pragma once
@@ -14,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "model/ops.h"
 #include "model/tensor.h"
 
 namespace xcomp {
@@ -32,6 +35,12 @@ class AdamW {
   // Registers a trainable F32 tensor under a unique name (not "step"), with zero moments.
   void add_parameter(const std::string& name, Tensor parameter);
 
+  // From now on the parameters are `parameters` (the same shapes, in add_parameter's
+  // order: the model's trainables moved to where `ops` computes) and the moments live
+  // there too; step, state_tensors and load_state_tensors go through `ops`. On the CPU
+  // backend nothing moves.
+  void place_on(Ops& ops, const std::vector<Tensor>& parameters);
+
   // One update of every parameter with its gradient (same order as add_parameter, same
   // shapes, F32) at learning rate `lr`. Increments the step count first, as torch does,
   // so the first update has step 1.
@@ -41,7 +50,7 @@ class AdamW {
   const AdamWOptions& options() const { return options_; }
   size_t parameter_count() const { return parameters_.size(); }
 
-  // The state as named tensors: for each parameter "<name>.exp_avg" and
+  // The state as named host tensors: for each parameter "<name>.exp_avg" and
   // "<name>.exp_avg_sq" (copies), then "step" (I32, shape [1]).
   std::vector<std::pair<std::string, Tensor>> state_tensors() const;
 
@@ -58,6 +67,7 @@ class AdamW {
   AdamWOptions options_;
   std::vector<Slot> parameters_;
   int64_t step_ = 0;
+  Ops* ops_ = nullptr;  // set by place_on
 };
 
 }  // namespace xcomp

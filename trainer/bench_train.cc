@@ -160,16 +160,24 @@ Measured run_xcomp(const Settings& s, const std::string& fixtures) {
   cs.lora.alpha = s.lora_alpha;
   Compressor compressor(config, cs, 1);
   AdamW optimizer(AdamWOptions{});
-  std::vector<Tensor> grads;
-  for (const auto& p : compressor.parameters()) {
-    optimizer.add_parameter(p.name, *p.value);
-    grads.push_back(*p.grad);
-  }
+  for (const auto& p : compressor.parameters()) optimizer.add_parameter(p.name, *p.value);
   // Under mpirun every rank times the same step on its own batch (weak scaling) and the
   // gradients are summed over ranks each step, as training does.
   const std::unique_ptr<Communicator> world = world_communicator();
   DataParallel parallel(*world);
-  parallel.broadcast_from_main(grads);  // same shapes everywhere; rank 0's values
+  {
+    std::vector<Tensor> values;  // rank 0's values everywhere
+    for (const auto& p : compressor.parameters()) values.push_back(*p.value);
+    parallel.broadcast_from_main(values);
+  }
+  // As training keeps them: trainables, gradients and moments where the model computes.
+  compressor.place_on(*ops);
+  std::vector<Tensor> values, grads;
+  for (const auto& p : compressor.parameters()) {
+    values.push_back(*p.value);
+    grads.push_back(*p.grad);
+  }
+  optimizer.place_on(*ops, values);
   const CompressorBatch batch =
       random_regeneration_batch(s.batch, s.text_len, config.vocab_size, config.bos_token_id, config.eos_token_id);
   StepOptions options;
@@ -187,11 +195,11 @@ Measured run_xcomp(const Settings& s, const std::string& fixtures) {
     const double cpu_start = process_cpu_seconds();
     compressor.zero_grad();
     options.dropout_stream = static_cast<uint64_t>(step);
-    // The loss comes back to the host, which waits for the device: the step is complete.
     const CompressorLoss loss = compressor_step(model, compressor, batch, options);
-    if (parallel.world_size() > 1) parallel.sum_gradients(grads);
-    clip_grad_norm(grads, 1.0);
+    if (parallel.world_size() > 1) parallel.sum_gradients(*ops, grads);
+    clip_grad_norm(*ops, grads, 1.0);
     optimizer.step(grads, 1e-4);
+    ops->synchronize();  // the update may still be queued on a device: the step ends when it is done
     if (step < s.warmup) {
       profiler.reset();  // the profile covers the timed steps only
       continue;

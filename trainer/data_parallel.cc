@@ -16,27 +16,30 @@ void DataParallel::broadcast_from_main(const std::vector<Tensor>& tensors) {
   }
 }
 
-void DataParallel::sum_gradients(const std::vector<Tensor>& gradients) {
+void DataParallel::sum_gradients(Ops& ops, const std::vector<Tensor>& gradients) {
   if (comm_.world_size() == 1) return;
   size_t total = 0;
   for (const Tensor& g : gradients) total += static_cast<size_t>(g.numel());
   packed_.resize(total);
   size_t at = 0;
   for (const Tensor& g : gradients) {
-    CHECK(g.dtype() == DType::F32 && g.on_host());
-    std::copy(g.data<float>(), g.data<float>() + g.numel(), packed_.data() + at);
+    CHECK(g.dtype() == DType::F32);
+    const Tensor host = g.on_host() ? g : ops.download(g);
+    std::copy(host.data<float>(), host.data<float>() + host.numel(), packed_.data() + at);
     at += static_cast<size_t>(g.numel());
   }
   comm_.all_reduce(packed_.data(), packed_.size(), ReduceOp::kSum);
   at = 0;
   for (Tensor g : gradients) {
-    std::copy(packed_.data() + at, packed_.data() + at + g.numel(), g.data<float>());
+    Tensor host = g.on_host() ? g : Tensor::empty(g.shape());
+    std::copy(packed_.data() + at, packed_.data() + at + g.numel(), host.data<float>());
+    if (!g.on_host()) ops.upload_into(host, g);
     at += static_cast<size_t>(g.numel());
   }
 }
 
-void DataParallel::check_in_sync(int64_t step, const std::vector<Tensor>& parameters, bool force) {
-  if (comm_.world_size() == 1 || (!force && step % kSyncCheckEvery != 0)) return;
+void DataParallel::check_in_sync(int64_t step, const std::vector<Tensor>& parameters) {
+  if (comm_.world_size() == 1) return;
   if (!comm_.all_equal(tensors_checksum(parameters)))
     throw std::runtime_error("after step " + std::to_string(step) +
                              " the trainable parameters differ between ranks (checksum all-reduce); the ranks "

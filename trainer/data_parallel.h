@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "model/ops.h"
 #include "model/tensor.h"
 
 namespace xcomp {
@@ -35,9 +36,10 @@ class DataParallel {
   void broadcast_integers_from_main(std::vector<int64_t>& values) {
     comm_.broadcast_bytes(values.data(), values.size() * sizeof(int64_t), 0);
   }
-  // Sums the gradients over ranks in place, packed into one buffer that the
-  // communicator reduces in fixed-size buckets.
-  void sum_gradients(const std::vector<Tensor>& gradients);
+  // Sums the gradients over ranks in place, packed into one host buffer that the
+  // communicator reduces in fixed-size buckets. Gradients on a device (where `ops`
+  // computes) are staged through it: downloaded, reduced, uploaded back.
+  void sum_gradients(Ops& ops, const std::vector<Tensor>& gradients);
   // Host scalars summed over ranks (target counts, loss sums), in place.
   void sum(std::vector<double>& values) { comm_.all_reduce_sum(values.data(), values.size()); }
   // True on every rank when any rank asks to stop (a signal reaches ranks at different
@@ -45,9 +47,15 @@ class DataParallel {
   bool any_rank(bool flag) { return comm_.any(flag); }
   void barrier() { comm_.barrier(); }
 
-  // Throws std::runtime_error on every rank when the trainable tensors differ between
-  // ranks after `step` (checked when step is a multiple of kSyncCheckEvery, or `force`).
-  void check_in_sync(int64_t step, const std::vector<Tensor>& parameters, bool force = false);
+  // Whether check_in_sync is due after `step`: with more than one rank, every
+  // kSyncCheckEvery steps, or whenever `force`d (at checkpoints). Asked first, so the
+  // host copies of device tensors are made only then.
+  bool sync_check_due(int64_t step, bool force = false) const {
+    return comm_.world_size() > 1 && (force || step % kSyncCheckEvery == 0);
+  }
+  // Throws std::runtime_error on every rank when the trainable tensors (host tensors)
+  // differ between ranks after `step`. Every rank calls it at the same steps.
+  void check_in_sync(int64_t step, const std::vector<Tensor>& parameters);
 
  private:
   Communicator& comm_;

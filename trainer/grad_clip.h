@@ -10,6 +10,7 @@
 
 #include <vector>
 
+#include "model/ops.h"
 #include "model/tensor.h"
 
 namespace xcomp {
@@ -20,11 +21,12 @@ struct GradClipResult {
   bool clipped = false;  // true when the gradients were scaled down
 };
 
-// The L2 norm of all F32 gradients together, in double.
-double global_grad_norm(const std::vector<Tensor>& gradients);
+// The L2 norm of all F32 gradients together, in double; the gradients are where `ops`
+// computes (each tensor's sum of squares there, Ops::sum_of_squares, then added in order).
+double global_grad_norm(Ops& ops, const std::vector<Tensor>& gradients);
 
-// Scales the gradients (in place) so their global norm is at most max_norm; max_norm 0
-// turns clipping off (the norm is still measured and returned).
-GradClipResult clip_grad_norm(std::vector<Tensor>& gradients, double max_norm);
+// Scales the gradients (in place, where `ops` computes) so their global norm is at most
+// max_norm; max_norm 0 turns clipping off (the norm is still measured and returned).
+GradClipResult clip_grad_norm(Ops& ops, std::vector<Tensor>& gradients, double max_norm);
 
 }  // namespace xcomp

@@ -1,5 +1,7 @@
 #include "trainer/trained_compressor.h"
 
+#include <glog/logging.h>
+
 #include <filesystem>
 
 #include "io/safetensors.h"
@@ -72,6 +74,7 @@ CompressorSettings compressor_settings_of(const ExperimentConfig& c) {
 }
 
 void load_trainable_tensors(Compressor& compressor, const std::string& path, const std::string& context) {
+  CHECK(!compressor.on_device()) << "trainable tensors load into host tensors, before Compressor::place_on";
   const SafetensorsFile file = SafetensorsFile::open(path);
   const auto saved_mode = file.metadata().find("mode");
   const char* mode = name_of(compressor.settings().mode);

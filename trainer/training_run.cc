@@ -229,14 +229,12 @@ LossTotals TrainingRun::validate_without_prefix() {
 }
 
 void TrainingRun::save_trainable(const std::string& path) {
-  std::vector<std::pair<std::string, Tensor>> named;
-  for (const auto& p : compressor_->parameters()) named.emplace_back(p.name, *p.value);
-  write_safetensors(path, named, {{"format", "xcomp-trainable"}, {"mode", name_of(config_.compressor.mode)}});
+  write_safetensors(path, compressor_->host_values(), {{"format", "xcomp-trainable"}, {"mode", name_of(config_.compressor.mode)}});
 }
 
 std::vector<Tensor> TrainingRun::trainable_tensors() {
   std::vector<Tensor> tensors;
-  for (const auto& p : compressor_->parameters()) tensors.push_back(*p.value);
+  for (auto& [name, value] : compressor_->host_values()) tensors.push_back(value);
   return tensors;
 }
 
@@ -278,7 +276,7 @@ CheckpointState TrainingRun::restore(AdamW& optimizer) {
 }
 
 void TrainingRun::checkpoint(const AdamW& optimizer, int64_t step, const SamplerState& sampler, int64_t skipped) {
-  parallel_.check_in_sync(step, trainable_tensors(), /*force=*/true);
+  if (parallel_.sync_check_due(step, /*force=*/true)) parallel_.check_in_sync(step, trainable_tensors());
   if (parallel_.is_main()) {
     CheckpointState state;
     state.step = step;
@@ -290,7 +288,7 @@ void TrainingRun::checkpoint(const AdamW& optimizer, int64_t step, const Sampler
     state.skipped_steps = skipped;
     state.config_yaml = resolved_config_yaml(config_);
     CheckpointTensors tensors;
-    for (const auto& p : compressor_->parameters()) tensors.trainable.emplace_back(p.name, *p.value);
+    tensors.trainable = compressor_->host_values();
     tensors.mode = name_of(config_.compressor.mode);
     tensors.optimizer = optimizer.state_tensors();
     const std::string dir = write_checkpoint(checkpoints_dir_of(config_), state, tensors, config_.checkpoint.keep);
@@ -349,6 +347,16 @@ TrainingResult TrainingRun::run() {
   const LrSchedule schedule = lr_schedule_from_config(config_.train);
   const CheckpointState resumed = restore(optimizer);
   first_step_ = resumed.step;
+  // The trainables, their gradients and the moments stay where the model computes from
+  // here on (on a GPU: no copies per step; on the CPU nothing moves).
+  compressor_->place_on(*ops_);
+  grads.clear();
+  std::vector<Tensor> values;
+  for (const auto& p : compressor_->parameters()) {
+    values.push_back(*p.value);
+    grads.push_back(*p.grad);
+  }
+  optimizer.place_on(*ops_, values);
   DataLoaderOptions loader_opts = loader_options(train_shards_, config_.train.accumulation);
   loader_opts.world_size = parallel_.world_size();
   loader_opts.rank = parallel_.rank();
@@ -376,7 +384,7 @@ TrainingResult TrainingRun::run() {
   // the last step, on a stop signal), and whether to stop. True: stop now.
   auto after_step = [&](int64_t done) {
     result.steps_done = done;
-    parallel_.check_in_sync(done, trainable_tensors());
+    if (parallel_.sync_check_due(done)) parallel_.check_in_sync(done, trainable_tensors());
     const bool stop = parallel_.any_rank(signals.requested());
     const bool periodic = config_.checkpoint.every > 0 && done % config_.checkpoint.every == 0;
     if (periodic || stop || done == last_step) checkpoint(optimizer, done, loader.state(), result.skipped_steps);
@@ -413,7 +421,7 @@ TrainingResult TrainingRun::run() {
     for (size_t i = 0; i < micro.size(); ++i) {
       loss.add(compressor_step(*model_, *compressor_, micro[i], options), options.token_weight);
     }
-    parallel_.sum_gradients(grads);
+    parallel_.sum_gradients(*ops_, grads);
     std::vector<double> totals = {loss.sum, loss.end_sum, static_cast<double>(loss.targets),
                                   static_cast<double>(loss.end_targets), static_cast<double>(tokens)};
     parallel_.sum(totals);
@@ -422,7 +430,7 @@ TrainingResult TrainingRun::run() {
     loss.targets = static_cast<int64_t>(totals[2]);
     loss.end_targets = static_cast<int64_t>(totals[3]);
     tokens = static_cast<int64_t>(totals[4]);
-    const GradClipResult clip = clip_grad_norm(grads, config_.train.grad_clip);
+    const GradClipResult clip = clip_grad_norm(*ops_, grads, config_.train.grad_clip);
     const double lr = learning_rate(schedule, step);
     if (!std::isfinite(loss.mean()) || !clip.finite) {
       if (config_.train.nonfinite == NonfiniteAction::kSkip) {

@@ -25,4 +25,6 @@ void CpuOps::download_into(const Tensor& t, Tensor& host) {
   if (t.raw() != host.raw() && t.nbytes() > 0) std::memcpy(host.raw(), t.raw(), t.nbytes());
 }
 
+void CpuOps::upload_into(const Tensor& host, Tensor& t) { download_into(host, t); }
+
 }  // namespace xcomp

@@ -16,6 +16,7 @@ class CpuOps final : public Ops {
   Tensor upload(const Tensor& host) override;
   Tensor download(const Tensor& t) override;
   void download_into(const Tensor& t, Tensor& host) override;
+  void upload_into(const Tensor& host, Tensor& t) override;
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override;
   void linear(const Tensor& x, const Tensor& w, Tensor& y) override;
   void rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& y) override;
@@ -40,6 +41,11 @@ class CpuOps final : public Ops {
                           const Tensor& key_valid, Tensor& dq, Tensor& dk, Tensor& dv) override;
   void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& weights, Tensor& losses,
                      Tensor& dlogits) override;
+
+  double sum_of_squares(const Tensor& x) override;
+  void scale(Tensor& x, float factor) override;
+  void adamw_update(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq,
+                    const AdamWStepScalars& scalars) override;
 
  private:
   // Probabilities of recent attention forwards for their backwards (cpu_attention.cc).

@@ -1,7 +1,8 @@
 // The CUDA backend's class (make_cuda_ops in cuda_ops.h is the public way to get one).
 // Its methods are split by concern: memory and checks (cuda_memory.cc), matrix products
 // and lookups (cuda_linear.cu), row-wise and elementwise ops (cuda_elementwise.cu,
-// rmsnorm.cu), attention (cuda_attention.cu) and the loss (cuda_loss.cu).
+// rmsnorm.cu), attention (cuda_attention.cu), the loss (cuda_loss.cu) and the
+// optimizer's arithmetic (cuda_optimizer.cu).
 // Everything runs in order on one stream per object, and every tensor an op receives
 // must already be on this device.
 #pragma once
@@ -44,6 +45,7 @@ class CudaOps final : public Ops {
   Tensor upload_weight(const Tensor& host) override;
   Tensor download(const Tensor& t) override;
   void download_into(const Tensor& t, Tensor& host) override;
+  void upload_into(const Tensor& host, Tensor& t) override;
   void synchronize() override;
   int64_t device_memory_reserved() const override;
 
@@ -71,6 +73,11 @@ class CudaOps final : public Ops {
                           const Tensor& key_valid, Tensor& dq, Tensor& dk, Tensor& dv) override;
   void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& weights, Tensor& losses,
                      Tensor& dlogits) override;
+
+  double sum_of_squares(const Tensor& x) override;
+  void scale(Tensor& x, float factor) override;
+  void adamw_update(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq,
+                    const AdamWStepScalars& scalars) override;
 
   cudaStream_t stream() const { return stream_; }
 

@@ -141,5 +141,15 @@ void CudaOps::download_into(const Tensor& t, Tensor& host) {
   XCOMP_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
+void CudaOps::upload_into(const Tensor& host, Tensor& t) {
+  require_on_device("upload_into", {&t});
+  CHECK(host.defined() && host.on_host()) << "upload_into reads a host tensor";
+  CHECK(t.shape() == host.shape() && t.dtype() == host.dtype())
+      << "upload_into: " << shape_str(host.shape()) << " " << dtype_name(host.dtype()) << " into "
+      << shape_str(t.shape()) << " " << dtype_name(t.dtype());
+  if (t.nbytes() > 0)
+    XCOMP_CUDA_CHECK(cudaMemcpyAsync(t.raw(), host.raw(), t.nbytes(), cudaMemcpyHostToDevice, stream_));
+}
+
 }  // namespace cuda
 }  // namespace xcomp

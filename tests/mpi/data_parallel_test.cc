@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "comm/mpi_communicator.h"
+#include "model/cpu/cpu_ops.h"
 
 namespace xcomp {
 namespace {
@@ -22,7 +23,8 @@ TEST(DataParallel, SumsGradientsOverRanksAcrossTensorsAndBuckets) {
   DataParallel parallel(comm);
   const float r = static_cast<float>(comm.rank());
   std::vector<Tensor> grads = {filled({7}, 10 * r), filled({2, 2}, -r)};
-  parallel.sum_gradients(grads);
+  CpuOps ops;
+  parallel.sum_gradients(ops, grads);
   const int world = comm.world_size();
   const float rank_sum = static_cast<float>(world * (world - 1) / 2);
   for (int64_t i = 0; i < 7; ++i) EXPECT_EQ(grads[0].data<float>()[i], 10 * rank_sum + world * i) << i;
@@ -33,10 +35,12 @@ TEST(DataParallel, BroadcastsRankZerosParametersAndCatchesDrift) {
   MpiCommunicator comm;
   DataParallel parallel(comm);
   std::vector<Tensor> params = {filled({3}, static_cast<float>(comm.rank())), filled({2}, 5.0f)};
-  // Different replicas go unnoticed between checks, and are caught by the next one.
-  EXPECT_NO_THROW(parallel.check_in_sync(DataParallel::kSyncCheckEvery + 1, params));
+  // A check is due every kSyncCheckEvery steps and at checkpoints (forced); different
+  // replicas are caught by it on every rank.
+  EXPECT_FALSE(parallel.sync_check_due(DataParallel::kSyncCheckEvery + 1));
+  EXPECT_TRUE(parallel.sync_check_due(DataParallel::kSyncCheckEvery));
+  EXPECT_TRUE(parallel.sync_check_due(3, /*force=*/true));
   EXPECT_THROW(parallel.check_in_sync(DataParallel::kSyncCheckEvery, params), std::runtime_error);
-  EXPECT_THROW(parallel.check_in_sync(3, params, /*force=*/true), std::runtime_error);
   parallel.broadcast_from_main(params);
   EXPECT_EQ(params[0].data<float>()[2], 2.0f);
   EXPECT_NO_THROW(parallel.check_in_sync(DataParallel::kSyncCheckEvery, params));

@@ -10,6 +10,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "model/cpu/cpu_ops.h"
 #include "tests/test_support.h"
 
 namespace xcomp {
@@ -24,13 +25,14 @@ Tensor tensor_of(const Shape& shape, const json& values) {
 }
 
 TEST(GradClip, MatchesTorchClipGradNorm) {
+  CpuOps ops;
   const json ref = json::parse(test::read_file(test::source_dir() + "/tests/reference/data/adamw_reference.json"));
   ASSERT_EQ(ref["clip"].size(), 3u);
   for (const json& c : ref["clip"]) {
     std::vector<Tensor> grads;
     for (const json& g : c["grads"]) grads.push_back(tensor_of(g["shape"].get<Shape>(), g["values"]));
     const double max_norm = c["max_norm"], torch_norm = c["norm"];
-    const GradClipResult r = clip_grad_norm(grads, max_norm);
+    const GradClipResult r = clip_grad_norm(ops, grads, max_norm);
     EXPECT_TRUE(r.finite);
     EXPECT_NEAR(r.norm, torch_norm, 1e-6 * torch_norm);
     EXPECT_EQ(r.clipped, torch_norm > max_norm);
@@ -45,11 +47,12 @@ TEST(GradClip, MatchesTorchClipGradNorm) {
 }
 
 TEST(GradClip, NonFiniteNormIsReportedAndNothingIsScaled) {
+  CpuOps ops;
   for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
     std::vector<Tensor> grads = {Tensor::zeros({3}), Tensor::zeros({2})};
     grads[0].data<float>()[0] = 100.0f;
     grads[1].data<float>()[1] = bad;
-    const GradClipResult r = clip_grad_norm(grads, 1.0);
+    const GradClipResult r = clip_grad_norm(ops, grads, 1.0);
     EXPECT_FALSE(r.finite);
     EXPECT_FALSE(r.clipped);
     EXPECT_EQ(grads[0].data<float>()[0], 100.0f);
@@ -57,24 +60,26 @@ TEST(GradClip, NonFiniteNormIsReportedAndNothingIsScaled) {
 }
 
 TEST(GradClip, ZeroMaxNormMeasuresWithoutClipping) {
+  CpuOps ops;
   std::vector<Tensor> grads = {Tensor::zeros({2})};
   grads[0].data<float>()[0] = 3.0f;
   grads[0].data<float>()[1] = 4.0f;
-  const GradClipResult r = clip_grad_norm(grads, 0.0);
+  const GradClipResult r = clip_grad_norm(ops, grads, 0.0);
   EXPECT_DOUBLE_EQ(r.norm, 5.0);
   EXPECT_FALSE(r.clipped);
   EXPECT_EQ(grads[0].data<float>()[1], 4.0f);
-  EXPECT_DOUBLE_EQ(global_grad_norm(grads), 5.0);
+  EXPECT_DOUBLE_EQ(global_grad_norm(ops, grads), 5.0);
 }
 
 TEST(GradClip, NormDoesNotDependOnTheThreadCount) {
+  CpuOps ops;
   Tensor big = Tensor::empty({300001});
   for (int64_t i = 0; i < big.numel(); ++i) big.data<float>()[i] = std::sin(0.37 * static_cast<double>(i)) * 1e-3f;
   const int threads = omp_get_max_threads();
   omp_set_num_threads(1);
-  const double one = global_grad_norm({big});
+  const double one = global_grad_norm(ops, {big});
   omp_set_num_threads(3);
-  const double three = global_grad_norm({big});
+  const double three = global_grad_norm(ops, {big});
   omp_set_num_threads(threads);
   EXPECT_EQ(std::memcmp(&one, &three, sizeof one), 0) << one << " vs " << three;
 }

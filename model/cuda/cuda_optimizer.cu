@@ -1,0 +1,89 @@
+// The optimizer's arithmetic on the device, so a training step keeps its trainable
+// tensors, gradients and AdamW moments on the GPU: the gradient norm (per-chunk sums in
+// double, added in order on the host as the CPU backend adds its blocks), clipping's
+// scaling, and the AdamW update (cuda_adamw.cu).
+#include <glog/logging.h>
+
+#include <vector>
+
+#include "model/cuda/block_reduce.cuh"
+#include "model/cuda/cuda_adamw.h"
+#include "model/cuda/cuda_backend.h"
+#include "model/cuda/cuda_check.h"
+
+namespace xcomp::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+// Elements per partial sum: the CPU backend's block size.
+constexpr int64_t kChunk = int64_t{1} << 16;
+
+// Block b writes the sum of squares of elements [b * kChunk, (b + 1) * kChunk), in double.
+__global__ void chunk_sum_of_squares_kernel(const float* x, int64_t n, double* partial) {
+  __shared__ double scratch[32];
+  const int64_t begin = blockIdx.x * kChunk, end = min(n, begin + kChunk);
+  double sum = 0.0;
+  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
+    const double v = x[i];
+    sum += v * v;
+  }
+  sum = block_sum(sum, scratch);
+  if (threadIdx.x == 0) partial[blockIdx.x] = sum;
+}
+
+__global__ void scale_kernel(float* x, float factor, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
+    x[i] *= factor;
+}
+
+}  // namespace
+
+double CudaOps::sum_of_squares(const Tensor& x) {
+  const char* op = "sum_of_squares";
+  require_on_device(op, {&x});
+  require_dtype(op, "x", x, DType::F32);
+  const int64_t n = x.numel();
+  if (n == 0) return 0.0;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  CHECK_LE(chunks, int64_t{1} << 31) << op << ": " << n << " elements";
+  const std::shared_ptr<void> partial = allocator_->allocate(static_cast<size_t>(chunks) * sizeof(double));
+  chunk_sum_of_squares_kernel<<<static_cast<unsigned>(chunks), kThreads, 0, stream_>>>(
+      static_cast<const float*>(x.raw()), n, static_cast<double*>(partial.get()));
+  XCOMP_CUDA_CHECK(cudaGetLastError());
+  std::vector<double> host(static_cast<size_t>(chunks));
+  XCOMP_CUDA_CHECK(cudaMemcpyAsync(host.data(), partial.get(), host.size() * sizeof(double), cudaMemcpyDeviceToHost,
+                                   stream_));
+  XCOMP_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  double total = 0.0;
+  for (double p : host) total += p;
+  return total;
+}
+
+void CudaOps::scale(Tensor& x, float factor) {
+  const char* op = "scale";
+  require_on_device(op, {&x});
+  require_dtype(op, "x", x, DType::F32);
+  const int64_t n = x.numel();
+  if (n == 0) return;
+  scale_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(static_cast<float*>(x.raw()), factor, n);
+  XCOMP_CUDA_CHECK(cudaGetLastError());
+}
+
+void CudaOps::adamw_update(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq,
+                           const AdamWStepScalars& scalars) {
+  const char* op = "adamw_update";
+  require_on_device(op, {&param, &grad, &exp_avg, &exp_avg_sq});
+  require_dtype(op, "param", param, DType::F32);
+  require_dtype(op, "grad", grad, DType::F32);
+  require_dtype(op, "exp_avg", exp_avg, DType::F32);
+  require_dtype(op, "exp_avg_sq", exp_avg_sq, DType::F32);
+  const int64_t n = param.numel();
+  CHECK(grad.numel() == n && exp_avg.numel() == n && exp_avg_sq.numel() == n)
+      << op << ": param " << shape_str(param.shape()) << ", grad " << shape_str(grad.shape());
+  cuda::adamw_update(static_cast<float*>(param.raw()), static_cast<float*>(exp_avg.raw()),
+                     static_cast<float*>(exp_avg_sq.raw()), static_cast<const float*>(grad.raw()), n, scalars,
+                     stream_);
+}
+
+}  // namespace xcomp::cuda

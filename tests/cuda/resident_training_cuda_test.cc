@@ -1,0 +1,189 @@
+// Training with the trainables on the GPU (Compressor::place_on, AdamW::place_on, the
+// optimizer ops of the CUDA backend) against the CPU backend:
+//   - the optimizer ops themselves: sum_of_squares (double per 65536-element chunk, the
+//     chunks added in order on the host, as the CPU backend adds its blocks: only the
+//     order inside a chunk differs, so 1e-12 relative), scale (one rounding, exact),
+//     adamw_update (the host's operations in the host's order: bit for bit), upload_into;
+//   - three optimizer steps of the whole loop as training runs it (two accumulated
+//     micro-batches, clipping that bites, AdamW) on stories260K with fp32 weights: the
+//     same computation in another summation order, so the trained values, the moments and
+//     the gradient norms agree to fp32 rounding compounded over three steps (1e-4
+//     relative; a wrong term, a missed accumulation or a gradient left from the previous
+//     step is of order 1).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "io/model_loader.h"
+#include "model/adamw_step.h"
+#include "model/compressor.h"
+#include "model/cpu/cpu_ops.h"
+#include "model/cuda/cuda_ops.h"
+#include "model/llama.h"
+#include "model/random.h"
+#include "tests/cuda/tensor_compare.h"
+#include "tests/test_support.h"
+#include "trainer/adamw.h"
+#include "trainer/grad_clip.h"
+
+namespace xcomp {
+namespace {
+
+constexpr int32_t kBos = 1, kEos = 2;
+
+Tensor random_tensor(int64_t n, uint32_t seed, float scale) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(-scale, scale);
+  Tensor t = Tensor::empty({n});
+  for (int64_t i = 0; i < n; ++i) t.data<float>()[i] = dist(gen);
+  return t;
+}
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+  return a.nbytes() == b.nbytes() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
+}
+
+TEST(OptimizerOpsOnCuda, MatchTheCpuBackend) {
+  CpuOps cpu;
+  std::unique_ptr<Ops> cuda = make_cuda_ops(0, CudaWeightStorage::kF32);
+  // 300001 elements: four full chunks and a partial one.
+  const Tensor x = random_tensor(300001, 1, 1e-2f);
+  const double want = cpu.sum_of_squares(x), got = cuda->sum_of_squares(cuda->upload(x));
+  EXPECT_LT(std::fabs(got - want), 1e-12 * want) << got << " vs " << want;
+  EXPECT_EQ(cuda->sum_of_squares(cuda->zeros({0})), 0.0);
+
+  Tensor scaled_cpu = x.clone(), scaled_cuda = cuda->upload(x);
+  cpu.scale(scaled_cpu, 0.37f);
+  cuda->scale(scaled_cuda, 0.37f);
+  EXPECT_TRUE(same_bits(cuda->download(scaled_cuda), scaled_cpu));
+
+  const Tensor g = random_tensor(70000, 2, 1.0f);
+  Tensor p_cpu = random_tensor(70000, 3, 1.0f), m_cpu = random_tensor(70000, 4, 1e-2f),
+         v_cpu = random_tensor(70000, 5, 1e-2f);
+  for (int64_t i = 0; i < v_cpu.numel(); ++i) v_cpu.data<float>()[i] = std::fabs(v_cpu.data<float>()[i]);
+  Tensor p_cuda = cuda->upload(p_cpu.clone()), m_cuda = cuda->upload(m_cpu.clone()),
+         v_cuda = cuda->upload(v_cpu.clone());
+  const AdamWStepScalars s = adamw_step_scalars(3e-4, 0.9, 0.999, 1e-8, 0.01, 7);
+  cpu.adamw_update(p_cpu, g, m_cpu, v_cpu, s);
+  cuda->adamw_update(p_cuda, cuda->upload(g), m_cuda, v_cuda, s);
+  EXPECT_TRUE(same_bits(cuda->download(p_cuda), p_cpu));
+  EXPECT_TRUE(same_bits(cuda->download(m_cuda), m_cpu));
+  EXPECT_TRUE(same_bits(cuda->download(v_cuda), v_cpu));
+
+  Tensor target = cuda->zeros({70000});
+  cuda->upload_into(g, target);
+  EXPECT_TRUE(same_bits(cuda->download(target), g));
+}
+
+// Texts of different lengths, regeneration layout, drawn from `seed`.
+CompressorBatch regeneration_batch(const std::vector<int64_t>& lengths, int64_t vocab, uint64_t seed) {
+  const int64_t b = static_cast<int64_t>(lengths.size());
+  int64_t l = 0;
+  for (int64_t n : lengths) l = std::max(l, n);
+  CompressorBatch batch;
+  batch.text = Tensor::zeros({b, l}, DType::I32);
+  batch.decoder_tokens = Tensor::zeros({b, l + 1}, DType::I32);
+  batch.targets = Tensor::empty({b, l + 1}, DType::I32);
+  std::fill(batch.targets.data<int32_t>(), batch.targets.data<int32_t>() + batch.targets.numel(), -1);
+  for (int64_t r = 0; r < b; ++r) {
+    batch.text_lengths.push_back(lengths[r]);
+    batch.decoder_lengths.push_back(lengths[r] + 1);
+    batch.decoder_tokens.data<int32_t>()[r * (l + 1)] = kBos;
+    for (int64_t i = 0; i < lengths[r]; ++i) {
+      const int32_t token = 3 + static_cast<int32_t>(counter_random_u64(seed, RandomPurpose::kInit, r, i) %
+                                                     static_cast<uint64_t>(vocab - 3));
+      batch.text.data<int32_t>()[r * l + i] = token;
+      batch.decoder_tokens.data<int32_t>()[r * (l + 1) + i + 1] = token;
+      batch.targets.data<int32_t>()[r * (l + 1) + i] = token;
+    }
+    batch.targets.data<int32_t>()[r * (l + 1) + lengths[r]] = kEos;
+  }
+  return batch;
+}
+
+// What one backend's loop leaves after three steps.
+struct Trained {
+  std::vector<std::pair<std::string, Tensor>> values, optimizer_state;
+  std::vector<double> norms;
+};
+
+Trained train_three_steps(Ops& ops, const LoadedModel& loaded, const LlamaWeights& weights, CompressorMode mode,
+                          bool place) {
+  const LlamaModel model(loaded.config, weights, ops);
+  CompressorSettings settings;
+  settings.mode = mode;
+  settings.num_tokens = 4;
+  settings.lora.r = 4;
+  Compressor compressor(loaded.config, settings, 11);
+  AdamW optimizer(AdamWOptions{});
+  for (const auto& p : compressor.parameters()) optimizer.add_parameter(p.name, *p.value);
+  if (place) {
+    compressor.place_on(ops);
+    std::vector<Tensor> values;
+    for (const auto& p : compressor.parameters()) values.push_back(*p.value);
+    optimizer.place_on(ops, values);
+  }
+  std::vector<Tensor> grads;
+  for (const auto& p : compressor.parameters()) grads.push_back(*p.grad);
+  const std::vector<CompressorBatch> micro = {regeneration_batch({23, 9, 17}, loaded.config.vocab_size, 7),
+                                              regeneration_batch({12, 20}, loaded.config.vocab_size, 8)};
+  Trained out;
+  for (int step = 0; step < 3; ++step) {
+    compressor.zero_grad();
+    StepOptions options;
+    options.token_weight = 1.0f / 88;
+    options.end_id = kEos;
+    for (const CompressorBatch& b : micro) compressor_step(model, compressor, b, options);
+    out.norms.push_back(clip_grad_norm(ops, grads, 0.05).norm);  // small enough to clip
+    optimizer.step(grads, 1e-2);
+  }
+  out.values = compressor.host_values();
+  out.optimizer_state = optimizer.state_tensors();
+  return out;
+}
+
+class ResidentTrainingOnCuda : public ::testing::TestWithParam<CompressorMode> {};
+
+TEST_P(ResidentTrainingOnCuda, ThreeStepsMatchTheCpuBackend) {
+  const LoadedModel loaded =
+      load_model(test::fixture("stories260K/stories260K.bin"), test::fixture("stories260K/tok512.model"));
+  const LlamaWeights weights = load_weights(loaded);
+  CpuOps cpu;
+  std::unique_ptr<Ops> cuda = make_cuda_ops(0, CudaWeightStorage::kF32);
+  const Trained want = train_three_steps(cpu, loaded, weights, GetParam(), /*place=*/false);
+  const Trained got = train_three_steps(*cuda, loaded, weights, GetParam(), /*place=*/true);
+
+  ASSERT_EQ(got.norms.size(), want.norms.size());
+  for (size_t i = 0; i < want.norms.size(); ++i) {
+    EXPECT_GT(want.norms[i], 0.05) << "step " << i << " must clip for the test to cover clipping";
+    EXPECT_LT(std::fabs(got.norms[i] - want.norms[i]), 1e-4 * want.norms[i]) << "step " << i;
+  }
+  ASSERT_EQ(got.values.size(), want.values.size());
+  for (size_t i = 0; i < want.values.size(); ++i) {
+    ASSERT_TRUE(got.values[i].second.on_host());
+    EXPECT_LT(test::relative_max_error(got.values[i].second, want.values[i].second), 1e-4) << want.values[i].first;
+  }
+  ASSERT_EQ(got.optimizer_state.size(), want.optimizer_state.size());
+  for (size_t i = 0; i < want.optimizer_state.size(); ++i) {
+    const auto& [name, tensor] = want.optimizer_state[i];
+    ASSERT_TRUE(got.optimizer_state[i].second.on_host()) << name;
+    if (name == "step") {
+      EXPECT_EQ(got.optimizer_state[i].second.data<int32_t>()[0], 3);
+      continue;
+    }
+    EXPECT_LT(test::relative_max_error(got.optimizer_state[i].second, tensor), 1e-4) << name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, ResidentTrainingOnCuda,
+                         ::testing::Values(CompressorMode::kKeyValue, CompressorMode::kEmbedding),
+                         [](const auto& info) {
+                           return std::string(info.param == CompressorMode::kKeyValue ? "kv" : "embedding");
+                         });
+
+}  // namespace
+}  // namespace xcomp
