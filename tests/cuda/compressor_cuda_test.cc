@@ -21,13 +21,14 @@
 #include "model/half.h"
 #include "model/llama.h"
 #include "model/random.h"
+#include "tests/cuda/random_batch.h"
 #include "tests/cuda/tensor_compare.h"
 #include "tests/test_support.h"
 
 namespace xcomp {
 namespace {
 
-constexpr int32_t kBos = 1, kEos = 2;
+using test::kEos;
 
 struct Tolerances {
   double loss, gradient;  // relative; gradients as max |a - b| / max |b| per tensor
@@ -58,33 +59,6 @@ LlamaWeights rounded_weights(const LlamaWeights& w) {
     r.layers.push_back({l.attn_norm, bf16_rounded(l.wq), bf16_rounded(l.wk), bf16_rounded(l.wv), bf16_rounded(l.wo),
                         l.mlp_norm, bf16_rounded(l.w_gate), bf16_rounded(l.w_up), bf16_rounded(l.w_down)});
   return r;
-}
-
-// Texts of different lengths (so the batch is padded), regeneration layout:
-// decoder [BOS] + text, targets text + [EOS].
-CompressorBatch regeneration_batch(const std::vector<int64_t>& lengths, int64_t vocab) {
-  const int64_t b = static_cast<int64_t>(lengths.size());
-  int64_t l = 0;
-  for (int64_t n : lengths) l = std::max(l, n);
-  CompressorBatch batch;
-  batch.text = Tensor::zeros({b, l}, DType::I32);
-  batch.decoder_tokens = Tensor::zeros({b, l + 1}, DType::I32);
-  batch.targets = Tensor::empty({b, l + 1}, DType::I32);
-  std::fill(batch.targets.data<int32_t>(), batch.targets.data<int32_t>() + batch.targets.numel(), -1);
-  for (int64_t r = 0; r < b; ++r) {
-    batch.text_lengths.push_back(lengths[r]);
-    batch.decoder_lengths.push_back(lengths[r] + 1);
-    batch.decoder_tokens.data<int32_t>()[r * (l + 1)] = kBos;
-    for (int64_t i = 0; i < lengths[r]; ++i) {
-      const int32_t token =
-          3 + static_cast<int32_t>(counter_random_u64(7, RandomPurpose::kInit, r, i) % static_cast<uint64_t>(vocab - 3));
-      batch.text.data<int32_t>()[r * l + i] = token;
-      batch.decoder_tokens.data<int32_t>()[r * (l + 1) + i + 1] = token;
-      batch.targets.data<int32_t>()[r * (l + 1) + i] = token;
-    }
-    batch.targets.data<int32_t>()[r * (l + 1) + lengths[r]] = kEos;
-  }
-  return batch;
 }
 
 // LoRA B starts at zero; give it values so that A's gradient and the adapted path are
@@ -123,7 +97,7 @@ TEST_P(CompressorOnCuda, LossAndEveryGradientMatchTheCpuBackend) {
   perturb_lora_b(on_cpu);
   perturb_lora_b(on_cuda);
 
-  const CompressorBatch batch = regeneration_batch({23, 9, 17}, loaded.config.vocab_size);
+  const CompressorBatch batch = test::random_regeneration_batch({23, 9, 17}, loaded.config.vocab_size, 7);
   StepOptions options;
   options.token_weight = 1.0f / 52;
   options.end_id = kEos;

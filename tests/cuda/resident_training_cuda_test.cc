@@ -25,6 +25,7 @@
 #include "model/cuda/cuda_ops.h"
 #include "model/llama.h"
 #include "model/random.h"
+#include "tests/cuda/random_batch.h"
 #include "tests/cuda/tensor_compare.h"
 #include "tests/test_support.h"
 #include "trainer/adamw.h"
@@ -33,7 +34,7 @@
 namespace xcomp {
 namespace {
 
-constexpr int32_t kBos = 1, kEos = 2;
+using test::kEos;
 
 Tensor random_tensor(int64_t n, uint32_t seed, float scale) {
   std::mt19937 gen(seed);
@@ -79,32 +80,6 @@ TEST(OptimizerOpsOnCuda, MatchTheCpuBackend) {
   EXPECT_TRUE(same_bits(cuda->download(target), g));
 }
 
-// Texts of different lengths, regeneration layout, drawn from `seed`.
-CompressorBatch regeneration_batch(const std::vector<int64_t>& lengths, int64_t vocab, uint64_t seed) {
-  const int64_t b = static_cast<int64_t>(lengths.size());
-  int64_t l = 0;
-  for (int64_t n : lengths) l = std::max(l, n);
-  CompressorBatch batch;
-  batch.text = Tensor::zeros({b, l}, DType::I32);
-  batch.decoder_tokens = Tensor::zeros({b, l + 1}, DType::I32);
-  batch.targets = Tensor::empty({b, l + 1}, DType::I32);
-  std::fill(batch.targets.data<int32_t>(), batch.targets.data<int32_t>() + batch.targets.numel(), -1);
-  for (int64_t r = 0; r < b; ++r) {
-    batch.text_lengths.push_back(lengths[r]);
-    batch.decoder_lengths.push_back(lengths[r] + 1);
-    batch.decoder_tokens.data<int32_t>()[r * (l + 1)] = kBos;
-    for (int64_t i = 0; i < lengths[r]; ++i) {
-      const int32_t token = 3 + static_cast<int32_t>(counter_random_u64(seed, RandomPurpose::kInit, r, i) %
-                                                     static_cast<uint64_t>(vocab - 3));
-      batch.text.data<int32_t>()[r * l + i] = token;
-      batch.decoder_tokens.data<int32_t>()[r * (l + 1) + i + 1] = token;
-      batch.targets.data<int32_t>()[r * (l + 1) + i] = token;
-    }
-    batch.targets.data<int32_t>()[r * (l + 1) + lengths[r]] = kEos;
-  }
-  return batch;
-}
-
 // What one backend's loop leaves after three steps.
 struct Trained {
   std::vector<std::pair<std::string, Tensor>> values, optimizer_state;
@@ -129,8 +104,9 @@ Trained train_three_steps(Ops& ops, const LoadedModel& loaded, const LlamaWeight
   }
   std::vector<Tensor> grads;
   for (const auto& p : compressor.parameters()) grads.push_back(*p.grad);
-  const std::vector<CompressorBatch> micro = {regeneration_batch({23, 9, 17}, loaded.config.vocab_size, 7),
-                                              regeneration_batch({12, 20}, loaded.config.vocab_size, 8)};
+  const int64_t vocab = loaded.config.vocab_size;
+  const std::vector<CompressorBatch> micro = {test::random_regeneration_batch({23, 9, 17}, vocab, 7),
+                                              test::random_regeneration_batch({12, 20}, vocab, 8)};
   Trained out;
   for (int step = 0; step < 3; ++step) {
     compressor.zero_grad();

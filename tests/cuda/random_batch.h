@@ -1,0 +1,43 @@
+// A padded batch of random texts in the regeneration layout for the CUDA tests that run
+// the compressor step on both backends: decoder [BOS] + text, targets text + [EOS].
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "model/compressor.h"
+#include "model/random.h"
+
+namespace xcomp::test {
+
+inline constexpr int32_t kBos = 1, kEos = 2;
+
+// Texts of the given lengths (so the batch is padded to the longest), tokens in [3,
+// vocab) drawn from `seed`.
+inline CompressorBatch random_regeneration_batch(const std::vector<int64_t>& lengths, int64_t vocab, uint64_t seed) {
+  const int64_t b = static_cast<int64_t>(lengths.size());
+  int64_t l = 0;
+  for (int64_t n : lengths) l = std::max(l, n);
+  CompressorBatch batch;
+  batch.text = Tensor::zeros({b, l}, DType::I32);
+  batch.decoder_tokens = Tensor::zeros({b, l + 1}, DType::I32);
+  batch.targets = Tensor::empty({b, l + 1}, DType::I32);
+  std::fill(batch.targets.data<int32_t>(), batch.targets.data<int32_t>() + batch.targets.numel(), -1);
+  for (int64_t r = 0; r < b; ++r) {
+    batch.text_lengths.push_back(lengths[r]);
+    batch.decoder_lengths.push_back(lengths[r] + 1);
+    batch.decoder_tokens.data<int32_t>()[r * (l + 1)] = kBos;
+    for (int64_t i = 0; i < lengths[r]; ++i) {
+      const int32_t token = 3 + static_cast<int32_t>(counter_random_u64(seed, RandomPurpose::kInit, r, i) %
+                                                     static_cast<uint64_t>(vocab - 3));
+      batch.text.data<int32_t>()[r * l + i] = token;
+      batch.decoder_tokens.data<int32_t>()[r * (l + 1) + i + 1] = token;
+      batch.targets.data<int32_t>()[r * (l + 1) + i] = token;
+    }
+    batch.targets.data<int32_t>()[r * (l + 1) + lengths[r]] = kEos;
+  }
+  return batch;
+}
+
+}  // namespace xcomp::test
