@@ -11,6 +11,11 @@ bool has_special_token(const Tokenizer& tokenizer, const std::string& text) {
 }
 }  // namespace
 
+bool has_chat_format(const Tokenizer& tokenizer) {
+  return (has_special_token(tokenizer, "<|im_start|>") && has_special_token(tokenizer, "<|im_end|>")) ||
+         (has_special_token(tokenizer, "<|start_header_id|>") && has_special_token(tokenizer, "<|eot_id|>"));
+}
+
 std::string format_chat_prompt(const Tokenizer& tokenizer, const std::string& system, const std::string& user) {
   if (has_special_token(tokenizer, "<|im_start|>") && has_special_token(tokenizer, "<|im_end|>")) {
     std::string prompt;

@@ -9,6 +9,9 @@
 
 namespace xcomp {
 
+// Whether the tokenizer carries one of those formats.
+bool has_chat_format(const Tokenizer& tokenizer);
+
 // Text to encode with parse_special = true; ends with the assistant turn's opening.
 // An empty system message leaves the system turn out. InputError when the tokenizer has
 // no known chat format.

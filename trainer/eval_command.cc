@@ -169,9 +169,10 @@ std::vector<nlohmann::json> evaluate_qa(const EvalJob& job, const EvalDecoder& d
   return records;
 }
 
-nlohmann::json report_header(const TrainedCompressor& t, const std::string& checkpoint_arg) {
+nlohmann::json report_header(const TrainedCompressor& t, const std::string& checkpoint_arg, BaselinePrompt baseline) {
   const CompressorSettings& s = t.compressor->settings();
   return {{"checkpoint", t.trainable_path},
+          {"baseline_prompt", baseline_prompt_name(baseline)},
           {"checkpoint_argument", checkpoint_arg},
           {"checkpoint_sha256", t.trainable_sha256},
           {"model", t.loaded.config.source},
@@ -202,6 +203,9 @@ int run_eval_command(const std::vector<std::string>& args) {
                   {"max-new-tokens", "N",
                    "qa: answer tokens at most (default 32); regeneration always stops at the text's length + 1"},
                   {"systems", "LIST", "any of compressed,full_context,no_context (default: all three)"},
+                  {"baseline-prompt", "plain|chat",
+                   "how the base model's full_context and no_context systems are asked: plain text in the layout "
+                   "the compressor trains on (default), or the model's chat format (instruct models)"},
                   {"batch", "B",
                    "items decoded together (default 1: one at a time; larger is faster, and may differ from 1 in "
                    "the last bits of float rounding, so a near-tie between two tokens can go the other way)"},
@@ -253,11 +257,15 @@ int run_eval_command(const std::vector<std::string>& args) {
 
   std::vector<nlohmann::json> records;
   nlohmann::json report;
-  const nlohmann::json header = report_header(*trained, to.checkpoint);
+  const std::string baseline_arg = cl.get("baseline-prompt", "plain");
+  if (baseline_arg != "plain" && baseline_arg != "chat")
+    throw_input_error("--baseline-prompt: expected plain or chat, got '", baseline_arg, "'");
+  const BaselinePrompt baseline = baseline_arg == "chat" ? BaselinePrompt::kChat : BaselinePrompt::kPlain;
+  const nlohmann::json header = report_header(*trained, to.checkpoint, baseline);
   if (task == "regeneration") {
     const std::vector<int64_t> lengths = parse_lengths(
         cl.get("text-lengths", std::to_string(trained->config.compressor.max_text_len)), "--text-lengths");
-    const EvalDecoder decoder(*trained, INT64_MAX / 2);
+    const EvalDecoder decoder(*trained, INT64_MAX / 2, baseline);
     int64_t first_item = 0;
     for (int64_t length : lengths) {
       const std::vector<RegenerationItem> items = read_regeneration_items(shards, expect, length, limit);
@@ -273,7 +281,7 @@ int run_eval_command(const std::vector<std::string>& args) {
     const std::vector<QaItem> items = read_qa_items(shards, expect, max_text_len, limit);
     if (items.empty()) throw_input_error("--data: the QA shards hold no example with a context");
     LOG(INFO) << "QA on " << items.size() << " questions";
-    const EvalDecoder decoder(*trained, cl.get_int("max-new-tokens", 32, 1, 1 << 20));
+    const EvalDecoder decoder(*trained, cl.get_int("max-new-tokens", 32, 1, 1 << 20), baseline);
     records = gather_records(*comm, evaluate_qa(job, decoder, items));
     report = qa_report(header, records);
   }

@@ -5,6 +5,8 @@
 #include <algorithm>
 
 #include "model/batched_generation.h"
+#include "model/input_error.h"
+#include "trainer/eval_chat_prompts.h"
 
 namespace xcomp {
 
@@ -42,8 +44,13 @@ Tensor text_batch(const std::vector<const TokenIds*>& texts, std::vector<int64_t
 
 }  // namespace
 
-EvalDecoder::EvalDecoder(TrainedCompressor& trained, int64_t max_new_tokens)
-    : trained_(trained), max_new_tokens_(max_new_tokens) {
+const char* baseline_prompt_name(BaselinePrompt prompt) { return prompt == BaselinePrompt::kChat ? "chat" : "plain"; }
+
+EvalDecoder::EvalDecoder(TrainedCompressor& trained, int64_t max_new_tokens, BaselinePrompt baseline)
+    : trained_(trained), max_new_tokens_(max_new_tokens), baseline_(baseline) {
+  if (baseline == BaselinePrompt::kChat && !has_chat_format(*trained.loaded.tokenizer))
+    throw_input_error("--baseline-prompt chat: the tokenizer of ", trained.loaded.config.source,
+                      " has no known chat format (ChatML <|im_start|> or LLaMA-3 <|start_header_id|>)");
   if (trained.compressor->settings().mode == CompressorMode::kNone)
     decoder_adapters_ = std::make_unique<LoraWeights>(
         lora_on_backend(trained.compressor->lora(), trained.model->ops(), /*with_gradients=*/false));
@@ -98,7 +105,9 @@ std::vector<TokenIds> EvalDecoder::regenerate(const std::vector<const TokenIds*>
         rows.push_back({bos, cap});
         break;
       case EvalSystem::kFullContext:
-        rows.push_back({concat({&bos, text, &bos}), cap});
+        rows.push_back({baseline_ == BaselinePrompt::kChat ? chat_repeat_prompt(*trained_.loaded.tokenizer, *text)
+                                                           : concat({&bos, text, &bos}),
+                         cap});
         break;
     }
   }
@@ -113,9 +122,15 @@ std::vector<TokenIds> EvalDecoder::answer(const std::vector<QaQuestion>& questio
   std::vector<const TokenIds*> contexts;
   // Mode none decodes as it trained (trainer/objective.h): the full context, its LoRA.
   const bool full_context = system == EvalSystem::kFullContext || (system == EvalSystem::kCompressed && decoder_adapters_);
+  const bool chat = baseline_ == BaselinePrompt::kChat;
+  const Tokenizer& tokenizer = *trained_.loaded.tokenizer;
   for (const QaQuestion& q : questions) {
     const TokenIds prompt = qa_prompt(t, *q.question);
-    if (full_context)
+    if (chat && system == EvalSystem::kFullContext)
+      rows.push_back({chat_qa_prompt(tokenizer, q.context, *q.question), max_new_tokens_});
+    else if (chat && system == EvalSystem::kNoContext)
+      rows.push_back({chat_qa_prompt(tokenizer, nullptr, *q.question), max_new_tokens_});
+    else if (full_context)
       rows.push_back({full_context_qa_prompt(t, *q.context, *q.question), max_new_tokens_});
     else if (system == EvalSystem::kNoContext)
       rows.push_back({concat({&bos, &prompt}), max_new_tokens_});

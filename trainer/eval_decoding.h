@@ -8,6 +8,9 @@
 //                 [BOS] + context + the QA prompt, or for regeneration [BOS] + text +
 //                 [BOS] (the text once, then asked to start again);
 //   no_context:   the base model alone: [BOS] + the QA prompt, or [BOS] for regeneration.
+// With BaselinePrompt::kChat the two base-model systems are asked in the model's chat
+// format instead (trainer/eval_chat_prompts.h: the QA question with or without the
+// context, "repeat this text" for regeneration); regeneration's no_context stays [BOS].
 // Each returns the generated ids without the stop token that ended them. Items are
 // decoded together in one batch (model/batched_generation.h): a batch of one is the
 // single-sequence decoding exactly; larger batches are faster and may differ from it in
@@ -30,6 +33,11 @@ inline constexpr EvalSystem kEvalSystems[] = {EvalSystem::kCompressed, EvalSyste
 
 using TokenIds = std::vector<int32_t>;
 
+// How the base model's baselines are prompted: as plain text, the layout the compressor
+// trains on (kPlain), or in the model's chat format (kChat, for instruct models).
+enum class BaselinePrompt { kPlain, kChat };
+const char* baseline_prompt_name(BaselinePrompt prompt);  // "plain", "chat"
+
 struct QaQuestion {
   const TokenIds* context;
   const TokenIds* question;
@@ -37,7 +45,8 @@ struct QaQuestion {
 
 class EvalDecoder {
  public:
-  EvalDecoder(TrainedCompressor& trained, int64_t max_new_tokens);
+  // kChat: InputError when the model's tokenizer has no chat format.
+  EvalDecoder(TrainedCompressor& trained, int64_t max_new_tokens, BaselinePrompt baseline = BaselinePrompt::kPlain);
 
   // What `system` produces for each text / question, in order.
   std::vector<TokenIds> regenerate(const std::vector<const TokenIds*>& texts, EvalSystem system) const;
@@ -54,6 +63,7 @@ class EvalDecoder {
 
   TrainedCompressor& trained_;
   int64_t max_new_tokens_;
+  BaselinePrompt baseline_;
   // Mode none: the checkpoint's LoRA where the model computes (null otherwise).
   std::unique_ptr<LoraWeights> decoder_adapters_;
 };

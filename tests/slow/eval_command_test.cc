@@ -167,6 +167,21 @@ TEST_F(EvalCommand, BatchedDecodingWritesWhatOneAtATimeWrites) {
   }
 }
 
+// --baseline-prompt chat needs a tokenizer with a chat format (stories260K's has none):
+// one clear error, nothing written; an unknown value is refused the same way.
+TEST_F(EvalCommand, ChatBaselinePromptNeedsAChatFormat) {
+  const std::string base = "eval --checkpoint " + quoted(*dir_ + "/run-kv") + " --task qa --data " +
+                           quoted(*dir_ + "/qa/*.h5") + " --limit 2 --threads 1 --out " + quoted(*dir_ + "/chat");
+  test::CommandResult chat = test::run_xcomp(base + " --baseline-prompt chat");
+  EXPECT_NE(chat.exit_code, 0);
+  EXPECT_NE(chat.err.find("--baseline-prompt chat: the tokenizer of"), std::string::npos) << chat.err;
+  EXPECT_NE(chat.err.find("no known chat format"), std::string::npos) << chat.err;
+  test::CommandResult bogus = test::run_xcomp(base + " --baseline-prompt fancy");
+  EXPECT_NE(bogus.exit_code, 0);
+  EXPECT_NE(bogus.err.find("--baseline-prompt: expected plain or chat, got 'fancy'"), std::string::npos) << bogus.err;
+  EXPECT_FALSE(std::filesystem::exists(*dir_ + "/chat/report.json"));
+}
+
 TEST_F(EvalCommand, QaReportScoresEveryQuestionWithBothMetricFamilies) {
   const std::string out = *dir_ + "/eval-qa";
   test::CommandResult r = test::run_xcomp(
