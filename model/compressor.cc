@@ -68,6 +68,18 @@ void Compressor::zero_grad() {
   }
 }
 
+std::vector<Tensor> Compressor::values() {
+  std::vector<Tensor> out;
+  for (const auto& p : parameters()) out.push_back(*p.value);
+  return out;
+}
+
+std::vector<Tensor> Compressor::gradients() {
+  std::vector<Tensor> out;
+  for (const auto& p : parameters()) out.push_back(*p.grad);
+  return out;
+}
+
 void Compressor::place_on(Ops& ops) {
   if (computes_in_host_memory(ops) || device_ops_ == &ops) return;
   CHECK(device_ops_ == nullptr) << "a compressor is placed on one backend";

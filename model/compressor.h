@@ -59,6 +59,9 @@ class Compressor {
   std::vector<Named> parameters();
   int64_t parameter_count();
   void zero_grad();
+  // The values, and the gradient buffers, in parameters()' order (the tensors themselves).
+  std::vector<Tensor> values();
+  std::vector<Tensor> gradients();
 
   // Moves every value and gradient to where `ops` computes (values copied, gradients
   // zero there; on the CPU backend nothing moves), for a training loop that keeps them

@@ -165,19 +165,11 @@ Measured run_xcomp(const Settings& s, const std::string& fixtures) {
   // gradients are summed over ranks each step, as training does.
   const std::unique_ptr<Communicator> world = world_communicator();
   DataParallel parallel(*world);
-  {
-    std::vector<Tensor> values;  // rank 0's values everywhere
-    for (const auto& p : compressor.parameters()) values.push_back(*p.value);
-    parallel.broadcast_from_main(values);
-  }
+  parallel.broadcast_from_main(compressor.values());  // rank 0's values everywhere
   // As training keeps them: trainables, gradients and moments where the model computes.
   compressor.place_on(*ops);
-  std::vector<Tensor> values, grads;
-  for (const auto& p : compressor.parameters()) {
-    values.push_back(*p.value);
-    grads.push_back(*p.grad);
-  }
-  optimizer.place_on(*ops, values);
+  optimizer.place_on(*ops, compressor.values());
+  std::vector<Tensor> grads = compressor.gradients();
   const CompressorBatch batch =
       random_regeneration_batch(s.batch, s.text_len, config.vocab_size, config.bos_token_id, config.eos_token_id);
   StepOptions options;

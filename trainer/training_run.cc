@@ -339,24 +339,15 @@ TrainingResult TrainingRun::run() {
   adam.eps = config_.train.adam_eps;
   adam.weight_decay = config_.train.weight_decay;
   AdamW optimizer(adam);
-  std::vector<Tensor> grads;
-  for (const auto& p : compressor_->parameters()) {
-    optimizer.add_parameter(p.name, *p.value);
-    grads.push_back(*p.grad);
-  }
+  for (const auto& p : compressor_->parameters()) optimizer.add_parameter(p.name, *p.value);
   const LrSchedule schedule = lr_schedule_from_config(config_.train);
   const CheckpointState resumed = restore(optimizer);
   first_step_ = resumed.step;
   // The trainables, their gradients and the moments stay where the model computes from
   // here on (on a GPU: no copies per step; on the CPU nothing moves).
   compressor_->place_on(*ops_);
-  grads.clear();
-  std::vector<Tensor> values;
-  for (const auto& p : compressor_->parameters()) {
-    values.push_back(*p.value);
-    grads.push_back(*p.grad);
-  }
-  optimizer.place_on(*ops_, values);
+  optimizer.place_on(*ops_, compressor_->values());
+  std::vector<Tensor> grads = compressor_->gradients();
   DataLoaderOptions loader_opts = loader_options(train_shards_, config_.train.accumulation);
   loader_opts.world_size = parallel_.world_size();
   loader_opts.rank = parallel_.rank();

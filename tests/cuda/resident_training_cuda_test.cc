@@ -98,12 +98,9 @@ Trained train_three_steps(Ops& ops, const LoadedModel& loaded, const LlamaWeight
   for (const auto& p : compressor.parameters()) optimizer.add_parameter(p.name, *p.value);
   if (place) {
     compressor.place_on(ops);
-    std::vector<Tensor> values;
-    for (const auto& p : compressor.parameters()) values.push_back(*p.value);
-    optimizer.place_on(ops, values);
+    optimizer.place_on(ops, compressor.values());
   }
-  std::vector<Tensor> grads;
-  for (const auto& p : compressor.parameters()) grads.push_back(*p.grad);
+  std::vector<Tensor> grads = compressor.gradients();
   const int64_t vocab = loaded.config.vocab_size;
   const std::vector<CompressorBatch> micro = {test::random_regeneration_batch({23, 9, 17}, vocab, 7),
                                               test::random_regeneration_batch({12, 20}, vocab, 8)};
