@@ -1,5 +1,5 @@
 // The collective operations data-parallel training needs, over some transport: MPI for
-// the CPU backend (comm/mpi_communicator.h), NCCL for CUDA later. Every rank calls the
+// the CPU backend (comm/mpi_communicator.h), NCCL for the CUDA backend (comm/nccl_communicator.h). Every rank calls the
 // same operations in the same order with the same sizes; a call returns when this rank's
 // part is done.
 //
@@ -42,6 +42,8 @@ class Communicator {
   virtual bool any(bool flag) = 0;
 
   virtual size_t bucket_elements() const = 0;
+  // Whether all_reduce takes device memory (NCCL) rather than host memory (MPI).
+  virtual bool reduces_device_memory() const { return false; }
 };
 
 // A world of one: every collective is the identity. For runs outside MPI (library use,

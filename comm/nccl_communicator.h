@@ -82,6 +82,7 @@ class NcclCommunicator : public Communicator {
   bool all_equal(uint64_t value) override { return host_->all_equal(value); }
   bool any(bool flag) override { return host_->any(flag); }
   size_t bucket_elements() const override { return bucket_elements_; }
+  bool reduces_device_memory() const override { return true; }
 
   // The asynchronous reduction and its two ways to wait (see above).
   void all_reduce_async(float* device_data, size_t count, ReduceOp op, cudaStream_t after);

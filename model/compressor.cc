@@ -35,13 +35,27 @@ constexpr double kTokenInitStd = 0.02;
 
 Compressor::Compressor(const LlamaConfig& config, const CompressorSettings& settings, uint64_t seed)
     : settings_(settings), lora_(config, settings.lora, seed) {
-  if (settings.mode == CompressorMode::kNone) return;  // LoRA only: nothing is compressed
-  if (settings.num_tokens < 1) throw_input_error("compressor.num_tokens must be at least 1, got ", settings.num_tokens);
-  tokens_ = random_embeddings(settings.num_tokens, config.hidden_size, kTokenInitStd, seed, kTokenInitStream);
-  tokens_grad_ = Tensor::zeros(tokens_.shape());
-  if (settings.mode == CompressorMode::kEmbedding) {
-    ae_token_ = random_embeddings(1, config.hidden_size, kTokenInitStd, seed, kAeInitStream);
-    ae_token_grad_ = Tensor::zeros(ae_token_.shape());
+  if (settings.mode != CompressorMode::kNone) {  // mode none: LoRA only, nothing is compressed
+    if (settings.num_tokens < 1)
+      throw_input_error("compressor.num_tokens must be at least 1, got ", settings.num_tokens);
+    tokens_ = random_embeddings(settings.num_tokens, config.hidden_size, kTokenInitStd, seed, kTokenInitStream);
+    tokens_grad_ = Tensor::zeros(tokens_.shape());
+    if (settings.mode == CompressorMode::kEmbedding) {
+      ae_token_ = random_embeddings(1, config.hidden_size, kTokenInitStd, seed, kAeInitStream);
+      ae_token_grad_ = Tensor::zeros(ae_token_.shape());
+    }
+  }
+  bind_gradients_to(Tensor::zeros({parameter_count()}));
+}
+
+void Compressor::bind_gradients_to(Tensor buffer) {
+  CHECK(buffer.dtype() == DType::F32 && buffer.ndim() == 1 && buffer.numel() == parameter_count());
+  gradient_buffer_ = std::move(buffer);
+  int64_t at = 0;
+  for (auto& p : parameters()) {
+    const int64_t n = p.value->numel();
+    *p.grad = gradient_buffer_.slice0(at, at + n).reshape(p.value->shape());
+    at += n;
   }
 }
 
@@ -60,12 +74,10 @@ int64_t Compressor::parameter_count() {
 }
 
 void Compressor::zero_grad() {
-  for (auto& p : parameters()) {
-    if (device_ops_)
-      device_ops_->zero(*p.grad);
-    else
-      std::fill(p.grad->data<float>(), p.grad->data<float>() + p.grad->numel(), 0.0f);
-  }
+  if (device_ops_)
+    device_ops_->zero(gradient_buffer_);
+  else
+    std::fill(gradient_buffer_.data<float>(), gradient_buffer_.data<float>() + gradient_buffer_.numel(), 0.0f);
 }
 
 std::vector<Tensor> Compressor::values() {
@@ -83,10 +95,8 @@ std::vector<Tensor> Compressor::gradients() {
 void Compressor::place_on(Ops& ops) {
   if (computes_in_host_memory(ops) || device_ops_ == &ops) return;
   CHECK(device_ops_ == nullptr) << "a compressor is placed on one backend";
-  for (auto& p : parameters()) {
-    *p.value = ops.upload(*p.value);
-    *p.grad = ops.zeros(p.grad->shape());
-  }
+  for (auto& p : parameters()) *p.value = ops.upload(*p.value);
+  bind_gradients_to(ops.zeros({parameter_count()}));
   device_ops_ = &ops;
 }
 

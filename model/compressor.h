@@ -39,6 +39,9 @@ struct CompressorSettings {
 // gradients are fp32 host tensors (the optimizer's masters) until place_on moves them to
 // where a backend computes; a step on a device backend with host tensors works on copies
 // and adds its gradients back here, with placed tensors it works on them directly.
+// The gradients are views of one buffer, end to end in parameters()' order, so that a
+// step zeroes them with one call and data parallelism reduces them with one collective
+// (on a GPU: NCCL straight on the device buffer), never packing them first.
 class Compressor {
  public:
   Compressor(const LlamaConfig& config, const CompressorSettings& settings, uint64_t seed);
@@ -62,6 +65,9 @@ class Compressor {
   // The values, and the gradient buffers, in parameters()' order (the tensors themselves).
   std::vector<Tensor> values();
   std::vector<Tensor> gradients();
+  // Every gradient end to end (F32 [parameter_count()]), where the gradients live: the
+  // storage gradients() are views of.
+  const Tensor& gradient_buffer() const { return gradient_buffer_; }
 
   // Moves every value and gradient to where `ops` computes (values copied, gradients
   // zero there; on the CPU backend nothing moves), for a training loop that keeps them
@@ -74,9 +80,14 @@ class Compressor {
   std::vector<std::pair<std::string, Tensor>> host_values();
 
  private:
+  // Makes every gradient a view of gradient_buffer_ (zeros in `buffer`, which must hold
+  // parameter_count() F32 values).
+  void bind_gradients_to(Tensor buffer);
+
   CompressorSettings settings_;
   LoraWeights lora_;
   Tensor tokens_, tokens_grad_, ae_token_, ae_token_grad_;
+  Tensor gradient_buffer_;
   Ops* device_ops_ = nullptr;  // set by place_on when the tensors moved to a device
 };
 

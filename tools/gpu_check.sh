@@ -55,7 +55,7 @@ prepare() {
   else
     echo "WARNING: xcomp did not build; the bundle holds the tests only (no benchmarks)" >&2
   fi
-  # Its own binary: only it needs libnccl (a target only where CMake found NCCL).
+  # Its own binary (a target only where CMake found NCCL).
   if cmake --build "$BUILD" --target nccl_tests -- -j"${JOBS:-1}"; then
     binaries+=("$BUILD/tests/nccl_tests")
   else

@@ -26,7 +26,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "comm/mpi_communicator.h"
 #include "comm/process_group.h"
 #include "model/compressor.h"
 #include "model/input_error.h"
@@ -42,6 +41,7 @@
 #include "trainer/data_parallel.h"
 #include "trainer/grad_clip.h"
 #include "trainer/step_flops.h"
+#include "trainer/training_communicator.h"
 
 namespace xcomp {
 namespace {
@@ -140,7 +140,7 @@ void print_profile(const ProfilingOps& profiler, int64_t steps) {
 
 Measured run_xcomp(const Settings& s, const std::string& fixtures) {
   const Backend backend = s.device == "cuda" ? Backend::kCuda : Backend::kCpu;
-  std::unique_ptr<Ops> backend_ops = make_backend(backend, 0);
+  std::unique_ptr<Ops> backend_ops = make_backend(backend, mpi_is_running() ? mpi_world_placement().local_rank : 0);
   ProfilingOps profiler(*backend_ops);
   Ops* ops = s.profile ? static_cast<Ops*>(&profiler) : backend_ops.get();
   const BenchShape& shape = find_bench_shape(s.shape);
@@ -163,7 +163,7 @@ Measured run_xcomp(const Settings& s, const std::string& fixtures) {
   for (const auto& p : compressor.parameters()) optimizer.add_parameter(p.name, *p.value);
   // Under mpirun every rank times the same step on its own batch (weak scaling) and the
   // gradients are summed over ranks each step, as training does.
-  const std::unique_ptr<Communicator> world = world_communicator();
+  const std::unique_ptr<Communicator> world = training_communicator(backend);
   DataParallel parallel(*world);
   parallel.broadcast_from_main(compressor.values());  // rank 0's values everywhere
   // As training keeps them: trainables, gradients and moments where the model computes.
@@ -188,7 +188,7 @@ Measured run_xcomp(const Settings& s, const std::string& fixtures) {
     compressor.zero_grad();
     options.dropout_stream = static_cast<uint64_t>(step);
     const CompressorLoss loss = compressor_step(model, compressor, batch, options);
-    if (parallel.world_size() > 1) parallel.sum_gradients(*ops, grads);
+    parallel.sum_gradients(*ops, compressor.gradient_buffer());
     clip_grad_norm(*ops, grads, 1.0);
     optimizer.step(grads, 1e-4);
     ops->synchronize();  // the update may still be queued on a device: the step ends when it is done

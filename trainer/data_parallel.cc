@@ -2,7 +2,6 @@
 
 #include <glog/logging.h>
 
-#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -16,25 +15,18 @@ void DataParallel::broadcast_from_main(const std::vector<Tensor>& tensors) {
   }
 }
 
-void DataParallel::sum_gradients(Ops& ops, const std::vector<Tensor>& gradients) {
-  if (comm_.world_size() == 1) return;
-  size_t total = 0;
-  for (const Tensor& g : gradients) total += static_cast<size_t>(g.numel());
-  packed_.resize(total);
-  size_t at = 0;
-  for (const Tensor& g : gradients) {
-    CHECK(g.dtype() == DType::F32);
-    const Tensor host = g.on_host() ? g : ops.download(g);
-    std::copy(host.data<float>(), host.data<float>() + host.numel(), packed_.data() + at);
-    at += static_cast<size_t>(g.numel());
-  }
-  comm_.all_reduce(packed_.data(), packed_.size(), ReduceOp::kSum);
-  at = 0;
-  for (Tensor g : gradients) {
-    Tensor host = g.on_host() ? g : Tensor::empty(g.shape());
-    std::copy(packed_.data() + at, packed_.data() + at + g.numel(), host.data<float>());
-    if (!g.on_host()) ops.upload_into(host, g);
-    at += static_cast<size_t>(g.numel());
+void DataParallel::sum_gradients(Ops& ops, Tensor gradient_buffer) {  // a view: reduced in place
+  CHECK(gradient_buffer.dtype() == DType::F32 && gradient_buffer.ndim() == 1);
+  const size_t count = static_cast<size_t>(gradient_buffer.numel());
+  if (gradient_buffer.on_host()) {
+    if (comm_.world_size() > 1) comm_.all_reduce(static_cast<float*>(gradient_buffer.raw()), count, ReduceOp::kSum);
+  } else if (comm_.reduces_device_memory()) {
+    comm_.all_reduce(static_cast<float*>(gradient_buffer.raw()), count, ReduceOp::kSum);
+  } else if (comm_.world_size() > 1) {
+    if (!staged_.defined() || staged_.numel() != gradient_buffer.numel()) staged_ = Tensor::empty(gradient_buffer.shape());
+    ops.download_into(gradient_buffer, staged_);
+    comm_.all_reduce(staged_.data<float>(), count, ReduceOp::kSum);
+    ops.upload_into(staged_, gradient_buffer);
   }
 }
 

@@ -36,10 +36,15 @@ class DataParallel {
   void broadcast_integers_from_main(std::vector<int64_t>& values) {
     comm_.broadcast_bytes(values.data(), values.size() * sizeof(int64_t), 0);
   }
-  // Sums the gradients over ranks in place, packed into one host buffer that the
-  // communicator reduces in fixed-size buckets. Gradients on a device (where `ops`
-  // computes) are staged through it: downloaded, reduced, uploaded back.
-  void sum_gradients(Ops& ops, const std::vector<Tensor>& gradients);
+  // Sums a step's gradients over ranks in place: `gradient_buffer`, every gradient end
+  // to end (Compressor::gradient_buffer), F32, where `ops` computes. One collective over
+  // the buffer, which the communicator cuts in fixed-size buckets. A host buffer, or a
+  // device buffer with a communicator that reduces device memory (NCCL), is reduced where
+  // it is; a device buffer with a host communicator (MPI) is staged through host memory:
+  // one download, the reduction, one upload. With one rank nothing happens, except that a
+  // device communicator is still called: a single-GPU run takes the path a multi-GPU one
+  // does (NCCL's all-reduce over one rank is a device copy).
+  void sum_gradients(Ops& ops, Tensor gradient_buffer);
   // Host scalars summed over ranks (target counts, loss sums), in place.
   void sum(std::vector<double>& values) { comm_.all_reduce_sum(values.data(), values.size()); }
   // True on every rank when any rank asks to stop (a signal reaches ranks at different
@@ -59,7 +64,7 @@ class DataParallel {
 
  private:
   Communicator& comm_;
-  std::vector<float> packed_;  // the gradients of one step, end to end
+  Tensor staged_;  // host copy of a device gradient buffer, for a host communicator
 };
 
 // FNV-1a over the bytes of the tensors, in order: equal states give equal checksums.

@@ -15,7 +15,6 @@
 #include <memory>
 #include <optional>
 
-#include "comm/mpi_communicator.h"
 #include "comm/process_group.h"
 #include "io/checkpoint.h"
 #include "io/data_loader.h"
@@ -33,6 +32,7 @@
 #include "trainer/objective.h"
 #include "trainer/schedule.h"
 #include "trainer/stop_signals.h"
+#include "trainer/training_communicator.h"
 #include "trainer/trained_compressor.h"
 
 namespace xcomp {
@@ -412,7 +412,7 @@ TrainingResult TrainingRun::run() {
     for (size_t i = 0; i < micro.size(); ++i) {
       loss.add(compressor_step(*model_, *compressor_, micro[i], options), options.token_weight);
     }
-    parallel_.sum_gradients(*ops_, grads);
+    parallel_.sum_gradients(*ops_, compressor_->gradient_buffer());
     std::vector<double> totals = {loss.sum, loss.end_sum, static_cast<double>(loss.targets),
                                   static_cast<double>(loss.end_targets), static_cast<double>(tokens)};
     parallel_.sum(totals);
@@ -465,7 +465,7 @@ TrainingResult run_training(const ExperimentConfig& config, Communicator& comm) 
 }
 
 TrainingResult run_training(const ExperimentConfig& config) {
-  const std::unique_ptr<Communicator> world = world_communicator();
+  const std::unique_ptr<Communicator> world = training_communicator(config.backend);
   return run_training(config, *world);
 }
 

@@ -18,17 +18,21 @@ Tensor filled(Shape shape, float value) {
   return t;
 }
 
-TEST(DataParallel, SumsGradientsOverRanksAcrossTensorsAndBuckets) {
+TEST(DataParallel, SumsAGradientBufferOverRanksAcrossTensorsAndBuckets) {
   MpiCommunicator comm(MPI_COMM_WORLD, /*bucket_elements=*/5);  // 7 + 4 elements: three buckets
   DataParallel parallel(comm);
   const float r = static_cast<float>(comm.rank());
-  std::vector<Tensor> grads = {filled({7}, 10 * r), filled({2, 2}, -r)};
+  // Two gradients, views of one buffer, as Compressor lays them out.
+  Tensor buffer = Tensor::zeros({11});
+  Tensor first = buffer.slice0(0, 7), second = buffer.slice0(7, 11).reshape({2, 2});
+  for (int64_t i = 0; i < 7; ++i) first.data<float>()[i] = 10 * r + static_cast<float>(i);
+  for (int64_t i = 0; i < 4; ++i) second.data<float>()[i] = -r + static_cast<float>(i);
   CpuOps ops;
-  parallel.sum_gradients(ops, grads);
+  parallel.sum_gradients(ops, buffer);
   const int world = comm.world_size();
   const float rank_sum = static_cast<float>(world * (world - 1) / 2);
-  for (int64_t i = 0; i < 7; ++i) EXPECT_EQ(grads[0].data<float>()[i], 10 * rank_sum + world * i) << i;
-  for (int64_t i = 0; i < 4; ++i) EXPECT_EQ(grads[1].data<float>()[i], -rank_sum + world * i) << i;
+  for (int64_t i = 0; i < 7; ++i) EXPECT_EQ(first.data<float>()[i], 10 * rank_sum + world * i) << i;
+  for (int64_t i = 0; i < 4; ++i) EXPECT_EQ(second.data<float>()[i], -rank_sum + world * i) << i;
 }
 
 TEST(DataParallel, BroadcastsRankZerosParametersAndCatchesDrift) {

@@ -5,7 +5,8 @@
 // the rounding of a differently ordered sum with more. Sums and averages, counts below,
 // at, above and several times the bucket size, and count 0; the asynchronous form ordered
 // after a compute stream's work and before its reads; the host-side operations; and the
-// average's scale kernel on its own (with one rank the average never needs it).
+// average's scale kernel on its own (with one rank the average never needs it); and the
+// training loop's gradient sum (DataParallel) over a device buffer, both ways.
 //
 // Without a GPU for every rank of this node each communicator test is skipped, saying
 // why (one GPU and `mpirun -np 2`, or no GPU at all).
@@ -30,6 +31,8 @@
 #include "comm/nccl_scale.h"
 #include "comm/process_group.h"
 #include "model/cuda/cuda_check.h"
+#include "model/cuda/cuda_ops.h"
+#include "trainer/data_parallel.h"
 
 namespace xcomp {
 namespace {
@@ -328,6 +331,38 @@ TEST_F(NcclCommunicatorTest, HostOperationsGoThroughTheHostCommunicator) {
   EXPECT_EQ(nccl_->all_equal(static_cast<uint64_t>(nccl_->rank())), world == 1);
   EXPECT_TRUE(nccl_->any(nccl_->rank() == root));
   EXPECT_FALSE(nccl_->any(false));
+}
+
+// --- under data parallelism: the training loop's gradient sum on the CUDA backend -------
+
+// DataParallel::sum_gradients over a device gradient buffer (Compressor::gradient_buffer:
+// each gradient a view of it; here a buffer with an offset view, as the later
+// parameters' are): through NCCL in place, and staged through host memory with the host
+// communicator (one download, MPI, one upload), both the same bits as the host sum.
+TEST_F(NcclCommunicatorTest, DataParallelSumsADeviceGradientBuffer) {
+  const std::unique_ptr<Ops> ops = make_cuda_ops(nccl_->device(), CudaWeightStorage::kF32);
+  const int world = nccl_->world_size();
+  const size_t count = 2 * kBucket + 345;  // three buckets, the last one partial
+  const std::vector<float> data = rank_data(count + 7, nccl_->rank(), 77);
+  Tensor host = Tensor::empty({static_cast<int64_t>(data.size())});
+  std::copy(data.begin(), data.end(), host.data<float>());
+  std::vector<float> want(data.begin() + 7, data.end());
+  host_->all_reduce(want.data(), want.size(), ReduceOp::kSum);
+  double max_abs_diff = 0;
+  for (const bool through_nccl : {true, false}) {
+    SCOPED_TRACE(through_nccl ? "NCCL on the device buffer" : "staged through the host communicator");
+    const Tensor device = ops->upload(host);
+    // The gradients after the first 7 values, as a later parameter's view would be.
+    Tensor view = device.slice0(7, device.shape()[0]);
+    DataParallel parallel(through_nccl ? static_cast<Communicator&>(*nccl_) : *host_);
+    parallel.sum_gradients(*ops, view);
+    const Tensor back = ops->download(device);
+    for (int64_t i = 0; i < 7; ++i) ASSERT_EQ(back.data<float>()[i], data[i]) << "outside the view, element " << i;
+    const std::vector<float> got(back.data<float>() + 7, back.data<float>() + back.numel());
+    const std::string wrong = differences(got, want, world, ReduceOp::kSum, &max_abs_diff);
+    EXPECT_TRUE(wrong.empty()) << wrong;
+  }
+  RecordProperty("max_abs_difference", std::to_string(max_abs_diff));
 }
 
 }  // namespace

@@ -353,6 +353,31 @@ TEST(CompressorStep, LossOnlyStepGivesTheSameLossAndNoGradient) {
     for (int64_t i = 0; i < p.grad->numel(); ++i) ASSERT_EQ(p.grad->data<float>()[i], 0.0f) << p.name;
 }
 
+// The gradient buffer a data-parallel step reduces in one collective holds what the step
+// accumulated into each trainable's gradient, end to end in parameters()' order, and
+// zero_grad clears every gradient through it.
+TEST(CompressorStep, GradientBufferHoldsEveryGradientEndToEnd) {
+  for (const CompressorMode mode : {CompressorMode::kKeyValue, CompressorMode::kEmbedding, CompressorMode::kNone}) {
+    Harness h(false, settings(mode, DecoderPositions::kReference, kQueryValue));
+    h.randomise_trainables();
+    h.step(mode == CompressorMode::kNone ? full_context_qa_batch() : regeneration_batch(), 1.0f);
+    const Tensor& buffer = h.compressor.gradient_buffer();
+    ASSERT_EQ(buffer.numel(), h.compressor.parameter_count());
+    int64_t at = 0, nonzero = 0;
+    for (const auto& p : h.compressor.parameters()) {
+      for (int64_t i = 0; i < p.grad->numel(); ++i) {
+        ASSERT_EQ(buffer.data<float>()[at + i], p.grad->data<float>()[i]) << p.name << " element " << i;
+        nonzero += p.grad->data<float>()[i] != 0.0f;
+      }
+      at += p.grad->numel();
+    }
+    EXPECT_GT(nonzero, 0);
+    h.compressor.zero_grad();
+    for (const auto& p : h.compressor.parameters())
+      for (int64_t i = 0; i < p.grad->numel(); ++i) ASSERT_EQ(p.grad->data<float>()[i], 0.0f) << p.name;
+  }
+}
+
 // Gradients of every trainable after one step, copied out.
 std::vector<Vec> gradients(Compressor& c) {
   std::vector<Vec> out;
