@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "io/sha256.h"
 #include "model/input_error.h"
@@ -27,13 +28,35 @@ std::string read_first_line(const std::string& path) {
   return line;
 }
 
+// A checkpoint directory's trainable file, once the digests its state.json records verify:
+// a damaged checkpoint is an error naming the file, never a silently wrong evaluation.
+std::string verified_trainable_file(const fs::path& checkpoint_dir) {
+  try {
+    read_checkpoint(checkpoint_dir.string());
+  } catch (const InputError& e) {
+    throw_input_error("checkpoint ", checkpoint_dir.string(), " does not verify: ", e.what(),
+                      " (name an older checkpoint directory to use that one instead)");
+  }
+  return (checkpoint_dir / "trainable.safetensors").string();
+}
+
+bool is_checkpoint_dir(const fs::path& dir) { return fs::exists(dir / "state.json"); }
+
 }  // namespace
 
 std::string resolve_trainable_file(const std::string& checkpoint) {
   if (checkpoint.empty()) throw_input_error("no checkpoint given (--checkpoint PATH)");
   if (!fs::exists(checkpoint)) throw_input_error("checkpoint ", checkpoint, " does not exist");
-  if (!fs::is_directory(checkpoint)) return checkpoint;
+  if (!fs::is_directory(checkpoint)) {
+    // A file inside a checkpoint is verified with its checkpoint; a final
+    // <run_dir>/trainable.safetensors has no digest to check.
+    const fs::path parent = fs::path(checkpoint).parent_path();
+    if (fs::path(checkpoint).filename() == "trainable.safetensors" && is_checkpoint_dir(parent))
+      return verified_trainable_file(parent);
+    return checkpoint;
+  }
   const fs::path dir(checkpoint);
+  if (is_checkpoint_dir(dir)) return verified_trainable_file(dir);
   const fs::path latest = dir / "checkpoints" / "latest";
   if (fs::exists(latest)) {
     const std::string name = read_first_line(latest.string());
@@ -42,7 +65,7 @@ std::string resolve_trainable_file(const std::string& checkpoint) {
     const fs::path file = dir / "checkpoints" / name / "trainable.safetensors";
     if (!fs::exists(file))
       throw_input_error(latest.string(), " names ", name, ", but ", file.string(), " does not exist");
-    return file.string();
+    return verified_trainable_file(dir / "checkpoints" / name);
   }
   const fs::path file = dir / "trainable.safetensors";
   if (fs::exists(file)) return file.string();

@@ -7,6 +7,8 @@
 //   - a directory holding one (a checkpoint such as <run_dir>/checkpoints/step_00000300);
 //   - a run directory: its newest checkpoint as <run_dir>/checkpoints/latest names it,
 //     else <run_dir>/trainable.safetensors (what a run without checkpoints leaves).
+// A checkpoint's files are verified against the sha256 digests its state.json records
+// (io/checkpoint.h) before use: a damaged one is an InputError naming the file.
 // The compressor's shape (mode, N, LoRA r, alpha and targets, decoder positions) comes
 // from the run's config.yaml, found beside the file or up to two directories above it.
 // A mode-none checkpoint (compressor.mode: none) holds LoRA only, the decoder's.
@@ -23,8 +25,8 @@
 
 namespace xcomp {
 
-// The trainable.safetensors a checkpoint argument means; InputError naming the path
-// when there is none.
+// The trainable.safetensors a checkpoint argument means, verified when it belongs to a
+// checkpoint; InputError naming the path when there is none or it is damaged.
 std::string resolve_trainable_file(const std::string& checkpoint);
 
 // The config.yaml of the run that wrote `trainable_file`; InputError when none is found.
