@@ -13,9 +13,11 @@
 # Needs XCOMP_FIXTURES (stories260K/ and tinystories/ are all it reads) and xcomp on PATH
 # or in $XCOMP. Writes OUT_DIR/data (shards), OUT_DIR/run (metrics.jsonl, checkpoints),
 # OUT_DIR/eval (report.md); prints the last metrics line and the evaluation table. The
-# evaluation decodes on the CPU (xcomp eval has no GPU path yet), one thread by default:
-# stories260K decodes a token in microseconds, and more threads only add wake-ups (with
-# OMP_WAIT_POLICY=passive, 2 threads took 12x as long as 1 here).
+# evaluation decodes on EVAL_DEVICE (default cpu, so rows trained on either backend are
+# decoded alike; cuda decodes on the GPU with EVAL_CUDA_WEIGHTS, default bf16), on the
+# CPU with one thread by default: stories260K decodes a token in microseconds, and more
+# threads only add wake-ups (with OMP_WAIT_POLICY=passive, 2 threads took 12x as long as 1
+# here).
 set -euo pipefail
 
 backend=${1:?usage: tools/backend_train_check.sh cpu|cuda OUT_DIR}
@@ -57,5 +59,6 @@ tail -1 "$out/run/metrics.jsonl"
 
 start=$(date +%s)
 XCOMP_FIXTURES="$fixtures" "$xcomp" eval --checkpoint "$out/run" --task regeneration --data "$out/data/test-*.h5" \
-  --limit 200 --threads "${EVAL_THREADS:-1}" --out "$out/eval" 2>"$out/eval.log" || { tail -20 "$out/eval.log" >&2; exit 1; }
-echo "evaluated in $(($(date +%s) - start)) s"
+  --limit 200 --threads "${EVAL_THREADS:-1}" --device "${EVAL_DEVICE:-cpu}" --cuda-weights "${EVAL_CUDA_WEIGHTS:-bf16}" \
+  --out "$out/eval" 2>"$out/eval.log" || { tail -20 "$out/eval.log" >&2; exit 1; }
+echo "evaluated on ${EVAL_DEVICE:-cpu} in $(($(date +%s) - start)) s"

@@ -16,8 +16,8 @@
 #include "comm/mpi_communicator.h"
 #include "comm/process_group.h"
 #include "io/atomic_file.h"
-#include "model/cpu/cpu_ops.h"
 #include "model/input_error.h"
+#include "trainer/backend.h"
 #include "trainer/command_line.h"
 #include "trainer/commands.h"
 #include "trainer/cpu_threads.h"
@@ -209,6 +209,11 @@ int run_eval_command(const std::vector<std::string>& args) {
                   {"batch", "B",
                    "items decoded together (default 1: one at a time; larger is faster, and may differ from 1 in "
                    "the last bits of float rounding, so a near-tie between two tokens can go the other way)"},
+                  {"device", "cpu|cuda",
+                   "where the model runs (default cpu); cuda: the GPU of this rank's local rank, one rank per GPU"},
+                  {"cuda-weights", "bf16|f32",
+                   "with --device cuda: the frozen weights in bf16 (default, as training on the GPU) or fp32 (the "
+                   "CPU backend's numbers)"},
                   {"threads", "N", "CPU threads (default: the cores divided by the ranks on this node)"}});
   if (!cl.parse(args)) return 0;
   cl.expect_positional(0, 0);
@@ -219,7 +224,16 @@ int run_eval_command(const std::vector<std::string>& args) {
   const std::vector<std::string> shards = expand_data_arguments(cl.get_all("data"));
   use_cpu_threads(cpu_threads_for(cl.get_int("threads", 0, 0, 4096)));
 
-  CpuOps ops;
+  const std::string device = cl.get("device", "cpu");
+  if (device != "cpu" && device != "cuda") throw_input_error("--device: expected cpu or cuda, got '", device, "'");
+  const std::string cuda_weights = cl.get("cuda-weights", "bf16");
+  if (cuda_weights != "bf16" && cuda_weights != "f32")
+    throw_input_error("--cuda-weights: expected bf16 or f32, got '", cuda_weights, "'");
+  const std::unique_ptr<Ops> backend =
+      make_backend(device == "cuda" ? Backend::kCuda : Backend::kCpu,
+                   mpi_is_running() ? mpi_world_placement().local_rank : 0,
+                   cuda_weights == "f32" ? CudaWeights::kF32 : CudaWeights::kBf16);
+  Ops& ops = *backend;
   TrainedCompressorOptions to;
   to.checkpoint = cl.require("checkpoint");
   to.config = cl.get("config");
@@ -261,7 +275,9 @@ int run_eval_command(const std::vector<std::string>& args) {
   if (baseline_arg != "plain" && baseline_arg != "chat")
     throw_input_error("--baseline-prompt: expected plain or chat, got '", baseline_arg, "'");
   const BaselinePrompt baseline = baseline_arg == "chat" ? BaselinePrompt::kChat : BaselinePrompt::kPlain;
-  const nlohmann::json header = report_header(*trained, to.checkpoint, baseline);
+  nlohmann::json header = report_header(*trained, to.checkpoint, baseline);
+  header["device"] = device;  // where the numbers were computed (the GPU's differ in rounding)
+  if (device == "cuda") header["cuda_weights"] = cuda_weights;
   if (task == "regeneration") {
     const std::vector<int64_t> lengths = parse_lengths(
         cl.get("text-lengths", std::to_string(trained->config.compressor.max_text_len)), "--text-lengths");

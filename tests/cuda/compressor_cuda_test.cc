@@ -20,7 +20,6 @@
 #include "model/cuda/cuda_ops.h"
 #include "model/half.h"
 #include "model/llama.h"
-#include "model/random.h"
 #include "tests/cuda/random_batch.h"
 #include "tests/cuda/tensor_compare.h"
 #include "tests/test_support.h"
@@ -61,19 +60,6 @@ LlamaWeights rounded_weights(const LlamaWeights& w) {
   return r;
 }
 
-// LoRA B starts at zero; give it values so that A's gradient and the adapted path are
-// exercised too (both sides get the same numbers).
-void perturb_lora_b(Compressor& c) {
-  uint64_t stream = 0;
-  for (auto& p : c.lora().parameters()) {
-    if (p.name.find("lora_B") == std::string::npos) continue;
-    float* v = p.value->data<float>();
-    for (int64_t i = 0; i < p.value->numel(); ++i)
-      v[i] = static_cast<float>(0.05 * (2 * counter_random_uniform(3, RandomPurpose::kInit, stream, i) - 1));
-    ++stream;
-  }
-}
-
 class CompressorOnCuda : public ::testing::TestWithParam<std::tuple<CompressorMode, CudaWeightStorage>> {};
 
 TEST_P(CompressorOnCuda, LossAndEveryGradientMatchTheCpuBackend) {
@@ -94,8 +80,8 @@ TEST_P(CompressorOnCuda, LossAndEveryGradientMatchTheCpuBackend) {
   settings.lora.r = 4;
   settings.lora.dropout = 0.1;  // the same counter-based mask on both backends
   Compressor on_cpu(loaded.config, settings, 11), on_cuda(loaded.config, settings, 11);
-  perturb_lora_b(on_cpu);
-  perturb_lora_b(on_cuda);
+  test::perturb_lora_b(on_cpu);
+  test::perturb_lora_b(on_cuda);
 
   const CompressorBatch batch = test::random_regeneration_batch({23, 9, 17}, loaded.config.vocab_size, 7);
   StepOptions options;

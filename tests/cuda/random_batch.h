@@ -1,9 +1,11 @@
-// A padded batch of random texts in the regeneration layout for the CUDA tests that run
-// the compressor step on both backends: decoder [BOS] + text, targets text + [EOS].
+// Random inputs for the CUDA tests that run the compressor on both backends: a padded
+// batch of random texts in the regeneration layout (decoder [BOS] + text, targets text +
+// [EOS]), and nonzero LoRA B matrices.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "model/compressor.h"
@@ -38,6 +40,19 @@ inline CompressorBatch random_regeneration_batch(const std::vector<int64_t>& len
     batch.targets.data<int32_t>()[r * (l + 1) + lengths[r]] = kEos;
   }
   return batch;
+}
+
+// LoRA B starts at zero; give it values so that A's gradient and the adapted path are
+// exercised too (the same numbers for every compressor of the same settings).
+inline void perturb_lora_b(Compressor& c) {
+  uint64_t stream = 0;
+  for (auto& p : c.lora().parameters()) {
+    if (p.name.find("lora_B") == std::string::npos) continue;
+    float* v = p.value->data<float>();
+    for (int64_t i = 0; i < p.value->numel(); ++i)
+      v[i] = static_cast<float>(0.05 * (2 * counter_random_uniform(3, RandomPurpose::kInit, stream, i) - 1));
+    ++stream;
+  }
 }
 
 }  // namespace xcomp::test
