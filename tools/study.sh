@@ -12,7 +12,9 @@
 #   tools/study.sh stories260k table        # the table from what has run so far
 #
 # Environment: STUDY_DIR (default runs/study), XCOMP (the binary; default build/xcomp,
-# built when missing), XCOMP_FIXTURES, XCOMP_MODELS, STUDY_BACKEND (cpu or cuda),
+# built when missing), XCOMP_FIXTURES, XCOMP_MODELS, STUDY_BACKEND (cpu or cuda: a row
+# trains and is evaluated there; on cuda with STUDY_CUDA_WEIGHTS, default f32, the CPU
+# backend's arithmetic up to summation order, or bf16),
 # STUDY_THREADS (fixed per model so a rerun is bit-identical on the CPU backend);
 # STUDY_EVAL_BATCH (items `xcomp eval` decodes together: 1 for stories260k, whose rows
 # were evaluated one at a time, 16 for smollm2, where decoding one at a time is bound by
@@ -32,6 +34,11 @@ models="${XCOMP_MODELS:-$HOME/.cache/xcomp}"
 export XCOMP_FIXTURES="$fixtures" XCOMP_MODELS="$models"
 dir="${STUDY_DIR:-runs/study}/$model"
 backend="${STUDY_BACKEND:-cpu}"
+cuda_weights="${STUDY_CUDA_WEIGHTS:-f32}"
+device_args=() eval_device_args=()  # what a row adds on the GPU, to training and to evaluation
+if [[ $backend == cuda ]]; then
+  device_args=(cuda_weights="$cuda_weights") eval_device_args=(--device cuda --cuda-weights "$cuda_weights")
+fi
 xcomp="${XCOMP:-$root/build/xcomp}"
 [[ -x "$xcomp" ]] || xcomp="$(bash "$root/launch/build.sh")/xcomp"
 mkdir -p "$dir"
@@ -106,7 +113,8 @@ globs() {  # the shards of the given data dirs for one split, as a YAML list
 common() {  # RUN_DIR STEPS: the keys every row sets
   echo run_dir="$1" backend="$backend" threads="$threads" resume=auto seed="${STUDY_SEED:-0}" \
     data.shuffle_seed="${STUDY_SEED:-0}" train.steps="$2" \
-    train.warmup_steps=$(($2 < 300 ? $2 / 10 : 30)) eval.every="$2" checkpoint.every=100 log.progress=never
+    train.warmup_steps=$(($2 < 300 ? $2 / 10 : 30)) eval.every="$2" checkpoint.every=100 log.progress=never \
+    ${device_args[@]+"${device_args[@]}"}
 }
 
 # finished RUN STEPS: true when RUN has trained all STEPS (its last metrics line is that
@@ -125,7 +133,8 @@ evaluate() {
     return
   fi
   run "$xcomp" eval --checkpoint "$run_dir" --task "$task" "${args[@]}" --limit "$limit" \
-    --threads "$threads" --batch "$eval_batch" --out "$run_dir/eval" >/dev/null
+    --threads "$threads" --batch "$eval_batch" ${eval_device_args[@]+"${eval_device_args[@]}"} \
+    --out "$run_dir/eval" >/dev/null
 }
 
 regen_row() {  # regen-MODE[-after]-nN-lL
