@@ -1,8 +1,9 @@
 // The communicator a training run reduces its gradients with, chosen by backend: on the
 // CUDA backend NCCL (comm/nccl_communicator.h), so gradients are summed in device memory
 // where they live, with MPI underneath for the host-side collectives and the bootstrap;
-// on the CPU backend, or in a build without NCCL, or with no GPU visible (the backend
-// then fails with its own message), the job's MPI world (a world of one outside mpirun).
+// on the CPU backend, in a build without NCCL, with no GPU visible (the backend then
+// fails with its own message), or with more ranks on a node than GPUs (NCCL needs one
+// each; a warning says so), the job's MPI world (a world of one outside mpirun).
 #pragma once
 
 #include <memory>
