@@ -124,6 +124,14 @@ finished() {
   [[ -f "$1/trainable.safetensors" && -f "$1/metrics.jsonl" ]] && tail -n 1 "$1/metrics.jsonl" | grep -q "\"step\":$2[,}]"
 }
 
+# trained RUN STEPS: stops the study when RUN's training ended early (a stop signal
+# leaves a checkpoint and exits cleanly): a partial checkpoint is not evaluated.
+trained() {
+  finished "$1" "$2" && return
+  echo "study: $1 stopped before step $2; run the same command again to resume it" >&2
+  exit 3
+}
+
 # evaluate RUN TASK DATA... : writes RUN/eval unless it is newer than the checkpoint.
 evaluate() {
   local run_dir=$1 task=$2 limit=$3; shift 3
@@ -147,6 +155,7 @@ regen_row() {  # regen-MODE[-after]-nN-lL
     compressor.mode="$mode" compressor.num_tokens="$n" compressor.max_text_len="$l" \
     compressor.decoder_positions="$positions" \
     "data.train=$(globs train "${regen_data[@]}")" "data.validation=$(globs test "${regen_data[@]}")" >/dev/null
+  trained "$run_dir" "$regen_steps"
   evaluate "$run_dir" regeneration "$regen_eval" "${regen_data[@]}"
 }
 
@@ -163,6 +172,7 @@ qa_row() {  # qa-SET-MODE-nN (from regen-MODE-nN-l96) or qa-SET-none
   fi
   finished "$run_dir" "$qa_steps" || run "$xcomp" train --config "$config" $(common "$run_dir" "$qa_steps") "${init[@]}" \
     "data.train=$(globs train "$data")" "data.validation=$(globs test "$data")" >/dev/null
+  trained "$run_dir" "$qa_steps"
   evaluate "$run_dir" qa "$qa_eval" "$data"
 }
 
