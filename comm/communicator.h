@@ -30,6 +30,16 @@ class Communicator {
   // same bits on every rank. Large buffers go in buckets of bucket_elements() so no
   // single message grows with the model.
   virtual void all_reduce(float* data, size_t count, ReduceOp op) = 0;
+  // The same, started without waiting where the transport allows: the reduction is
+  // ordered after the work queued so far on the compute stream `after` (an opaque handle,
+  // Ops::stream_handle()) and is in place for work queued on `stream` after
+  // wait_for_reductions(stream). In between, nothing may touch data[0, count). Where
+  // there is no such stream (MPI on host memory) the default reduces at once.
+  virtual void start_all_reduce(float* data, size_t count, ReduceOp op, void* after) {
+    (void)after;
+    all_reduce(data, count, op);
+  }
+  virtual void wait_for_reductions(void* stream) { (void)stream; }
   // Host values (loss sums, token counts): the element-wise sum over ranks, in place.
   virtual void all_reduce_sum(double* data, size_t count) = 0;
   // Rank `root`'s bytes land on every rank.

@@ -83,6 +83,11 @@ class NcclCommunicator : public Communicator {
   bool any(bool flag) override { return host_->any(flag); }
   size_t bucket_elements() const override { return bucket_elements_; }
   bool reduces_device_memory() const override { return true; }
+  // all_reduce_async and wait (below) behind the Communicator interface.
+  void start_all_reduce(float* device_data, size_t count, ReduceOp op, void* after) override {
+    all_reduce_async(device_data, count, op, static_cast<cudaStream_t>(after));
+  }
+  void wait_for_reductions(void* stream) override { wait(static_cast<cudaStream_t>(stream)); }
 
   // The asynchronous reduction and its two ways to wait (see above).
   void all_reduce_async(float* device_data, size_t count, ReduceOp op, cudaStream_t after);

@@ -73,6 +73,23 @@ int64_t Compressor::parameter_count() {
   return n;
 }
 
+std::pair<int64_t, int64_t> Compressor::lora_gradient_range(int layer) {
+  const auto* base = static_cast<const char*>(gradient_buffer_.raw());
+  int64_t begin = gradient_buffer_.numel(), end = begin, count = 0;
+  for (int t = 0; t < kLoraTargetCount; ++t) {
+    const LoraAdapter* adapter = lora_.find(layer, static_cast<LoraTarget>(t));
+    if (adapter == nullptr) continue;
+    for (const Tensor* g : {&adapter->grad_a, &adapter->grad_b}) {
+      const int64_t at = (static_cast<const char*>(g->raw()) - base) / static_cast<int64_t>(sizeof(float));
+      begin = count == 0 ? at : std::min(begin, at);
+      end = count == 0 ? at + g->numel() : std::max(end, at + g->numel());
+      count += g->numel();
+    }
+  }
+  CHECK_EQ(end - begin, count) << "layer " << layer << "'s LoRA gradients are not contiguous in the buffer";
+  return {begin, end};
+}
+
 void Compressor::zero_grad() {
   if (device_ops_)
     device_ops_->zero(gradient_buffer_);
@@ -431,6 +448,16 @@ CompressorLoss compressor_step(const LlamaModel& model, Compressor& compressor, 
     return loss;
   }
 
+  // Who is told when a layer's LoRA gradients are written: as backward passes each layer
+  // when it accumulates into the compressor's own buffers, else all at the end, after
+  // the write-back.
+  const bool hooked = static_cast<bool>(options.lora_gradients_ready);
+  const bool direct = hooked && (compressor.on_device() || computes_in_host_memory(ops));
+  const bool deferred = hooked && !direct;
+  auto report_every_layer = [&] {
+    for (int layer = static_cast<int>(c.num_hidden_layers) - 1; layer >= 0; --layer) options.lora_gradients_ready(layer);
+  };
+
   // Decoder backward: activation gradients only, down to the prefix (or memory); in mode
   // none, into the decoder's LoRA, and that is the whole step.
   Tensor dnormed = ops.empty({m, c.hidden_size});
@@ -444,6 +471,7 @@ CompressorLoss compressor_step(const LlamaModel& model, Compressor& compressor, 
     const LayerStore store{&d.keys[layer], &d.values[layer], &d.key_valid, d.prefix, d.prefix + d.rows};
     layer_backward(model, layer, dx, d.positions, store, dk, dv, decoder_lora(comp, options, layer, d),
                    LayerExtent::kFull, d.saved[layer]);
+    if (none_mode && direct) options.lora_gradients_ready(layer);
     if (kv_mode) {
       prefix_dk[layer] = ops.empty({d.b, e.n, c.num_key_value_heads, c.head_dim});
       prefix_dv[layer] = ops.empty(prefix_dk[layer].shape());
@@ -453,6 +481,7 @@ CompressorLoss compressor_step(const LlamaModel& model, Compressor& compressor, 
   }
   if (none_mode) {
     write_back_gradients(comp, compressor, ops);
+    if (deferred) report_every_layer();
     return loss;
   }
   Tensor dx_rows = dx.reshape({d.b, d.rows, c.hidden_size});
@@ -484,12 +513,14 @@ CompressorLoss compressor_step(const LlamaModel& model, Compressor& compressor, 
     const LayerStore store{&e.keys[layer], &e.values[layer], &e.key_valid, 0, e.t};
     layer_backward(model, layer, dx_enc, e.positions, store, dk, dv, lora_for(comp, options, layer, e.dropout_rows),
                    extent, e.saved[layer]);
+    if (direct) options.lora_gradients_ready(layer);
   }
   Tensor dtokens = ops.empty({e.b, e.n, c.hidden_size});
   ops.read_rows(dx_enc.reshape({e.b, e.t, c.hidden_size}), e.l, dtokens);
   for (int64_t r = 0; r < e.b; ++r)
     ops.add_inplace(comp.tokens_grad, dtokens.slice0(r, r + 1).reshape(comp.tokens_grad.shape()));
   write_back_gradients(comp, compressor, ops);
+  if (deferred) report_every_layer();
   return loss;
 }
 

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -68,6 +69,10 @@ class Compressor {
   // Every gradient end to end (F32 [parameter_count()]), where the gradients live: the
   // storage gradients() are views of.
   const Tensor& gradient_buffer() const { return gradient_buffer_; }
+  // Where layer `layer`'s LoRA gradients lie in gradient_buffer(), [begin, end) in
+  // elements (empty when the layer has no adapters): one contiguous run per layer, layer
+  // 0's first, after the compression and AE tokens'.
+  std::pair<int64_t, int64_t> lora_gradient_range(int layer);
 
   // Moves every value and gradient to where `ops` computes (values copied, gradients
   // zero there; on the CPU backend nothing moves), for a training loop that keeps them
@@ -134,6 +139,13 @@ struct StepOptions {
   // Embedding mode: the AE token replaces the first decoder token (regeneration's BOS).
   // QA fine-tuning feeds the question prompt right after the memory instead.
   bool ae_token = true;
+  // Called during backward once the work writing each layer's LoRA gradients into the
+  // compressor's own buffers is queued, layer by layer from the last (on a device the
+  // work may still be running: order after it on Ops::stream_handle()). So a caller can
+  // start reducing a layer's gradients while backward goes on (trainer/data_parallel.h).
+  // With host trainables on a device backend the gradients reach the compressor at the
+  // end of the step: every layer is reported then. Not called without backward.
+  std::function<void(int layer)> lora_gradients_ready;
 };
 
 // Runs the encoder and the decoder on the batch and, with options.backward,

@@ -41,6 +41,10 @@ class Ops {
   // Device memory this backend holds from its driver, in bytes (its high-water mark, as
   // the CUDA backend caches what it frees), or -1 where that is not a separate memory.
   virtual int64_t device_memory_reserved() const { return -1; }
+  // The device stream this backend queues its work on, as an opaque handle for whoever
+  // must order its own work after it (a communicator reducing gradients that backward
+  // is still writing, comm/communicator.h); null where ops finish before they return.
+  virtual void* stream_handle() { return nullptr; }
 
   // out[n, :] = table[ids[n], :]. ids: I32 [N], each in [0, rows(table)) (the caller
   // validates user-supplied ids); out: [N, hidden].

@@ -36,6 +36,7 @@ class ProfilingOps final : public Ops {
   void upload_into(const Tensor& host, Tensor& t) override;
   void synchronize() override { inner_.synchronize(); }
   int64_t device_memory_reserved() const override { return inner_.device_memory_reserved(); }
+  void* stream_handle() override { return inner_.stream_handle(); }
 
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override;
   void linear(const Tensor& x, const Tensor& w, Tensor& y) override;

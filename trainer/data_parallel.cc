@@ -2,6 +2,7 @@
 
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -28,6 +29,41 @@ void DataParallel::sum_gradients(Ops& ops, Tensor gradient_buffer) {  // a view:
     comm_.all_reduce(staged_.data<float>(), count, ReduceOp::kSum);
     ops.upload_into(staged_, gradient_buffer);
   }
+}
+
+std::function<void(int)> DataParallel::begin_gradient_sum(Ops& ops, Compressor& compressor) {
+  CHECK(overlaps_gradient_sum()) << "an overlapped gradient sum needs a communicator that reduces device memory";
+  CHECK(overlap_.ops == nullptr) << "begin_gradient_sum twice without finish_gradient_sum";
+  Tensor buffer = compressor.gradient_buffer();  // a view, for its writable pointer
+  overlap_ = {&ops, &compressor, static_cast<float*>(buffer.raw()), buffer.numel(), buffer.numel()};
+  return [this](int layer) { layer_gradients_ready(layer); };
+}
+
+void DataParallel::layer_gradients_ready(int layer) {
+  CHECK(overlap_.ops != nullptr) << "a layer reported outside begin_gradient_sum/finish_gradient_sum";
+  const auto [begin, end] = overlap_.compressor->lora_gradient_range(layer);
+  if (begin == end) return;
+  // Layers come from the last, and the buffer holds them in order: each one ends where
+  // the run already final begins.
+  CHECK_EQ(end, overlap_.pending_from) << "layer " << layer << " reported out of order";
+  overlap_.pending_from = begin;
+  const int64_t pending = overlap_.started_from - overlap_.pending_from;
+  if (pending >= static_cast<int64_t>(std::max<size_t>(comm_.bucket_elements(), 1))) {
+    comm_.start_all_reduce(overlap_.buffer + overlap_.pending_from, static_cast<size_t>(pending), ReduceOp::kSum,
+                           overlap_.ops->stream_handle());
+    overlap_.started_from = overlap_.pending_from;
+  }
+}
+
+void DataParallel::finish_gradient_sum() {
+  CHECK(overlap_.ops != nullptr) << "finish_gradient_sum without begin_gradient_sum";
+  // Everything below started_from: the tokens' gradients (final only now) and any layers
+  // still pending.
+  if (overlap_.started_from > 0)
+    comm_.start_all_reduce(overlap_.buffer, static_cast<size_t>(overlap_.started_from), ReduceOp::kSum,
+                           overlap_.ops->stream_handle());
+  comm_.wait_for_reductions(overlap_.ops->stream_handle());
+  overlap_ = OverlappedSum{};
 }
 
 void DataParallel::check_in_sync(int64_t step, const std::vector<Tensor>& parameters) {

@@ -12,9 +12,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "comm/communicator.h"
+#include "model/compressor.h"
 #include "model/ops.h"
 #include "model/tensor.h"
 
@@ -45,6 +47,21 @@ class DataParallel {
   // device communicator is still called: a single-GPU run takes the path a multi-GPU one
   // does (NCCL's all-reduce over one rank is a device copy).
   void sum_gradients(Ops& ops, Tensor gradient_buffer);
+
+  // The same sum, overlapped with the last micro-batch's backward (DESIGN.md: on GPUs),
+  // where the communicator reduces device memory (NCCL; overlaps_gradient_sum()):
+  // begin_gradient_sum returns the hook for that micro-batch's
+  // StepOptions::lora_gradients_ready. As backward reports layers, from the last, it
+  // starts reducing their LoRA gradients in buckets of at least bucket_elements() (each
+  // one contiguous run of the buffer, ordered after the backward work queued so far);
+  // finish_gradient_sum, after the step, starts the rest (the compression and AE
+  // tokens, the last partial bucket) and makes the backend's later work (clipping, the
+  // update) wait for all of it. Every element is reduced once, as by sum_gradients, and
+  // a single rank goes through it too. Elsewhere (MPI on the host) sum_gradients after
+  // the step is the way: a blocking reduction in mid-backward would gain nothing.
+  bool overlaps_gradient_sum() const { return comm_.reduces_device_memory(); }
+  std::function<void(int layer)> begin_gradient_sum(Ops& ops, Compressor& compressor);
+  void finish_gradient_sum();
   // Host scalars summed over ranks (target counts, loss sums), in place.
   void sum(std::vector<double>& values) { comm_.all_reduce_sum(values.data(), values.size()); }
   // True on every rank when any rank asks to stop (a signal reaches ranks at different
@@ -63,8 +80,20 @@ class DataParallel {
   void check_in_sync(int64_t step, const std::vector<Tensor>& parameters);
 
  private:
+  // A layer's gradients are final: add them to the pending run, start it once it fills a bucket.
+  void layer_gradients_ready(int layer);
+
   Communicator& comm_;
   Tensor staged_;  // host copy of a device gradient buffer, for a host communicator
+  // The overlapped sum in progress: the buffer, whose elements [started_from_, end) are
+  // being reduced and [pending_from_, started_from_) are final but not yet started.
+  struct OverlappedSum {
+    Ops* ops = nullptr;
+    Compressor* compressor = nullptr;
+    float* buffer = nullptr;
+    int64_t started_from = 0, pending_from = 0;
+  };
+  OverlappedSum overlap_;
 };
 
 // FNV-1a over the bytes of the tensors, in order: equal states give equal checksums.

@@ -80,6 +80,7 @@ class CudaOps final : public Ops {
                     const AdamWStepScalars& scalars) override;
 
   cudaStream_t stream() const { return stream_; }
+  void* stream_handle() override { return stream_; }
 
  private:
   // y = x . w^T or its input gradient through cuBLAS; shared by linear and backward.

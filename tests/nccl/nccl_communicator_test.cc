@@ -6,7 +6,8 @@
 // at, above and several times the bucket size, and count 0; the asynchronous form ordered
 // after a compute stream's work and before its reads; the host-side operations; and the
 // average's scale kernel on its own (with one rank the average never needs it); and the
-// training loop's gradient sum (DataParallel) over a device buffer, both ways.
+// training loop's gradient sum (DataParallel) over a device buffer, both ways, and
+// overlapped with backward.
 //
 // Without a GPU for every rank of this node each communicator test is skipped, saying
 // why (one GPU and `mpirun -np 2`, or no GPU at all).
@@ -32,6 +33,11 @@
 #include "comm/process_group.h"
 #include "model/cuda/cuda_check.h"
 #include "model/cuda/cuda_ops.h"
+#include "io/model_loader.h"
+#include "model/compressor.h"
+#include "model/llama.h"
+#include "tests/cuda/random_batch.h"
+#include "tests/test_support.h"
 #include "trainer/data_parallel.h"
 
 namespace xcomp {
@@ -363,6 +369,53 @@ TEST_F(NcclCommunicatorTest, DataParallelSumsADeviceGradientBuffer) {
     EXPECT_TRUE(wrong.empty()) << wrong;
   }
   RecordProperty("max_abs_difference", std::to_string(max_abs_diff));
+}
+
+// The training loop's sum overlapped with the last micro-batch's backward
+// (DataParallel::begin_gradient_sum, NCCL on the communicator's stream while backward
+// goes on on the backend's): the same bits as the plain sum after the step, on a
+// stories260K compressor step with fp32 weights on every rank (each rank its own batch).
+// A bucket reduced before backward finished writing it would differ with two ranks; with
+// one this checks that the ordering and the final wait leave the gradients intact.
+TEST_F(NcclCommunicatorTest, DataParallelOverlapsTheSumWithBackward) {
+  const LoadedModel loaded = load_model(test::fixture("stories260K/stories260K.bin"),
+                                        test::fixture("stories260K/tok512.model"));
+  const std::unique_ptr<Ops> ops = make_cuda_ops(nccl_->device(), CudaWeightStorage::kF32);
+  const LlamaModel model(loaded.config, load_weights(loaded), *ops);
+  const uint64_t seed = 7 + static_cast<uint64_t>(nccl_->rank());
+  const std::vector<CompressorBatch> micro = {
+      test::random_regeneration_batch({23, 9}, loaded.config.vocab_size, seed),
+      test::random_regeneration_batch({17, 30, 5}, loaded.config.vocab_size, seed + 100)};
+  StepOptions options;
+  options.token_weight = 1.0f / 90;
+  options.end_id = test::kEos;
+  for (const CompressorMode mode : {CompressorMode::kKeyValue, CompressorMode::kEmbedding}) {
+    SCOPED_TRACE(mode == CompressorMode::kKeyValue ? "kv" : "embedding");
+    CompressorSettings settings;
+    settings.mode = mode;
+    settings.num_tokens = 4;
+    settings.lora.r = 4;
+    std::vector<float> sums[2];
+    for (const bool overlap : {false, true}) {
+      Compressor compressor(loaded.config, settings, 11);
+      test::perturb_lora_b(compressor);
+      compressor.place_on(*ops);
+      compressor.zero_grad();
+      DataParallel parallel(*nccl_);
+      for (size_t i = 0; i < micro.size(); ++i) {
+        StepOptions o = options;
+        if (overlap && i + 1 == micro.size()) o.lora_gradients_ready = parallel.begin_gradient_sum(*ops, compressor);
+        compressor_step(model, compressor, micro[i], o);
+      }
+      if (overlap)
+        parallel.finish_gradient_sum();
+      else
+        parallel.sum_gradients(*ops, compressor.gradient_buffer());
+      const Tensor host = ops->download(compressor.gradient_buffer());
+      sums[overlap] = std::vector<float>(host.data<float>(), host.data<float>() + host.numel());
+    }
+    EXPECT_EQ(sums[1], sums[0]);
+  }
 }
 
 }  // namespace
