@@ -1,7 +1,7 @@
 // The collective operations data-parallel training needs, over some transport: MPI for
-// the CPU backend (comm/mpi_communicator.h), NCCL for the CUDA backend (comm/nccl_communicator.h). Every rank calls the
-// same operations in the same order with the same sizes; a call returns when this rank's
-// part is done.
+// the CPU backend (comm/mpi_communicator.h), NCCL for the CUDA backend
+// (comm/nccl_communicator.h). Every rank calls the same operations in the same order with
+// the same sizes; a call returns when this rank's part is done.
 //
 // Buffers live where the backend keeps its tensors: host memory for MPI, device memory
 // for NCCL. The small host-side operations (counts, checksums, flags) always take host

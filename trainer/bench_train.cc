@@ -188,12 +188,9 @@ Measured run_xcomp(const Settings& s, const std::string& fixtures) {
     compressor.zero_grad();
     options.dropout_stream = static_cast<uint64_t>(step);
     // As training: the gradient sum overlapped with backward where the communicator can.
-    if (parallel.overlaps_gradient_sum()) options.lora_gradients_ready = parallel.begin_gradient_sum(*ops, compressor);
+    options.lora_gradients_ready = parallel.begin_gradient_sum(*ops, compressor);
     const CompressorLoss loss = compressor_step(model, compressor, batch, options);
-    if (parallel.overlaps_gradient_sum())
-      parallel.finish_gradient_sum();
-    else
-      parallel.sum_gradients(*ops, compressor.gradient_buffer());
+    parallel.finish_gradient_sum();
     clip_grad_norm(*ops, grads, 1.0);
     optimizer.step(grads, 1e-4);
     ops->synchronize();  // the update may still be queued on a device: the step ends when it is done

@@ -32,10 +32,10 @@ void DataParallel::sum_gradients(Ops& ops, Tensor gradient_buffer) {  // a view:
 }
 
 std::function<void(int)> DataParallel::begin_gradient_sum(Ops& ops, Compressor& compressor) {
-  CHECK(overlaps_gradient_sum()) << "an overlapped gradient sum needs a communicator that reduces device memory";
   CHECK(overlap_.ops == nullptr) << "begin_gradient_sum twice without finish_gradient_sum";
   Tensor buffer = compressor.gradient_buffer();  // a view, for its writable pointer
   overlap_ = {&ops, &compressor, static_cast<float*>(buffer.raw()), buffer.numel(), buffer.numel()};
+  if (!overlaps_gradient_sum()) return nullptr;
   return [this](int layer) { layer_gradients_ready(layer); };
 }
 
@@ -57,6 +57,11 @@ void DataParallel::layer_gradients_ready(int layer) {
 
 void DataParallel::finish_gradient_sum() {
   CHECK(overlap_.ops != nullptr) << "finish_gradient_sum without begin_gradient_sum";
+  if (!overlaps_gradient_sum()) {
+    sum_gradients(*overlap_.ops, overlap_.compressor->gradient_buffer());
+    overlap_ = OverlappedSum{};
+    return;
+  }
   // Everything below started_from: the tokens' gradients (final only now) and any layers
   // still pending.
   if (overlap_.started_from > 0)

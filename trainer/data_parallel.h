@@ -48,17 +48,19 @@ class DataParallel {
   // does (NCCL's all-reduce over one rank is a device copy).
   void sum_gradients(Ops& ops, Tensor gradient_buffer);
 
-  // The same sum, overlapped with the last micro-batch's backward (DESIGN.md: on GPUs),
-  // where the communicator reduces device memory (NCCL; overlaps_gradient_sum()):
-  // begin_gradient_sum returns the hook for that micro-batch's
-  // StepOptions::lora_gradients_ready. As backward reports layers, from the last, it
+  // The step's sum as the training loop asks for it: begin_gradient_sum before the last
+  // micro-batch (its result is that micro-batch's StepOptions::lora_gradients_ready),
+  // finish_gradient_sum after it. Where the communicator reduces device memory (NCCL;
+  // overlaps_gradient_sum()) the sum overlaps that backward (DESIGN.md: on GPUs); else
+  // the hook is empty and finish_gradient_sum is sum_gradients. Overlapped: as backward
+  // reports layers, from the last, the hook
   // starts reducing their LoRA gradients in buckets of at least bucket_elements() (each
   // one contiguous run of the buffer, ordered after the backward work queued so far);
   // finish_gradient_sum, after the step, starts the rest (the compression and AE
   // tokens, the last partial bucket) and makes the backend's later work (clipping, the
   // update) wait for all of it. Every element is reduced once, as by sum_gradients, and
-  // a single rank goes through it too. Elsewhere (MPI on the host) sum_gradients after
-  // the step is the way: a blocking reduction in mid-backward would gain nothing.
+  // a single rank goes through it too. (With MPI on the host a blocking reduction in
+  // mid-backward would gain nothing.)
   bool overlaps_gradient_sum() const { return comm_.reduces_device_memory(); }
   std::function<void(int layer)> begin_gradient_sum(Ops& ops, Compressor& compressor);
   void finish_gradient_sum();

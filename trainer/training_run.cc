@@ -409,17 +409,13 @@ TrainingResult TrainingRun::run() {
     LossTotals loss;
     // The step's masks: each sample draws its own from (its key, the step).
     options.dropout_stream = static_cast<uint64_t>(step);
-    // On GPUs the gradient sum overlaps the last micro-batch's backward.
-    const bool overlap = parallel_.overlaps_gradient_sum();
+    // The gradient sum: overlapped with the last micro-batch's backward on GPUs.
     for (size_t i = 0; i < micro.size(); ++i) {
       StepOptions o = options;
-      if (overlap && i + 1 == micro.size()) o.lora_gradients_ready = parallel_.begin_gradient_sum(*ops_, *compressor_);
+      if (i + 1 == micro.size()) o.lora_gradients_ready = parallel_.begin_gradient_sum(*ops_, *compressor_);
       loss.add(compressor_step(*model_, *compressor_, micro[i], o), options.token_weight);
     }
-    if (overlap)
-      parallel_.finish_gradient_sum();
-    else
-      parallel_.sum_gradients(*ops_, compressor_->gradient_buffer());
+    parallel_.finish_gradient_sum();
     std::vector<double> totals = {loss.sum, loss.end_sum, static_cast<double>(loss.targets),
                                   static_cast<double>(loss.end_targets), static_cast<double>(tokens)};
     parallel_.sum(totals);

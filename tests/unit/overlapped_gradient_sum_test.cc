@@ -67,14 +67,21 @@ TEST_P(OverlappedGradientSum, EqualsThePlainSumAfterTheStep) {
   options.token_weight = 1.0f / 90;
   options.end_id = test::kEos;
 
-  // The plain way: both micro-batches, then one reduction of the whole buffer.
+  // The plain way, as with a host communicator (MPI): no hook, and one reduction of the
+  // whole buffer after both micro-batches.
   Compressor plain(loaded.config, settings, 11);
   test::perturb_lora_b(plain);
   DoublingCommunicator host_comm(/*device_memory=*/false, 1500);
   DataParallel host_parallel(host_comm);
+  ASSERT_FALSE(host_parallel.overlaps_gradient_sum());
   plain.zero_grad();
-  for (const CompressorBatch& batch : micro) compressor_step(model, plain, batch, options);
-  host_parallel.sum_gradients(ops, plain.gradient_buffer());
+  compressor_step(model, plain, micro[0], options);
+  StepOptions last = options;
+  last.lora_gradients_ready = host_parallel.begin_gradient_sum(ops, plain);
+  EXPECT_FALSE(last.lora_gradients_ready);
+  compressor_step(model, plain, micro[1], last);
+  EXPECT_TRUE(host_comm.ranges.empty());
+  host_parallel.finish_gradient_sum();
   ASSERT_EQ(host_comm.ranges.size(), 1u);
 
   // Overlapped with the last micro-batch's backward.
