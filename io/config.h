@@ -68,6 +68,12 @@ const char* name_of(ProgressMode value);
 const char* name_of(Backend value);
 const char* name_of(CudaWeights value);
 
+// The value of E spelled `text` as in the YAML config, for command-line flags that take
+// the same values as a config key (`xcomp eval --device cuda`). InputError naming `what`
+// and the spellings there are otherwise. Defined for Backend, CudaWeights, CompressorMode.
+template <class E>
+E value_named(const std::string& text, const std::string& what);
+
 struct ModelConfig {
   std::string path;       // Hugging Face directory, .gguf, or llama2.c .bin (required)
   std::string tokenizer;  // "" = the model's own (required for llama2.c .bin models)

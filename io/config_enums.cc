@@ -4,6 +4,8 @@
 
 #include <glog/logging.h>
 
+#include "io/closest_name.h"
+#include "model/input_error.h"
 #include "model/lora.h"
 
 namespace xcomp {
@@ -86,6 +88,24 @@ const char* spelling(E value) {
 }
 
 }  // namespace
+
+template <class E>
+E value_named(const std::string& text, const std::string& what) {
+  std::vector<std::string> allowed;
+  for (const auto& s : enum_spellings<E>()) {
+    if (text == s.name) return s.value;
+    allowed.push_back(s.name);
+  }
+  // Worded as the config's own message for the same mistake (io/config_schema.cc).
+  std::string list;
+  for (const std::string& name : allowed) list += (list.empty() ? "" : ", ") + name;
+  const std::string suggestion = closest_name(text, allowed);
+  throw_input_error(what, ": expected one of ", list, ", got '", text, "'",
+                    suggestion.empty() ? "" : "; did you mean '" + suggestion + "'?");
+}
+template Backend value_named<Backend>(const std::string&, const std::string&);
+template CudaWeights value_named<CudaWeights>(const std::string&, const std::string&);
+template CompressorMode value_named<CompressorMode>(const std::string&, const std::string&);
 
 const char* name_of(CompressorMode value) { return spelling(value); }
 const char* name_of(DecoderPositions value) { return spelling(value); }

@@ -311,8 +311,7 @@ int run_train_benchmark(const std::vector<std::string>& args) {
   Settings s;
   s.shape = cl.get("shape", "stories260k");
   const BenchShape& shape = find_bench_shape(s.shape);
-  s.device = cl.get("device", "cpu");
-  if (s.device != "cpu" && s.device != "cuda") throw_input_error("--device: expected cpu or cuda, got '", s.device, "'");
+  s.device = name_of(value_named<Backend>(cl.get("device", "cpu"), "--device"));
   s.batch = cl.get_int("batch", 8, 1, 1 << 16);
   s.text_len = cl.get_int("text-len", shape.text_len, 1, 1 << 20);
   s.num_tokens = cl.get_int("num-tokens", 16, 1, 1 << 16);

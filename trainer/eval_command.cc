@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "comm/mpi_communicator.h"
@@ -212,8 +213,8 @@ int run_eval_command(const std::vector<std::string>& args) {
                   {"device", "cpu|cuda",
                    "where the model runs (default cpu); cuda: the GPU of this rank's local rank, one rank per GPU"},
                   {"cuda-weights", "bf16|f32",
-                   "with --device cuda: the frozen weights in bf16 (default, as training on the GPU) or fp32 (the "
-                   "CPU backend's numbers)"},
+                   "with --device cuda: the frozen weights in bf16 or fp32 (the CPU backend's numbers); default: "
+                   "the run's cuda_weights"},
                   {"threads", "N", "CPU threads (default: the cores divided by the ranks on this node)"}});
   if (!cl.parse(args)) return 0;
   cl.expect_positional(0, 0);
@@ -224,22 +225,20 @@ int run_eval_command(const std::vector<std::string>& args) {
   const std::vector<std::string> shards = expand_data_arguments(cl.get_all("data"));
   use_cpu_threads(cpu_threads_for(cl.get_int("threads", 0, 0, 4096)));
 
-  const std::string device = cl.get("device", "cpu");
-  if (device != "cpu" && device != "cuda") throw_input_error("--device: expected cpu or cuda, got '", device, "'");
-  const std::string cuda_weights = cl.get("cuda-weights", "bf16");
-  if (cuda_weights != "bf16" && cuda_weights != "f32")
-    throw_input_error("--cuda-weights: expected bf16 or f32, got '", cuda_weights, "'");
-  const std::unique_ptr<Ops> backend =
-      make_backend(device == "cuda" ? Backend::kCuda : Backend::kCpu,
-                   mpi_is_running() ? mpi_world_placement().local_rank : 0,
-                   cuda_weights == "f32" ? CudaWeights::kF32 : CudaWeights::kBf16);
-  Ops& ops = *backend;
+  const Backend device = value_named<Backend>(cl.get("device", "cpu"), "--device");
+  std::optional<CudaWeights> cuda_weights;  // default: the run's own, once its config is read
+  if (cl.has("cuda-weights")) cuda_weights = value_named<CudaWeights>(cl.get("cuda-weights"), "--cuda-weights");
   TrainedCompressorOptions to;
   to.checkpoint = cl.require("checkpoint");
   to.config = cl.get("config");
   to.model = cl.get("model");
   to.tokenizer = cl.get("tokenizer");
-  std::unique_ptr<TrainedCompressor> trained = load_trained_compressor(to, ops);
+  const TrainedRun run = find_trained_run(to);
+  if (!cuda_weights) cuda_weights = run.config.cuda_weights;
+  const std::unique_ptr<Ops> backend =
+      make_backend(device, mpi_is_running() ? mpi_world_placement().local_rank : 0, *cuda_weights);
+  Ops& ops = *backend;
+  std::unique_ptr<TrainedCompressor> trained = load_trained_compressor(to, run, ops);
   const CompressorSettings& settings = trained->compressor->settings();
   if (settings.mode == CompressorMode::kNone) {
     LOG(INFO) << "checkpoint " << trained->trainable_path
@@ -276,8 +275,8 @@ int run_eval_command(const std::vector<std::string>& args) {
     throw_input_error("--baseline-prompt: expected plain or chat, got '", baseline_arg, "'");
   const BaselinePrompt baseline = baseline_arg == "chat" ? BaselinePrompt::kChat : BaselinePrompt::kPlain;
   nlohmann::json header = report_header(*trained, to.checkpoint, baseline);
-  header["device"] = device;  // where the numbers were computed (the GPU's differ in rounding)
-  if (device == "cuda") header["cuda_weights"] = cuda_weights;
+  header["device"] = name_of(device);  // where the numbers were computed (the GPU's differ in rounding)
+  if (device == Backend::kCuda) header["cuda_weights"] = name_of(*cuda_weights);
   if (task == "regeneration") {
     const std::vector<int64_t> lengths = parse_lengths(
         cl.get("text-lengths", std::to_string(trained->config.compressor.max_text_len)), "--text-lengths");

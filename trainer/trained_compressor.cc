@@ -115,11 +115,23 @@ void load_trainable_tensors(Compressor& compressor, const std::string& path, con
   }
 }
 
+TrainedRun find_trained_run(const TrainedCompressorOptions& options) {
+  TrainedRun run;
+  run.trainable_path = resolve_trainable_file(options.checkpoint);
+  const std::string config_path = options.config.empty() ? find_run_config(run.trainable_path) : options.config;
+  run.config = load_experiment_config(config_path, {});
+  return run;
+}
+
 std::unique_ptr<TrainedCompressor> load_trained_compressor(const TrainedCompressorOptions& options, Ops& ops) {
+  return load_trained_compressor(options, find_trained_run(options), ops);
+}
+
+std::unique_ptr<TrainedCompressor> load_trained_compressor(const TrainedCompressorOptions& options,
+                                                           const TrainedRun& run, Ops& ops) {
   auto t = std::make_unique<TrainedCompressor>();
-  t->trainable_path = resolve_trainable_file(options.checkpoint);
-  const std::string config_path = options.config.empty() ? find_run_config(t->trainable_path) : options.config;
-  t->config = load_experiment_config(config_path, {});
+  t->trainable_path = run.trainable_path;
+  t->config = run.config;
   t->trainable_sha256 = sha256_file_hex(t->trainable_path);
   const std::string model_path = options.model.empty() ? t->config.model.path : options.model;
   const std::string tokenizer_path = options.tokenizer.empty() ? t->config.model.tokenizer : options.tokenizer;

@@ -52,10 +52,21 @@ struct TrainedCompressor {
   ObjectiveTokens tokens;
 };
 
-// Loads everything onto the CPU ops `ops` (which must outlive the result). InputError
-// for a missing file, a tensor missing from the checkpoint or shaped differently from
-// what the config makes.
+// A checkpoint argument resolved (and verified) and its run's config read: what a
+// command needs to choose its backend from the run's own settings (cuda_weights) before
+// it loads anything onto one.
+struct TrainedRun {
+  std::string trainable_path;
+  ExperimentConfig config;
+};
+TrainedRun find_trained_run(const TrainedCompressorOptions& options);
+
+// Loads everything onto `ops` (which must outlive the result). InputError for a missing
+// file, a tensor missing from the checkpoint or shaped differently from what the config
+// makes. The first form is find_trained_run followed by the second.
 std::unique_ptr<TrainedCompressor> load_trained_compressor(const TrainedCompressorOptions& options, Ops& ops);
+std::unique_ptr<TrainedCompressor> load_trained_compressor(const TrainedCompressorOptions& options,
+                                                           const TrainedRun& run, Ops& ops);
 
 // Copies the trainable tensors of `file` into `compressor`, checking the compressor mode
 // the file was written for (its "mode" metadata, where present: tensor names alone do not

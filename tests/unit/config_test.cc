@@ -102,6 +102,18 @@ TEST(ExperimentConfig, CudaWeightsTakeBf16OrF32) {
   expect_error(std::string(kMinimal) + "cuda_weights: fp16\n", {}, {"@FILE", "cuda_weights", "bf16, f32"});
 }
 
+// Command-line flags that take a config key's values (eval --device, --cuda-weights).
+TEST(ExperimentConfig, FlagValuesAreTheConfigsSpellings) {
+  EXPECT_EQ(value_named<Backend>("cuda", "--device"), Backend::kCuda);
+  EXPECT_EQ(value_named<Backend>("cpu", "--device"), Backend::kCpu);
+  EXPECT_EQ(value_named<CudaWeights>("f32", "--cuda-weights"), CudaWeights::kF32);
+  EXPECT_EQ(value_named<CompressorMode>("embedding", "--mode"), CompressorMode::kEmbedding);
+  EXPECT_EQ(test::input_error([] { value_named<Backend>("cdua", "--device"); }),
+            "--device: expected one of cpu, cuda, got 'cdua'; did you mean 'cuda'?");
+  EXPECT_EQ(test::input_error([] { value_named<CudaWeights>("fp16", "--cuda-weights"); }),
+            "--cuda-weights: expected one of bf16, f32, got 'fp16'");
+}
+
 TEST(ExperimentConfig, ShippedEmbeddingConfigIsTheKvConfigsTwin) {
   const ExperimentConfig kv = load_experiment_config(shipped("stories260k-regen-kv.yaml"), {});
   const ExperimentConfig emb = load_experiment_config(shipped("stories260k-regen-embedding.yaml"), {});
