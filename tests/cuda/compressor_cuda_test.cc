@@ -20,8 +20,8 @@
 #include "model/cuda/cuda_ops.h"
 #include "model/half.h"
 #include "model/llama.h"
-#include "tests/cuda/random_batch.h"
 #include "tests/cuda/tensor_compare.h"
+#include "tests/random_batch.h"
 #include "tests/test_support.h"
 
 namespace xcomp {

@@ -22,8 +22,8 @@
 #include "model/cuda/cuda_ops.h"
 #include "model/generation.h"
 #include "model/llama.h"
-#include "tests/cuda/random_batch.h"
 #include "tests/cuda/tensor_compare.h"
+#include "tests/random_batch.h"
 #include "tests/test_support.h"
 
 namespace xcomp {

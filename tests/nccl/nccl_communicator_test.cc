@@ -36,7 +36,7 @@
 #include "io/model_loader.h"
 #include "model/compressor.h"
 #include "model/llama.h"
-#include "tests/cuda/random_batch.h"
+#include "tests/random_batch.h"
 #include "tests/test_support.h"
 #include "trainer/data_parallel.h"
 

@@ -15,7 +15,7 @@
 #include "model/compressor.h"
 #include "model/cpu/cpu_ops.h"
 #include "model/llama.h"
-#include "tests/cuda/random_batch.h"
+#include "tests/random_batch.h"
 #include "tests/test_support.h"
 #include "trainer/data_parallel.h"
 

@@ -1,6 +1,7 @@
-// Random inputs for the CUDA tests that run the compressor on both backends: a padded
-// batch of random texts in the regeneration layout (decoder [BOS] + text, targets text +
-// [EOS]), and nonzero LoRA B matrices.
+// Random inputs for the tests that run the compressor two ways and compare them (CUDA vs
+// CPU, overlapped vs plain gradient sums): a padded batch of random texts in the
+// regeneration layout (decoder [BOS] + text, targets text + [EOS]), and nonzero LoRA B
+// matrices.
 #pragma once
 
 #include <algorithm>
