@@ -23,6 +23,9 @@
 # the README's rows use the defaults); STUDY_SEED (default 0) seeds the initialisation,
 # dropout and the data order (seed and data.shuffle_seed) of every row: give each seed
 # its own STUDY_DIR.
+# The base model's full-text and no-prefix baselines are decoded once per text length: a
+# regeneration row evaluated after another at its length, the same way, evaluates only
+# its compressed system (RUN/eval/baselines_from names the row the table takes them from).
 # Every xcomp command is echoed to stderr and appended to $STUDY_DIR/MODEL/commands.sh.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -132,17 +135,48 @@ trained() {
   exit 3
 }
 
-# evaluate RUN TASK DATA... : writes RUN/eval unless it is newer than the checkpoint.
+# evaluated RUN: RUN/eval is newer than the checkpoint it evaluates.
+evaluated() {
+  [[ -f "$1/eval/report.json" && "$1/eval/report.json" -nt "$1/trainable.safetensors" ]]
+}
+
+# evaluate RUN TASK LIMIT SYSTEMS DATA... : writes RUN/eval unless it is newer than the
+# checkpoint.
 evaluate() {
-  local run_dir=$1 task=$2 limit=$3; shift 3
+  local run_dir=$1 task=$2 limit=$3 systems=$4; shift 4
   local args=() d
   for d in "$@"; do args+=(--data "$d/test-*.h5"); done
-  if [[ -f "$run_dir/eval/report.json" && "$run_dir/eval/report.json" -nt "$run_dir/trainable.safetensors" ]]; then
-    return
-  fi
-  run "$xcomp" eval --checkpoint "$run_dir" --task "$task" "${args[@]}" --limit "$limit" \
+  evaluated "$run_dir" && return
+  run "$xcomp" eval --checkpoint "$run_dir" --task "$task" "${args[@]}" --limit "$limit" --systems "$systems" \
     --threads "$threads" --batch "$eval_batch" ${eval_device_args[@]+"${eval_device_args[@]}"} \
     --out "$run_dir/eval" >/dev/null
+}
+
+# baseline_row ROW LENGTH: another regeneration row at LENGTH tokens whose evaluation
+# decoded the base model's full-text and no-prefix baselines as ROW's would (same items,
+# device, weights and batch), or nothing. Those two systems read neither the row's
+# checkpoint nor its settings, so a row that finds one decodes only its compressed
+# system and the table takes the baselines from there (RUN/eval/baselines_from).
+baseline_row() {
+  local self=$1 length=$2 report
+  for report in "$dir"/regen-*-l"$length"/eval/report.json; do
+    [[ -f $report && $report != "$dir/$self/eval/report.json" ]] || continue
+    if python3 - "$report" "$regen_eval" "$eval_batch" "$backend" "$cuda_weights" <<'PY'
+import json, sys
+path, limit, batch, device, weights = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+report = json.load(open(path))
+systems = report["results"][0]["systems"] if report.get("results") else {}
+same = (all(systems.get(s, {}).get("items") == limit for s in ("full_context", "no_context"))
+        and report.get("batch") == batch and report.get("device") == device
+        and report.get("baseline_prompt") == "plain"
+        and (device != "cuda" or report.get("cuda_weights") == weights))
+sys.exit(0 if same else 1)
+PY
+    then
+      basename "$(dirname "$(dirname "$report")")"
+      return
+    fi
+  done
 }
 
 regen_row() {  # regen-MODE[-after]-nN-lL
@@ -156,7 +190,13 @@ regen_row() {  # regen-MODE[-after]-nN-lL
     compressor.decoder_positions="$positions" \
     "data.train=$(globs train "${regen_data[@]}")" "data.validation=$(globs test "${regen_data[@]}")" >/dev/null
   trained "$run_dir" "$regen_steps"
-  evaluate "$run_dir" regeneration "$regen_eval" "${regen_data[@]}"
+  evaluated "$run_dir" && return
+  local baselines="" systems=compressed,full_context,no_context
+  [[ $regen_eval -gt 0 ]] && baselines=$(baseline_row "$name" "$l")
+  [[ -n $baselines ]] && systems=compressed
+  rm -f "$run_dir/eval/baselines_from"
+  evaluate "$run_dir" regeneration "$regen_eval" "$systems" "${regen_data[@]}"
+  [[ -z $baselines ]] || echo "$baselines" > "$run_dir/eval/baselines_from"
 }
 
 qa_row() {  # qa-SET-MODE-nN (from regen-MODE-nN-l96) or qa-SET-none
@@ -173,7 +213,7 @@ qa_row() {  # qa-SET-MODE-nN (from regen-MODE-nN-l96) or qa-SET-none
   finished "$run_dir" "$qa_steps" || run "$xcomp" train --config "$config" $(common "$run_dir" "$qa_steps") "${init[@]}" \
     "data.train=$(globs train "$data")" "data.validation=$(globs test "$data")" >/dev/null
   trained "$run_dir" "$qa_steps"
-  evaluate "$run_dir" qa "$qa_eval" "$data"
+  evaluate "$run_dir" qa "$qa_eval" compressed,full_context,no_context "$data"
 }
 
 rows() {

@@ -6,7 +6,8 @@
 Reads each row's metrics.jsonl (the last validation losses and teacher-forced accuracies
 -- for QA over the answer tokens, the end-of-text target apart -- and the no-prefix
 baseline the trainer measures at step 0) and eval/report.json (xcomp eval: the compressed system and
-the full-context and no-context baselines on the same items). Rows that have not run yet
+the full-context and no-context baselines on the same items; a regeneration row whose
+eval/baselines_from names another row takes the baselines from that row's report). Rows that have not run yet
 are left out; a row whose training finished but whose evaluation has not run shows '-'.
 Standard library only: CI and fresh machines have no third-party Python packages.
 """
@@ -46,6 +47,16 @@ def systems(rep):
     return rep["results"][0]["systems"]
 
 
+def baselines_from(run_dir):
+    """The row whose report holds this row's baselines (tools/study.sh decodes the base
+    model's full-text and no-prefix systems once per text length), or None."""
+    path = os.path.join(run_dir, "eval", "baselines_from")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return f.read().strip() or None
+
+
 def fmt(v, digits=3):
     return "-" if v is None else f"{v:.{digits}f}"
 
@@ -64,6 +75,9 @@ def regen_table(study, names):
         val = last_with(rows, "val_loss") or {}
         base = last_with(rows, "val_noprefix_loss") or {}
         sy = systems(report(run))
+        source = baselines_from(run)
+        if source:
+            sy = {**systems(report(os.path.join(study, source))), "compressed": sy.get("compressed", {})}
         comp, full, none = sy.get("compressed", {}), sy.get("full_context", {}), sy.get("no_context", {})
         positions = "-" if mode == "embedding" else ("after_prefix" if after else "reference")
         out.append(f"| `{name}` | {mode} | {positions} | {n} | {length} | {length / n:g} | {fmt(val.get('val_loss'))} | "

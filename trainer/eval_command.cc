@@ -276,6 +276,7 @@ int run_eval_command(const std::vector<std::string>& args) {
   const BaselinePrompt baseline = baseline_arg == "chat" ? BaselinePrompt::kChat : BaselinePrompt::kPlain;
   nlohmann::json header = report_header(*trained, to.checkpoint, baseline);
   header["device"] = name_of(device);  // where the numbers were computed (the GPU's differ in rounding)
+  header["batch"] = job.batch;          // items decoded together: may change the last bits, as the device does
   if (device == Backend::kCuda) header["cuda_weights"] = name_of(*cuda_weights);
   if (task == "regeneration") {
     const std::vector<int64_t> lengths = parse_lengths(

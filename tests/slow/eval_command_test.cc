@@ -81,6 +81,8 @@ TEST_F(EvalCommand, RegenerationReportAgreesWithItsPredictions) {
   EXPECT_EQ(report["task"], "regeneration");
   EXPECT_EQ(report["mode"], "kv");
   EXPECT_EQ(report["num_tokens"], 4);
+  EXPECT_EQ(report["device"], "cpu");
+  EXPECT_EQ(report["batch"], 1);  // what may change the last bits of the numbers, with the device
   ASSERT_EQ(report["results"].size(), 2u);
   EXPECT_EQ(report["results"][0]["text_len"], 16);
   EXPECT_DOUBLE_EQ(report["results"][1]["compression_ratio"].get<double>(), 8.0);
@@ -161,6 +163,7 @@ TEST_F(EvalCommand, BatchedDecodingWritesWhatOneAtATimeWrites) {
                                               std::to_string(batch) + " --threads 1 --out " + quoted(out));
       ASSERT_EQ(r.exit_code, 0) << r.err;
       predictions[batch] = test::read_file(out + "/predictions.jsonl");
+      EXPECT_EQ(nlohmann::json::parse(test::read_file(out + "/report.json"))["batch"], batch);
     }
     EXPECT_EQ(predictions[3], predictions[1]) << c.run << " " << c.task;
     EXPECT_FALSE(predictions[1].empty());
