@@ -82,11 +82,11 @@ void write_file(const std::string& path, const std::string& bytes) {
 
 std::string xcomp_binary() { return env_or("XCOMP_BINARY", XCOMP_DEFAULT_BINARY); }
 
-CommandResult run_xcomp(const std::string& args) {
-  std::string binary = xcomp_binary();
+CommandResult run_command(const std::string& command_line) {
   std::string dir = temp_dir("run");
   std::string out_path = dir + "/stdout", err_path = dir + "/stderr";
-  std::string command = "'" + binary + "' " + args + " >'" + out_path + "' 2>'" + err_path + "' </dev/null";
+  // The braces make the redirections apply to the whole line, a pipeline or list too.
+  std::string command = "{ " + command_line + "\n} >'" + out_path + "' 2>'" + err_path + "' </dev/null";
   int status = std::system(command.c_str());
   CommandResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -94,5 +94,7 @@ CommandResult run_xcomp(const std::string& args) {
   r.err = read_file(err_path);
   return r;
 }
+
+CommandResult run_xcomp(const std::string& args) { return run_command("'" + xcomp_binary() + "' " + args); }
 
 }  // namespace xcomp::test

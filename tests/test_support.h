@@ -24,6 +24,9 @@ struct CommandResult {
 };
 // The built xcomp binary (XCOMP_BINARY overrides it), for tests that start it themselves.
 std::string xcomp_binary();
+// Runs a shell command line (quoted by the caller), its input empty, and collects both
+// output streams.
+CommandResult run_command(const std::string& command_line);
 // Runs the built xcomp binary with the given arguments (shell-quoted by the caller).
 CommandResult run_xcomp(const std::string& args);
 

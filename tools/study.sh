@@ -23,9 +23,10 @@
 # the README's rows use the defaults); STUDY_SEED (default 0) seeds the initialisation,
 # dropout and the data order (seed and data.shuffle_seed) of every row: give each seed
 # its own STUDY_DIR.
-# The base model's full-text and no-prefix baselines are decoded once per text length: a
-# regeneration row evaluated after another at its length, the same way, evaluates only
-# its compressed system (RUN/eval/baselines_from names the row the table takes them from).
+# The base model's full-text and no-prefix baselines are decoded once per text length and
+# once per QA set: a row evaluated after another on the same data, the same way, evaluates
+# only its compressed system (RUN/eval/baselines_from names the row the table takes them
+# from).
 # Every xcomp command is echoed to stderr and appended to $STUDY_DIR/MODEL/commands.sh.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -152,31 +153,57 @@ evaluate() {
     --out "$run_dir/eval" >/dev/null
 }
 
-# baseline_row ROW LENGTH: another regeneration row at LENGTH tokens whose evaluation
-# decoded the base model's full-text and no-prefix baselines as ROW's would (same items,
-# device, weights and batch), or nothing. Those two systems read neither the row's
-# checkpoint nor its settings, so a row that finds one decodes only its compressed
-# system and the table takes the baselines from there (RUN/eval/baselines_from).
+# baseline_row ROW LIMIT CANDIDATE...: the first CANDIDATE row (a run directory name)
+# whose evaluation decoded the base model's full-text and no-prefix baselines as ROW's
+# would (same task, data, items, context length, device, weights and batch), or nothing.
+# Those two systems read neither a row's checkpoint nor its other settings, so a row that
+# finds one decodes only its compressed system and the table takes the baselines from
+# there (RUN/eval/baselines_from). The callers pass rows on the same data: regeneration
+# rows at one text length, or QA rows on one set.
 baseline_row() {
-  local self=$1 length=$2 report
-  for report in "$dir"/regen-*-l"$length"/eval/report.json; do
-    [[ -f $report && $report != "$dir/$self/eval/report.json" ]] || continue
-    if python3 - "$report" "$regen_eval" "$eval_batch" "$backend" "$cuda_weights" <<'PY'
-import json, sys
-path, limit, batch, device, weights = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+  local self=$1 limit=$2 candidate; shift 2
+  for candidate in "$@"; do
+    [[ $candidate != "$self" && -f $dir/$candidate/eval/report.json && ! -f $dir/$candidate/eval/baselines_from ]] || continue
+    if python3 - "$dir/$candidate/eval/report.json" "$dir/$self/config.yaml" "$limit" "$eval_batch" "$backend" \
+        "$cuda_weights" <<'PY'
+import json, re, sys
+path, config, limit, batch, device, weights = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
 report = json.load(open(path))
+# The row's own context length, from the configuration its training resolved and wrote.
+length = re.search(r"^\s+max_text_len:\s*(\d+)", open(config).read(), re.M)
 systems = report["results"][0]["systems"] if report.get("results") else {}
-same = (all(systems.get(s, {}).get("items") == limit for s in ("full_context", "no_context"))
+same = (length is not None and report.get("max_text_len") == int(length.group(1))
+        and all(systems.get(s, {}).get("items") == limit for s in ("full_context", "no_context"))
         and report.get("batch") == batch and report.get("device") == device
         and report.get("baseline_prompt") == "plain"
         and (device != "cuda" or report.get("cuda_weights") == weights))
 sys.exit(0 if same else 1)
 PY
     then
-      basename "$(dirname "$(dirname "$report")")"
+      echo "$candidate"
       return
     fi
   done
+}
+
+# evaluate_row ROW TASK LIMIT CANDIDATES DATA...: evaluates ROW's compressed system, and
+# the baselines too unless one of the space-separated CANDIDATES rows has them.
+evaluate_row() {
+  local name=$1 task=$2 limit=$3 candidates=$4; shift 4
+  local run_dir="$dir/$name" baselines="" systems=compressed,full_context,no_context
+  evaluated "$run_dir" && return
+  # shellcheck disable=SC2086  # CANDIDATES is a list of directory names
+  [[ $limit -gt 0 ]] && baselines=$(baseline_row "$name" "$limit" $candidates)
+  [[ -n $baselines ]] && systems=compressed
+  rm -f "$run_dir/eval/baselines_from"
+  evaluate "$run_dir" "$task" "$limit" "$systems" "$@"
+  [[ -z $baselines ]] || echo "$baselines" > "$run_dir/eval/baselines_from"
+}
+
+rows_like() {  # GLOB: the names of the study's run directories that match it
+  local d
+  for d in "$dir"/$1; do [[ -d $d ]] && basename "$d"; done
+  return 0
 }
 
 regen_row() {  # regen-MODE[-after]-nN-lL
@@ -190,13 +217,7 @@ regen_row() {  # regen-MODE[-after]-nN-lL
     compressor.decoder_positions="$positions" \
     "data.train=$(globs train "${regen_data[@]}")" "data.validation=$(globs test "${regen_data[@]}")" >/dev/null
   trained "$run_dir" "$regen_steps"
-  evaluated "$run_dir" && return
-  local baselines="" systems=compressed,full_context,no_context
-  [[ $regen_eval -gt 0 ]] && baselines=$(baseline_row "$name" "$l")
-  [[ -n $baselines ]] && systems=compressed
-  rm -f "$run_dir/eval/baselines_from"
-  evaluate "$run_dir" regeneration "$regen_eval" "$systems" "${regen_data[@]}"
-  [[ -z $baselines ]] || echo "$baselines" > "$run_dir/eval/baselines_from"
+  evaluate_row "$name" regeneration "$regen_eval" "$(rows_like "regen-*-l$l")" "${regen_data[@]}"
 }
 
 qa_row() {  # qa-SET-MODE-nN (from regen-MODE-nN-l96) or qa-SET-none
@@ -213,7 +234,7 @@ qa_row() {  # qa-SET-MODE-nN (from regen-MODE-nN-l96) or qa-SET-none
   finished "$run_dir" "$qa_steps" || run "$xcomp" train --config "$config" $(common "$run_dir" "$qa_steps") "${init[@]}" \
     "data.train=$(globs train "$data")" "data.validation=$(globs test "$data")" >/dev/null
   trained "$run_dir" "$qa_steps"
-  evaluate "$run_dir" qa "$qa_eval" compressed,full_context,no_context "$data"
+  evaluate_row "$name" qa "$qa_eval" "$(rows_like "qa-$set-*")" "$data"
 }
 
 rows() {

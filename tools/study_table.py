@@ -6,7 +6,7 @@
 Reads each row's metrics.jsonl (the last validation losses and teacher-forced accuracies
 -- for QA over the answer tokens, the end-of-text target apart -- and the no-prefix
 baseline the trainer measures at step 0) and eval/report.json (xcomp eval: the compressed system and
-the full-context and no-context baselines on the same items; a regeneration row whose
+the full-context and no-context baselines on the same items; a row whose
 eval/baselines_from names another row takes the baselines from that row's report). Rows that have not run yet
 are left out; a row whose training finished but whose evaluation has not run shows '-'.
 Standard library only: CI and fresh machines have no third-party Python packages.
@@ -49,12 +49,21 @@ def systems(rep):
 
 def baselines_from(run_dir):
     """The row whose report holds this row's baselines (tools/study.sh decodes the base
-    model's full-text and no-prefix systems once per text length), or None."""
+    model's full-text and no-prefix systems once per text length and once per QA set), or None."""
     path = os.path.join(run_dir, "eval", "baselines_from")
     if not os.path.exists(path):
         return None
     with open(path) as f:
         return f.read().strip() or None
+
+
+def row_systems(study, run):
+    """The run's evaluated systems, with the baselines from the row baselines_from names."""
+    sy = systems(report(run))
+    source = baselines_from(run)
+    if source:
+        sy = {**systems(report(os.path.join(study, source))), "compressed": sy.get("compressed", {})}
+    return sy
 
 
 def fmt(v, digits=3):
@@ -74,10 +83,7 @@ def regen_table(study, names):
         mode, after, n, length = m.group(1), bool(m.group(2)), int(m.group(3)), int(m.group(4))
         val = last_with(rows, "val_loss") or {}
         base = last_with(rows, "val_noprefix_loss") or {}
-        sy = systems(report(run))
-        source = baselines_from(run)
-        if source:
-            sy = {**systems(report(os.path.join(study, source))), "compressed": sy.get("compressed", {})}
+        sy = row_systems(study, run)
         comp, full, none = sy.get("compressed", {}), sy.get("full_context", {}), sy.get("no_context", {})
         positions = "-" if mode == "embedding" else ("after_prefix" if after else "reference")
         out.append(f"| `{name}` | {mode} | {positions} | {n} | {length} | {length / n:g} | {fmt(val.get('val_loss'))} | "
@@ -108,7 +114,7 @@ def qa_table(study, names):
         qa_set, mode, n = m.group(1), m.group(2), m.group(3) or "-"
         val = last_with(rows, "val_loss") or {}
         base = last_with(rows, "val_noprefix_loss") or {}
-        sy = systems(report(run))
+        sy = row_systems(study, run)
         comp, full, none = sy.get("compressed", {}), sy.get("full_context", {}), sy.get("no_context", {})
         upper_val = upper.get(qa_set, {})
 
