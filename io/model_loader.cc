@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "io/gguf.h"
 #include "io/gguf_llama.h"
 #include "io/hf_model.h"
 #include "io/llama2c.h"
@@ -74,5 +75,20 @@ LoadedModel load_model(const std::string& path, const std::string& tokenizer_pat
 }
 
 LlamaWeights load_weights(const LoadedModel& model) { return llama_weights_from_named(model.config, model.tensors); }
+
+Tensor load_token_embeddings(const std::string& path) {
+  constexpr const char* kName = "model.embed_tokens.weight";
+  if (has_suffix(path, ".gguf") && fs::is_regular_file(path)) {
+    // Dequantising the whole model to read one tensor would cost seconds and gigabytes.
+    const GgufFile file = GgufFile::open(path);
+    const GgufTensorInfo* info = file.find_tensor("token_embd.weight");
+    if (!info) throw_input_error(path, ": GGUF file has no token_embd.weight");
+    return file.dequantize(*info);
+  }
+  const LoadedModel model = load_model(path, "", ModelWeights::kSkipWhenCostly);
+  const auto it = model.tensors.find(kName);
+  if (it == model.tensors.end()) throw_input_error(path, ": model has no ", kName);
+  return it->second.to_f32();
+}
 
 }  // namespace xcomp

@@ -34,4 +34,8 @@ LoadedModel load_model(const std::string& path, const std::string& tokenizer_pat
 // The weights in F32, ready for the model code.
 LlamaWeights load_weights(const LoadedModel& model);
 
+// The input token embeddings alone, F32 [vocab, hidden]: a GGUF file dequantises just
+// this tensor, the other formats copy it out of their memory maps.
+Tensor load_token_embeddings(const std::string& path);
+
 }  // namespace xcomp

@@ -1,5 +1,6 @@
-// xcomp inspect: what a model file holds. Weights stay in their memory maps; GGUF
-// tensors are listed with their stored types, not dequantised.
+// xcomp inspect: what a model file holds (weights stay in their memory maps; GGUF
+// tensors are listed with their stored types, not dequantised), or what a compressed
+// prompt (.xkv) holds (trainer/inspect_compressed_prompt.h).
 #include <iostream>
 #include <map>
 
@@ -9,6 +10,7 @@
 #include "model/input_error.h"
 #include "trainer/command_line.h"
 #include "trainer/commands.h"
+#include "trainer/inspect_compressed_prompt.h"
 
 namespace xcomp {
 
@@ -35,10 +37,18 @@ int64_t parameter_count(const LlamaConfig& config) {
 }  // namespace
 
 int run_inspect_command(const std::vector<std::string>& args) {
-  CommandLine cl("inspect", "MODEL (Hugging Face directory, .gguf or llama2.c .bin)", {});
+  CommandLine cl("inspect", "MODEL (Hugging Face directory, .gguf or llama2.c .bin) | PROMPT.xkv [--model PATH]",
+                 {{"model", "PATH",
+                   "for a .xkv: the base model whose token embeddings to compare with (default: the model the "
+                   "prompt names, when that path exists)"}});
   if (!cl.parse(args)) return 0;
   cl.expect_positional(1, 1);
   const std::string& path = cl.positional()[0];
+  if (path.size() > 4 && path.compare(path.size() - 4, 4, ".xkv") == 0) {
+    print_compressed_prompt(path, cl.get("model"), std::cout);
+    return 0;
+  }
+  if (cl.has("model")) throw_input_error("inspect: --model is for a compressed prompt (.xkv), not for ", path);
   LoadedModel model = load_model(path, "", ModelWeights::kSkipWhenCostly);
   std::ostream& out = std::cout;
   out << "format " << model.format << "\n";

@@ -27,7 +27,7 @@ struct Subcommand {
 const Subcommand kSubcommands[] = {
     {"generate", xcomp::run_generate_command, "generate text from a prompt with a model"},
     {"convert", xcomp::run_convert_command, "convert llama2.c or GGUF models to a Hugging Face directory"},
-    {"inspect", xcomp::run_inspect_command, "show a model's config, parameter count and tensors"},
+    {"inspect", xcomp::run_inspect_command, "show a model's config, parameter count and tensors, or what a .xkv prompt holds"},
     {"train", xcomp::run_train_command, "train a compressor from a YAML experiment file"},
     {"prepare", xcomp::run_prepare_command, "turn text and QA files into HDF5 token shards"},
     {"tokenize", xcomp::run_tokenize_command, "text lines to token ids and back (--decode)"},
