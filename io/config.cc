@@ -145,6 +145,10 @@ class ConfigLoader {
            std::string("is none (no compression: the text is in the decoder's prompt), which only makes sense with "
                        "objective: qa, but objective is ") +
                name_of(config_.objective) + "; use mode kv or embedding for " + name_of(config_.objective));
+    if (config_.compressor.memory_scale != 1.0 && config_.compressor.mode != CompressorMode::kEmbedding)
+      fail("compressor.memory_scale", "is " + format_config_number(config_.compressor.memory_scale) +
+                                          ", but only embedding mode has memory slots to scale (compressor.mode is " +
+                                          name_of(config_.compressor.mode) + "); leave it at 1");
     if (config_.eval.every > 0 && config_.data.validation.empty())
       fail("eval.every", "is " + std::to_string(config_.eval.every) +
                              " but data.validation lists no shards; set data.validation or eval.every: 0");

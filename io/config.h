@@ -86,6 +86,9 @@ struct CompressorConfig {
   int64_t num_tokens = 16;     // N compression tokens; ignored with mode none
   int64_t max_text_len = 512;  // text tokens fed to the encoder, or mode none's prompt (longer texts are cut)
   DecoderPositions decoder_positions = DecoderPositions::kReference;
+  // Embedding mode: the memory slots are multiplied by this before the decoder reads
+  // them. 1 is the method (ICAE); other values are an experiment (README "Results").
+  double memory_scale = 1.0;
 };
 
 struct LoraConfig {

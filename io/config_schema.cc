@@ -264,6 +264,9 @@ std::vector<ConfigKey> make_schema() {
       choice_key<DecoderPositions>("compressor.decoder_positions",
                                    XCOMP_CONFIG_FIELD(compressor.decoder_positions),
                                    "decoder RoPE positions start at N (reference) or at L+N (after_prefix)"),
+      breaking_resume(number_key("compressor.memory_scale", XCOMP_CONFIG_FIELD(compressor.memory_scale), kPositive,
+                                 "embedding mode: memory slots are multiplied by this before the decoder; 1 = "
+                                 "ICAE (an experiment otherwise)")),
 
       breaking_resume(integer_key("lora.r", XCOMP_CONFIG_FIELD(lora.r), 1, kNoMax, "LoRA rank")),
       number_key("lora.alpha", XCOMP_CONFIG_FIELD(lora.alpha), kPositive, "LoRA updates are scaled by alpha / r"),

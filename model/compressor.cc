@@ -263,6 +263,7 @@ EncoderPass run_encoder(const LlamaModel& model, BackendParameters& comp, const 
     ops.rmsnorm(x, model.weights().final_norm, static_cast<float>(c.rms_norm_eps), normed);
     e.memory = ops.empty({e.b, e.n, c.hidden_size});
     ops.read_rows(normed.reshape({e.b, e.t, c.hidden_size}), e.l, e.memory);
+    if (comp.settings->memory_scale != 1.0f) ops.scale(e.memory, comp.settings->memory_scale);
   }
   return e;
 }
@@ -498,6 +499,7 @@ CompressorLoss compressor_step(const LlamaModel& model, Compressor& compressor, 
   if (!kv_mode) {
     Tensor dmemory = ops.empty({d.b, e.n, c.hidden_size});
     ops.read_rows(dx_rows, 0, dmemory);
+    if (comp.settings->memory_scale != 1.0f) ops.scale(dmemory, comp.settings->memory_scale);
     Tensor dnormed_enc = ops.zeros({e.b, e.t, c.hidden_size});
     ops.write_rows(dmemory, dnormed_enc, e.l);
     ops.rmsnorm_backward(dnormed_enc, e.final_input, model.weights().final_norm, static_cast<float>(c.rms_norm_eps),

@@ -32,6 +32,7 @@ struct CompressorSettings {
   CompressorMode mode = CompressorMode::kKeyValue;
   int64_t num_tokens = 16;  // N (>= 1); not used in mode none
   DecoderPositions decoder_positions = DecoderPositions::kReference;
+  float memory_scale = 1.0f;  // embedding mode: slots x this before the decoder (1 = ICAE)
   LoraSettings lora;
 };
 

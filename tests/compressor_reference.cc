@@ -98,6 +98,7 @@ ReferenceCompressed encode(const ReferenceModel& m, const ReferenceCompressor& c
     out.values.push_back(rows_of(v, kv_width, len, len + comp.n));
   }
   out.embeddings = rows_of(rmsnorm(x, m.final_norm, c.rms_norm_eps), c.hidden_size, len, len + comp.n);
+  for (double& v : out.embeddings) v *= comp.memory_scale;
   return out;
 }
 
@@ -167,6 +168,7 @@ ReferenceCompressor reference_compressor(Compressor& compressor) {
   ReferenceCompressor r;
   r.mode = s.mode;
   r.decoder_positions = s.decoder_positions;
+  r.memory_scale = s.memory_scale;
   r.n = s.num_tokens;
   r.r = s.lora.r;
   r.lora_scale = s.lora.alpha / static_cast<double>(s.lora.r);

@@ -55,6 +55,7 @@ struct ReferenceAdapter {
 struct ReferenceCompressor {
   CompressorMode mode = CompressorMode::kKeyValue;
   DecoderPositions decoder_positions = DecoderPositions::kReference;
+  double memory_scale = 1;  // embedding mode: the slots' factor
   int64_t n = 0;            // compression tokens
   int64_t r = 0;            // LoRA rank
   double lora_scale = 0;    // alpha / r

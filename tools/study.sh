@@ -206,15 +206,23 @@ rows_like() {  # GLOB: the names of the study's run directories that match it
   return 0
 }
 
-regen_row() {  # regen-MODE[-after]-nN-lL
-  local name=$1 mode positions=reference n l
-  [[ $name =~ ^regen-(kv|embedding)(-after)?-n([0-9]+)-l([0-9]+)$ ]] || { echo "study: bad row $name" >&2; exit 2; }
+# regen-kv[-after]-nN-lL, or regen-embedding[-xS]-nN-lL: -after gives the decoder
+# positions after the prefix (compressor.decoder_positions); -xS multiplies embedding
+# mode's memory slots by S (compressor.memory_scale, an experiment beside the method;
+# not among `list`'s rows).
+regen_row() {
+  local name=$1 mode positions=reference scale=() n l
+  [[ $name =~ ^regen-(kv|embedding)(-after)?(-x([0-9]*\.?[0-9]+))?-n([0-9]+)-l([0-9]+)$ ]] || { echo "study: bad row $name" >&2; exit 2; }
   mode=${BASH_REMATCH[1]}; [[ -n ${BASH_REMATCH[2]} ]] && positions=after_prefix
-  n=${BASH_REMATCH[3]} l=${BASH_REMATCH[4]}
+  [[ -n ${BASH_REMATCH[4]} ]] && scale=(compressor.memory_scale="${BASH_REMATCH[4]}")
+  n=${BASH_REMATCH[5]} l=${BASH_REMATCH[6]}
+  if [[ ($mode == embedding && $positions != reference) || ($mode == kv && ${#scale[@]} -gt 0) ]]; then
+    echo "study: bad row $name (-after is for kv rows, -xS for embedding rows)" >&2; exit 2
+  fi
   local run_dir="$dir/$name"
   finished "$run_dir" "$regen_steps" || run "$xcomp" train --config "$regen_config" $(common "$run_dir" "$regen_steps") \
     compressor.mode="$mode" compressor.num_tokens="$n" compressor.max_text_len="$l" \
-    compressor.decoder_positions="$positions" \
+    compressor.decoder_positions="$positions" ${scale[@]+"${scale[@]}"} \
     "data.train=$(globs train "${regen_data[@]}")" "data.validation=$(globs test "${regen_data[@]}")" >/dev/null
   trained "$run_dir" "$regen_steps"
   evaluate_row "$name" regeneration "$regen_eval" "$(rows_like "regen-*-l$l")" "${regen_data[@]}"

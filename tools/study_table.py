@@ -16,6 +16,9 @@ import os
 import re
 import sys
 
+# regen-kv[-after]-nN-lL or regen-embedding[-xS]-nN-lL (tools/study.sh)
+REGEN_ROW = re.compile(r"regen-(kv|embedding)(-after)?(?:-x([0-9]*\.?[0-9]+))?-n(\d+)-l(\d+)$")
+
 
 def last_with(rows, key):
     for r in reversed(rows):
@@ -75,18 +78,19 @@ def regen_table(study, names):
            "R-L | BLEU-4 | EM | full-text R-L | no-prefix R-L | no-prefix val text loss | no-prefix val text acc |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in names:
-        m = re.match(r"regen-(kv|embedding)(-after)?-n(\d+)-l(\d+)$", name)
+        m = REGEN_ROW.match(name)
         run = os.path.join(study, name)
         rows = metrics(run)
         if not m or rows is None:
             continue
-        mode, after, n, length = m.group(1), bool(m.group(2)), int(m.group(3)), int(m.group(4))
+        mode, after, n, length = m.group(1), bool(m.group(2)), int(m.group(4)), int(m.group(5))
+        label = f"{mode} x{m.group(3)}" if m.group(3) else mode
         val = last_with(rows, "val_loss") or {}
         base = last_with(rows, "val_noprefix_loss") or {}
         sy = row_systems(study, run)
         comp, full, none = sy.get("compressed", {}), sy.get("full_context", {}), sy.get("no_context", {})
         positions = "-" if mode == "embedding" else ("after_prefix" if after else "reference")
-        out.append(f"| `{name}` | {mode} | {positions} | {n} | {length} | {length / n:g} | {fmt(val.get('val_loss'))} | "
+        out.append(f"| `{name}` | {label} | {positions} | {n} | {length} | {length / n:g} | {fmt(val.get('val_loss'))} | "
                    f"{fmt(val.get('val_text_loss'))} | {fmt(val.get('val_text_accuracy'))} | "
                    f"{fmt(comp.get('rouge_l'))} | {fmt(comp.get('bleu4'))} | {fmt(comp.get('exact_match'))} | "
                    f"{fmt(full.get('rouge_l'))} | {fmt(none.get('rouge_l'))} | "
@@ -141,8 +145,10 @@ def main():
     order = {"kv": 0, "kv-after": 1, "embedding": 2}
 
     def regen_key(name):
-        m = re.match(r"regen-(kv|embedding)(-after)?-n(\d+)-l(\d+)$", name)
-        return (int(m.group(4)), order[m.group(1) + (m.group(2) or "")], int(m.group(3))) if m else (0, 0, 0)
+        m = REGEN_ROW.match(name)
+        if not m:
+            return (0, 0, 0, 0.0)
+        return (int(m.group(5)), order[m.group(1) + (m.group(2) or "")], int(m.group(4)), float(m.group(3) or 0))
 
     regen = sorted((n for n in names if n.startswith("regen-")), key=regen_key)
     qa = [n for n in names if n.startswith("qa-")]

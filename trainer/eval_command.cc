@@ -172,16 +172,19 @@ std::vector<nlohmann::json> evaluate_qa(const EvalJob& job, const EvalDecoder& d
 
 nlohmann::json report_header(const TrainedCompressor& t, const std::string& checkpoint_arg, BaselinePrompt baseline) {
   const CompressorSettings& s = t.compressor->settings();
-  return {{"checkpoint", t.trainable_path},
-          {"baseline_prompt", baseline_prompt_name(baseline)},
-          {"checkpoint_argument", checkpoint_arg},
-          {"checkpoint_sha256", t.trainable_sha256},
-          {"model", t.loaded.config.source},
-          {"mode", name_of(s.mode)},
-          {"num_tokens", s.num_tokens},
-          {"decoder_positions", name_of(s.decoder_positions)},
-          {"lora_r", s.lora.r},
-          {"max_text_len", t.config.compressor.max_text_len}};
+  nlohmann::json header = {{"checkpoint", t.trainable_path},
+                           {"baseline_prompt", baseline_prompt_name(baseline)},
+                           {"checkpoint_argument", checkpoint_arg},
+                           {"checkpoint_sha256", t.trainable_sha256},
+                           {"model", t.loaded.config.source},
+                           {"mode", name_of(s.mode)},
+                           {"num_tokens", s.num_tokens},
+                           {"decoder_positions", name_of(s.decoder_positions)},
+                           {"lora_r", s.lora.r},
+                           {"max_text_len", t.config.compressor.max_text_len}};
+  // Only an experiment sets it (1 is the method); the report says when one did.
+  if (s.memory_scale != 1.0f) header["memory_scale"] = s.memory_scale;
+  return header;
 }
 
 }  // namespace

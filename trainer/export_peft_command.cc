@@ -83,11 +83,14 @@ int run_export_peft_command(const std::vector<std::string>& args) {
   write_file_atomically(out + "/adapter_config.json", adapter_config.dump(2) + "\n");
   write_safetensors(out + "/adapter_model.safetensors", adapter, {{"format", "pt"}});
   if (!none_mode) write_safetensors(out + "/compression_tokens.safetensors", tokens, {{"format", "pt"}});
-  const nlohmann::json compressor = {{"mode", name_of(config.compressor.mode)},
-                                     {"num_tokens", none_mode ? 0 : config.compressor.num_tokens},
-                                     {"max_text_len", config.compressor.max_text_len},
-                                     {"decoder_positions", name_of(config.compressor.decoder_positions)},
-                                     {"source_checkpoint", trainable}};
+  nlohmann::json compressor = {{"mode", name_of(config.compressor.mode)},
+                               {"num_tokens", none_mode ? 0 : config.compressor.num_tokens},
+                               {"max_text_len", config.compressor.max_text_len},
+                               {"decoder_positions", name_of(config.compressor.decoder_positions)},
+                               {"source_checkpoint", trainable}};
+  // Embedding mode's slots are multiplied by it before the decoder (1 = the method).
+  if (config.compressor.mode == CompressorMode::kEmbedding)
+    compressor["memory_scale"] = config.compressor.memory_scale;
   write_file_atomically(out + "/xcomp_compressor.json", compressor.dump(2) + "\n");
   LOG(INFO) << "wrote " << adapter.size() << " LoRA tensors" << (none_mode ? "" : " and the compression tokens")
             << " to " << out;

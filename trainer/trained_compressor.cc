@@ -88,6 +88,7 @@ CompressorSettings compressor_settings_of(const ExperimentConfig& c) {
   s.mode = c.compressor.mode;
   s.num_tokens = c.compressor.mode == CompressorMode::kNone ? 0 : c.compressor.num_tokens;  // none: ignored
   s.decoder_positions = c.compressor.decoder_positions;
+  s.memory_scale = static_cast<float>(c.compressor.memory_scale);
   s.lora.r = c.lora.r;
   s.lora.alpha = c.lora.alpha;
   s.lora.dropout = c.lora.dropout;

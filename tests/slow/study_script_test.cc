@@ -2,7 +2,8 @@
 // model's full-text and no-prefix baselines are decoded once per data set (a second row
 // on the same data evaluates only its compressed system and names the row that has
 // them), what it reuses equals what a full evaluation of that row decodes, a row decoded
-// another way (another batch) decodes its own, and the table shows the reused baselines.
+// another way (another batch) decodes its own, and the table shows the reused baselines;
+// a row's name spells its settings.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -108,6 +109,20 @@ TEST_F(StudyScript, TableShowsTheReusedBaselines) {
   ASSERT_NE(line, std::string::npos) << r.out;
   const std::string row = r.out.substr(line, r.out.find('\n', line) - line);
   EXPECT_NE(row.find(cells), std::string::npos) << row << "\nexpected the K/V row's baselines " << cells;
+}
+
+TEST_F(StudyScript, RowNamesSpellTheirSettings) {
+  // -xS scales embedding mode's memory slots (compressor.memory_scale); -after is K/V's.
+  test::CommandResult r = study("row regen-embedding-x0.5-n1-l96");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string config = test::read_file(row_dir("regen-embedding-x0.5-n1-l96") + "/config.yaml");
+  EXPECT_NE(config.find("  memory_scale: 0.5"), std::string::npos) << config;
+  EXPECT_EQ(report(row_dir("regen-embedding-x0.5-n1-l96") + "/eval")["memory_scale"], 0.5);
+  for (const char* bad : {"regen-kv-x0.5-n1-l96", "regen-embedding-after-n1-l96", "regen-embedding-x-n1-l96"}) {
+    test::CommandResult b = study("row " + std::string(bad));
+    EXPECT_EQ(b.exit_code, 2) << bad;
+    EXPECT_NE(b.err.find(std::string("study: bad row ") + bad), std::string::npos) << b.err;
+  }
 }
 
 }  // namespace

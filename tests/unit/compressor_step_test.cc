@@ -313,6 +313,23 @@ TEST(CompressorStep, EmbeddingModeMatchesDoubleReference) {
   check_step_against_reference(h, regeneration_batch(), 1.0f / 10);
 }
 
+// compressor.memory_scale (an experiment beside the method): the slots shrink before the
+// decoder, and the gradient into the encoder carries the same factor.
+TEST(CompressorStep, EmbeddingModeScaledMemoryMatchesDoubleReference) {
+  CompressorSettings s = settings(CompressorMode::kEmbedding, DecoderPositions::kReference, kQueryValue);
+  s.memory_scale = 0.125f;
+  Harness h(false, s);
+  h.randomise_trainables();
+  check_step_against_reference(h, regeneration_batch(), 1.0f / 10);
+  // And the factor reaches the loss: the reference without it disagrees.
+  ReferenceCompressor unscaled = reference_compressor(h.compressor);
+  unscaled.memory_scale = 1;
+  ReferenceCompressor scaled = reference_compressor(h.compressor);
+  EXPECT_GT(std::abs(reference_loss(h.reference, unscaled, regeneration_batch(), 1.0f / 10) -
+                     reference_loss(h.reference, scaled, regeneration_batch(), 1.0f / 10)),
+            1e-3);
+}
+
 TEST(CompressorStep, AllLoraTargetsTiedHeadMatchDoubleReference) {
   Harness h(true, settings(CompressorMode::kKeyValue, DecoderPositions::kReference, kAllTargets));
   h.randomise_trainables();

@@ -323,6 +323,19 @@ TEST(ExperimentConfigErrors, ModeNoneNeedsTheQaObjective) {
   EXPECT_EQ(config_value_text(qa, "compressor.mode"), "none");
 }
 
+// compressor.memory_scale scales embedding mode's memory slots; no other mode has any.
+TEST(ExperimentConfigErrors, MemoryScaleIsForEmbeddingModeOnly) {
+  expect_file_error(std::string(kMinimal) + "compressor:\n  memory_scale: 0.5\n",
+                    {"@FILE:7:3", "compressor.memory_scale is 0.5", "only embedding mode has memory slots",
+                     "compressor.mode is kv"});
+  const ExperimentConfig scaled =
+      load_text(std::string(kMinimal) + "compressor:\n  mode: embedding\n  memory_scale: 0.0625\n");
+  EXPECT_EQ(scaled.compressor.memory_scale, 0.0625);
+  EXPECT_EQ(load_text(kMinimal).compressor.memory_scale, 1.0);
+  expect_error(kMinimal, {"compressor.mode=embedding", "compressor.memory_scale=0"},
+               {"compressor.memory_scale"});
+}
+
 TEST(ExperimentConfigErrors, MissingFile) {
   try {
     load_experiment_config("/nonexistent/x.yaml", {});
@@ -395,11 +408,11 @@ TEST(ResumeCompatibility, OnlyKeysThatChangeTheTrainedThingsBreakResumption) {
 
   const ExperimentConfig changed =
       load_text(kMinimal, {"model.path=" + dir + "/models/other.bin", "model.tokenizer=tok.model",
-                           "compressor.mode=embedding", "compressor.num_tokens=4", "lora.r=8",
-                           "lora.targets=[q_proj, k_proj, v_proj]", "objective=qa"});
+                           "compressor.mode=embedding", "compressor.num_tokens=4", "compressor.memory_scale=0.5",
+                           "lora.r=8", "lora.targets=[q_proj, k_proj, v_proj]", "objective=qa"});
   EXPECT_EQ(resume_incompatible_keys(saved, changed),
             (std::vector<std::string>{"objective", "model.path", "model.tokenizer", "compressor.mode",
-                                      "compressor.num_tokens", "lora.r", "lora.targets"}));
+                                      "compressor.num_tokens", "compressor.memory_scale", "lora.r", "lora.targets"}));
 
   // Mode none ignores num_tokens, so changing it does not matter there; the mode does.
   const ExperimentConfig none = load_text(kMinimal, {"objective=qa", "compressor.mode=none"});
