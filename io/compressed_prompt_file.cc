@@ -1,6 +1,8 @@
 #include "io/compressed_prompt_file.h"
 
+#include <charconv>
 #include <map>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -62,16 +64,21 @@ void write_compressed_prompt(const std::string& path, const CompressedPromptFile
     tensors.emplace_back("embeddings", p.embeddings.reshape({n, p.embeddings.dim(2)}));
     tensors.emplace_back("ae_token", file.ae_token);
   }
-  const std::map<std::string, std::string> metadata = {{"format", kCompressedPromptFormat},
-                                                       {"format_version", "1"},
-                                                       {"mode", mode_text(p.mode)},
-                                                       {"num_tokens", std::to_string(n)},
-                                                       {"decoder_positions", positions_text(file.decoder_positions)},
-                                                       {"text_tokens", std::to_string(p.text_lengths.at(0))},
-                                                       {"source_bytes", std::to_string(file.source_bytes)},
-                                                       {"model_sha256", file.model_sha256},
-                                                       {"model_source", file.model_source},
-                                                       {"checkpoint_sha256", file.checkpoint_sha256}};
+  std::map<std::string, std::string> metadata = {{"format", kCompressedPromptFormat},
+                                                 {"format_version", "1"},
+                                                 {"mode", mode_text(p.mode)},
+                                                 {"num_tokens", std::to_string(n)},
+                                                 {"decoder_positions", positions_text(file.decoder_positions)},
+                                                 {"text_tokens", std::to_string(p.text_lengths.at(0))},
+                                                 {"source_bytes", std::to_string(file.source_bytes)},
+                                                 {"model_sha256", file.model_sha256},
+                                                 {"model_source", file.model_source},
+                                                 {"checkpoint_sha256", file.checkpoint_sha256}};
+  if (p.mode == CompressorMode::kEmbedding) {
+    char text[32];
+    const auto written = std::to_chars(text, text + sizeof text, file.memory_scale);  // shortest round trip
+    metadata["memory_scale"] = std::string(text, written.ptr);
+  }
   write_safetensors(path, tensors, metadata);
 }
 
@@ -114,6 +121,12 @@ CompressedPromptFile read_compressed_prompt(const std::string& path) {
     const int64_t hidden = f.shape("embeddings")[1];
     out.prompt.embeddings = batch_of_one(f, "embeddings", {n, hidden});
     out.ae_token = batch_of_one(f, "ae_token", {1, hidden}).reshape({1, hidden});
+    if (m.count("memory_scale")) {
+      const std::string& text = m.at("memory_scale");
+      const auto parsed = std::from_chars(text.data(), text.data() + text.size(), out.memory_scale);
+      if (text.empty() || parsed.ec != std::errc() || parsed.ptr != text.data() + text.size() || !(out.memory_scale > 0))
+        throw_input_error(path, ": metadata memory_scale is not a positive number: '", text, "'");
+    }
   }
   return out;
 }

@@ -8,7 +8,8 @@
 // num_tokens, decoder_positions, text_tokens (the compressed text's length; K/V mode's
 // after_prefix positions depend on it), source_bytes, model_sha256
 // (io/model_identity.h), model_source, checkpoint_sha256 (of the trainable.safetensors
-// that compressed it).
+// that compressed it); in embedding mode memory_scale, the factor the stored slots
+// already carry (compressor.memory_scale; absent in older files: 1).
 #pragma once
 
 #include <cstdint>
@@ -24,6 +25,7 @@ struct CompressedPromptFile {
   CompressedPrompt prompt;  // batch 1
   DecoderPositions decoder_positions = DecoderPositions::kReference;
   Tensor ae_token;  // embedding mode
+  float memory_scale = 1.0f;  // embedding mode: informational, the slots are stored scaled
   int64_t source_bytes = 0;
   std::string model_sha256, model_source, checkpoint_sha256;
 };

@@ -55,7 +55,10 @@ int run_compress_command(const std::vector<std::string>& args) {
   CompressedPromptFile file;
   file.prompt = compress(*trained->model, *trained->compressor, tokens, {static_cast<int64_t>(ids.size())});
   file.decoder_positions = trained->compressor->settings().decoder_positions;
-  if (file.prompt.mode == CompressorMode::kEmbedding) file.ae_token = trained->compressor->ae_token();
+  if (file.prompt.mode == CompressorMode::kEmbedding) {
+    file.ae_token = trained->compressor->ae_token();
+    file.memory_scale = trained->compressor->settings().memory_scale;
+  }
   file.source_bytes = static_cast<int64_t>(text.size());
   file.model_sha256 = model_identity_sha256(trained->loaded);
   file.model_source = trained->loaded.config.source;

@@ -77,6 +77,8 @@ void print_compressed_prompt(const std::string& path, const std::string& model_p
       << "  mode " << (kv ? "kv" : "embedding") << ", " << n << " token(s) for " << text << " text tokens ("
       << std::setprecision(4) << static_cast<double>(text) / n << "x)";
   if (kv) out << ", decoder positions " << (file.decoder_positions == DecoderPositions::kReference ? "reference" : "after_prefix");
+  if (!kv && file.memory_scale != 1.0f)
+    out << ", slots scaled by " << file.memory_scale << " (compressor.memory_scale: the lengths below include it)";
   out << "\n  " << numbers << " numbers (" << numbers * 4 << " bytes as F32), from " << file.source_bytes
       << " bytes of text\n"
       << "  model " << file.model_source << " (identity sha256 " << file.model_sha256 << ")\n"

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "io/safetensors.h"
 #include "model/input_error.h"
 #include "tests/test_support.h"
@@ -64,6 +66,14 @@ TEST(CompressedPromptFile, EmbeddingPromptKeepsItsAeToken) {
   EXPECT_EQ(r.prompt.embeddings.data<float>()[31], 32.0f);
   EXPECT_EQ(r.ae_token.shape(), (Shape{1, 8}));
   EXPECT_EQ(r.ae_token.data<float>()[0], -3.0f);
+  EXPECT_EQ(r.memory_scale, 1.0f);
+  EXPECT_EQ(SafetensorsFile::open(path).metadata().at("memory_scale"), "1");
+
+  // compressor.memory_scale's factor is recorded exactly; a file without it reads as 1.
+  f.memory_scale = 0.07f;
+  write_compressed_prompt(path, f);
+  EXPECT_EQ(SafetensorsFile::open(path).metadata().at("memory_scale"), "0.07");
+  EXPECT_EQ(read_compressed_prompt(path).memory_scale, 0.07f);
 }
 
 TEST(CompressedPromptFile, OtherSafetensorsFilesAreRefused) {
@@ -71,6 +81,29 @@ TEST(CompressedPromptFile, OtherSafetensorsFilesAreRefused) {
   write_safetensors(path, {{"w", counting({2, 2}, 0)}});
   EXPECT_NE(test::input_error([&] { read_compressed_prompt(path); }).find("not a compressed prompt"),
             std::string::npos);
+}
+
+TEST(CompressedPromptFile, MalformedMemoryScaleIsRefusedByName) {
+  const std::string good = test::temp_dir("xkv") + "/emb.xkv";
+  CompressedPromptFile f = kv_file();
+  f.prompt.mode = CompressorMode::kEmbedding;
+  f.prompt.keys.clear();
+  f.prompt.values.clear();
+  f.prompt.embeddings = counting({1, 2, 4}, 1);
+  f.ae_token = counting({1, 4}, 0);
+  write_compressed_prompt(good, f);
+  const SafetensorsFile written = SafetensorsFile::open(good);
+  for (const char* bad : {"", "0.5x", "-1", "0"}) {
+    std::map<std::string, std::string> metadata = written.metadata();
+    metadata["memory_scale"] = bad;
+    const std::string path = test::temp_dir("xkv") + "/bad.xkv";
+    write_safetensors(path, {{"embeddings", written.tensor("embeddings")}, {"ae_token", written.tensor("ae_token")}},
+                      metadata);
+    const std::string message = test::input_error([&] { read_compressed_prompt(path); });
+    EXPECT_NE(message.find(path + ": metadata memory_scale is not a positive number: '" + bad + "'"),
+              std::string::npos)
+        << message;
+  }
 }
 
 TEST(CompressedPromptFile, AnotherModelIsRefusedNamingBoth) {

@@ -91,6 +91,17 @@ TEST(InspectCommand, EmbeddingPromptBesideItsModelsTokenEmbeddings) {
                              lengths_line(vector_lengths(load_token_embeddings(model))) + "\n";
   EXPECT_NE(r.out.find(tokens), std::string::npos) << r.out << "\nexpected " << tokens;
 
+  EXPECT_EQ(r.out.find("scaled"), std::string::npos) << r.out;
+
+  // A prompt made with compressor.memory_scale says so beside its (already scaled) slots.
+  CompressedPromptFile scaled = f;
+  scaled.memory_scale = 0.5f;
+  const std::string scaled_path = test::temp_dir("inspect") + "/scaled.xkv";
+  write_compressed_prompt(scaled_path, scaled);
+  const test::CommandResult s = test::run_xcomp("inspect '" + scaled_path + "'");
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  EXPECT_NE(s.out.find("(48x), slots scaled by 0.5 (compressor.memory_scale"), std::string::npos) << s.out;
+
   // Naming the model gives the same report.
   const test::CommandResult m = test::run_xcomp("inspect '" + path + "' --model '" + model + "'");
   EXPECT_EQ(m.exit_code, 0) << m.err;
