@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <iomanip>
+#include <sstream>
 #include <vector>
 
 #include "io/compressed_prompt_file.h"
@@ -42,20 +43,27 @@ VectorLengths lengths_of(const std::vector<const Tensor*>& tensors) {
 }
 
 void print_lengths(std::ostream& out, const std::string& label, const std::string& shape, const VectorLengths& l) {
-  out << "  " << std::left << std::setw(24) << label << std::right << shape << "  " << std::fixed
-      << std::setprecision(3);
+  std::ostringstream line;  // its own formatting state, so `out`'s is left as it was
+  line << "  " << std::left << std::setw(24) << label << std::right << shape << "  " << std::fixed
+       << std::setprecision(3);
   if (l.count == 1)
-    out << l.min;
+    line << l.min;
   else
-    out << "min " << l.min << "  median " << l.median << "  max " << l.max;
-  out << "\n";
-  out.unsetf(std::ios::fixed);
+    line << "min " << l.min << "  median " << l.median << "  max " << l.max;
+  out << line.str() << "\n";
 }
 
 std::string dims(const Tensor& t) {
   std::string s;
   for (int i = 0; i < t.ndim(); ++i) s += (i ? " x " : "") + std::to_string(t.dim(i));
   return s;
+}
+
+// 6, 24, 5.333: four significant digits.
+std::string ratio_text(double ratio) {
+  std::ostringstream text;
+  text << std::setprecision(4) << ratio;
+  return text.str();
 }
 
 }  // namespace
@@ -75,7 +83,7 @@ void print_compressed_prompt(const std::string& path, const std::string& model_p
 
   out << "compressed prompt " << path << "\n"
       << "  mode " << (kv ? "kv" : "embedding") << ", " << n << " token(s) for " << text << " text tokens ("
-      << std::setprecision(4) << static_cast<double>(text) / n << "x)";
+      << ratio_text(static_cast<double>(text) / n) << "x)";
   if (kv) out << ", decoder positions " << (file.decoder_positions == DecoderPositions::kReference ? "reference" : "after_prefix");
   if (!kv && file.memory_scale != 1.0f)
     out << ", slots scaled by " << file.memory_scale << " (compressor.memory_scale: the lengths below include it)";
