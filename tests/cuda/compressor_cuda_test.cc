@@ -60,10 +60,8 @@ LlamaWeights rounded_weights(const LlamaWeights& w) {
   return r;
 }
 
-class CompressorOnCuda : public ::testing::TestWithParam<std::tuple<CompressorMode, CudaWeightStorage>> {};
-
-TEST_P(CompressorOnCuda, LossAndEveryGradientMatchTheCpuBackend) {
-  const auto [mode, storage] = GetParam();
+// One compressor step on stories260K on both backends: the loss and every gradient agree.
+void check_step_against_cpu(CompressorMode mode, CudaWeightStorage storage, float memory_scale) {
   const Tolerances tolerance = storage == CudaWeightStorage::kF32 ? kF32Tolerances : kBf16Tolerances;
   const LoadedModel loaded = load_model(test::fixture("stories260K/stories260K.bin"),
                                         test::fixture("stories260K/tok512.model"));
@@ -79,6 +77,7 @@ TEST_P(CompressorOnCuda, LossAndEveryGradientMatchTheCpuBackend) {
   settings.num_tokens = 4;
   settings.lora.r = 4;
   settings.lora.dropout = 0.1;  // the same counter-based mask on both backends
+  settings.memory_scale = memory_scale;
   Compressor on_cpu(loaded.config, settings, 11), on_cuda(loaded.config, settings, 11);
   test::perturb_lora_b(on_cpu);
   test::perturb_lora_b(on_cuda);
@@ -105,8 +104,20 @@ TEST_P(CompressorOnCuda, LossAndEveryGradientMatchTheCpuBackend) {
     // LoRA, compares by absolute difference and must be zero here too.)
     EXPECT_LT(err, tolerance.gradient) << cpu_params[i].name;
   }
-  RecordProperty("worst_gradient_error", std::to_string(worst));
+  ::testing::Test::RecordProperty("worst_gradient_error", std::to_string(worst));
   std::cerr << "loss cuda " << got.sum << " cpu " << want.sum << "; worst gradient error " << worst << "\n";
+}
+
+class CompressorOnCuda : public ::testing::TestWithParam<std::tuple<CompressorMode, CudaWeightStorage>> {};
+
+TEST_P(CompressorOnCuda, LossAndEveryGradientMatchTheCpuBackend) {
+  const auto [mode, storage] = GetParam();
+  check_step_against_cpu(mode, storage, 1.0f);
+}
+
+// compressor.memory_scale (embedding mode): the slots and their gradient scaled on the GPU too.
+TEST(CompressorOnCudaScaledMemory, LossAndEveryGradientMatchTheCpuBackend) {
+  check_step_against_cpu(CompressorMode::kEmbedding, CudaWeightStorage::kF32, 0.25f);
 }
 
 INSTANTIATE_TEST_SUITE_P(
