@@ -22,6 +22,7 @@
 #include "model/cuda/cuda_ops.h"
 #include "model/generation.h"
 #include "model/llama.h"
+#include "model/lora.h"
 #include "tests/cuda/tensor_compare.h"
 #include "tests/random_batch.h"
 #include "tests/test_support.h"
@@ -127,16 +128,20 @@ TEST(PlainDecodingOnCuda, GreedyTokensMatchTheCpuBackend) {
   test::perturb_lora_b(compressor);
   const CompressorBatch batch = test::random_regeneration_batch({23, 9, 17}, loaded.config.vocab_size, 9);
   const std::vector<BatchedRow> rows = decoder_rows(batch, 12);
-  for (LoraWeights* adapters : {static_cast<LoraWeights*>(nullptr), &compressor.lora()}) {
-    SCOPED_TRACE(adapters == nullptr ? "base model" : "with LoRA");
-    GenerationOptions options;
-    options.stop_ids = {test::kEos};
-    options.adapters = adapters;
-    EXPECT_EQ(generate_batch(cuda_model, rows, options), generate_batch(cpu_model, rows, options));
-    options.max_new_tokens = 12;
+  // Each model reads adapters on its own backend, as evaluation hands them over
+  // (lora_on_backend): the CUDA ops refuse host tensors.
+  LoraWeights cuda_lora = lora_on_backend(compressor.lora(), *cuda, /*with_gradients=*/false);
+  for (const bool with_lora : {false, true}) {
+    SCOPED_TRACE(with_lora ? "with LoRA" : "base model");
+    GenerationOptions cpu_options, cuda_options;
+    cpu_options.stop_ids = cuda_options.stop_ids = {test::kEos};
+    cpu_options.adapters = with_lora ? &compressor.lora() : nullptr;
+    cuda_options.adapters = with_lora ? &cuda_lora : nullptr;
+    EXPECT_EQ(generate_batch(cuda_model, rows, cuda_options), generate_batch(cpu_model, rows, cpu_options));
+    cpu_options.max_new_tokens = cuda_options.max_new_tokens = 12;
     KvCache cpu_cache(loaded.config, 1, 16, cpu), cuda_cache(loaded.config, 1, 16, *cuda);
-    EXPECT_EQ(generate(cuda_model, cuda_cache, rows[2].tokens, options),
-              generate(cpu_model, cpu_cache, rows[2].tokens, options));
+    EXPECT_EQ(generate(cuda_model, cuda_cache, rows[2].tokens, cuda_options),
+              generate(cpu_model, cpu_cache, rows[2].tokens, cpu_options));
   }
 }
 

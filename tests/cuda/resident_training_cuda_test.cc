@@ -6,12 +6,20 @@
 //     adamw_update (the host's operations in the host's order: bit for bit), upload_into;
 //   - three optimizer steps of the whole loop as training runs it (two accumulated
 //     micro-batches, clipping that bites, AdamW) on stories260K with fp32 weights: the
-//     same computation in another summation order, so the trained values, the moments and
-//     the gradient norms agree to fp32 rounding compounded over three steps (1e-4
-//     relative; a wrong term, a missed accumulation or a gradient left from the previous
-//     step is of order 1).
+//     same computation in another summation order. The first gradient norm agrees to
+//     1e-4. After that, AdamW amplifies rounding: its first updates divide each gradient
+//     element by its own magnitude, so an element that is summation noise (a sum that
+//     cancels) moves by the whole learning rate on one backend and by something else on
+//     the other. The H200 run of 2026-11-27 saw 1.3e-3 (values) and 7e-3 (moments) with
+//     the default eps of 1e-8; on the CPU backend alone, noise of 1e-6 of each gradient
+//     tensor's largest element gave 9e-3. So this loop runs AdamW with eps = 1e-3, above
+//     the noise and near the clipped gradients' size, which keeps each update a smooth
+//     function of its gradient (the CPU experiment: 2e-5 at noise 1e-6, 1.3e-3 at 3e-5),
+//     and allows 5e-3 on the values and moments and 1e-3 on the later norms; a wrong
+//     term, a missed accumulation or a gradient left from the previous step is of order 1.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -94,7 +102,9 @@ Trained train_three_steps(Ops& ops, const LoadedModel& loaded, const LlamaWeight
   settings.num_tokens = 4;
   settings.lora.r = 4;
   Compressor compressor(loaded.config, settings, 11);
-  AdamW optimizer(AdamWOptions{});
+  AdamWOptions adamw;
+  adamw.eps = 1e-3;  // see the top of this file
+  AdamW optimizer(adamw);
   for (const auto& p : compressor.parameters()) optimizer.add_parameter(p.name, *p.value);
   if (place) {
     compressor.place_on(ops);
@@ -133,12 +143,15 @@ TEST_P(ResidentTrainingOnCuda, ThreeStepsMatchTheCpuBackend) {
   ASSERT_EQ(got.norms.size(), want.norms.size());
   for (size_t i = 0; i < want.norms.size(); ++i) {
     EXPECT_GT(want.norms[i], 0.05) << "step " << i << " must clip for the test to cover clipping";
-    EXPECT_LT(std::fabs(got.norms[i] - want.norms[i]), 1e-4 * want.norms[i]) << "step " << i;
+    EXPECT_LT(std::fabs(got.norms[i] - want.norms[i]), (i == 0 ? 1e-4 : 1e-3) * want.norms[i]) << "step " << i;
   }
   ASSERT_EQ(got.values.size(), want.values.size());
+  double worst_value = 0, worst_state = 0;
   for (size_t i = 0; i < want.values.size(); ++i) {
     ASSERT_TRUE(got.values[i].second.on_host());
-    EXPECT_LT(test::relative_max_error(got.values[i].second, want.values[i].second), 1e-4) << want.values[i].first;
+    const double error = test::relative_max_error(got.values[i].second, want.values[i].second);
+    worst_value = std::max(worst_value, error);
+    EXPECT_LT(error, 5e-3) << want.values[i].first;
   }
   ASSERT_EQ(got.optimizer_state.size(), want.optimizer_state.size());
   for (size_t i = 0; i < want.optimizer_state.size(); ++i) {
@@ -148,8 +161,12 @@ TEST_P(ResidentTrainingOnCuda, ThreeStepsMatchTheCpuBackend) {
       EXPECT_EQ(got.optimizer_state[i].second.data<int32_t>()[0], 3);
       continue;
     }
-    EXPECT_LT(test::relative_max_error(got.optimizer_state[i].second, tensor), 1e-4) << name;
+    const double error = test::relative_max_error(got.optimizer_state[i].second, tensor);
+    worst_state = std::max(worst_state, error);
+    EXPECT_LT(error, 5e-3) << name;
   }
+  RecordProperty("value_error", std::to_string(worst_value));
+  RecordProperty("moment_error", std::to_string(worst_state));
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, ResidentTrainingOnCuda,
