@@ -79,32 +79,59 @@ run() {  # echo, record, run
   "$@"
 }
 
+# prepare SET...: writes the shards of each named data set (tinystories, arxiv, squad,
+# babi1, babi2, babi6) that are not there yet. A row prepares only what it reads, so one
+# row runs where only its own data exists (a lent GPU machine, say, which has no fixtures).
 prepare() {
-  local babi
-  if [[ ! -f "$dir/data/tinystories/train-00000.h5" ]]; then
-    run "$xcomp" prepare --format text --input "$fixtures/tinystories/tinystories_sample.txt" \
-      --out "$dir/data/tinystories" "${tokenizer[@]}" --split-by hash --test-fraction 0.15 --overwrite
-  fi
-  if [[ "$model" == smollm2 && ! -f "$dir/data/arxiv/train-00000.h5" ]]; then
-    run "$xcomp" prepare --format arxiv --input "$fixtures/arxiv/arxiv-metadata-oai-snapshot.first200.jsonl" \
-      --out "$dir/data/arxiv" "${tokenizer[@]}" --split-by hash --test-fraction 0.15 --overwrite
-  fi
-  if [[ "$model" == smollm2 && ! -f "$dir/data/squad/train-00000.h5" ]]; then
-    # Split by context: a context and all its questions fall on one side.
-    run "$xcomp" prepare --format mrqa --input "$fixtures/qa/mrqa_SQuAD_dev.jsonl.gz" \
-      --out "$dir/data/squad" "${tokenizer[@]}" --split-by hash --test-fraction 0.2 --overwrite
-  fi
-  for babi in 1:qa1_single-supporting-fact 2:qa2_two-supporting-facts 6:qa6_yes-no-questions; do
-    local n=${babi%%:*} file=${babi#*:}
-    [[ -f "$dir/data/babi$n/test-00000.h5" ]] && continue
-    run "$xcomp" prepare --format babi --input "$fixtures/babi/${file}_train.txt" --out "$dir/data/babi$n" \
-      "${tokenizer[@]}" --split train --overwrite
-    # bAbI ships its splits as two files; prepare refuses a directory that holds shards,
-    # so the test split is written beside it and moved in.
-    run "$xcomp" prepare --format babi --input "$fixtures/babi/${file}_test.txt" --out "$dir/data/babi$n.test" \
-      "${tokenizer[@]}" --split test --overwrite
-    mv "$dir/data/babi$n.test"/test-*.h5 "$dir/data/babi$n/" && rmdir "$dir/data/babi$n.test"
+  local set
+  for set in "$@"; do
+    case $set in
+      tinystories)
+        [[ -f "$dir/data/tinystories/train-00000.h5" ]] && continue
+        run "$xcomp" prepare --format text --input "$fixtures/tinystories/tinystories_sample.txt" \
+          --out "$dir/data/tinystories" "${tokenizer[@]}" --split-by hash --test-fraction 0.15 --overwrite
+        ;;
+      arxiv)
+        [[ -f "$dir/data/arxiv/train-00000.h5" ]] && continue
+        run "$xcomp" prepare --format arxiv --input "$fixtures/arxiv/arxiv-metadata-oai-snapshot.first200.jsonl" \
+          --out "$dir/data/arxiv" "${tokenizer[@]}" --split-by hash --test-fraction 0.15 --overwrite
+        ;;
+      squad)
+        [[ -f "$dir/data/squad/train-00000.h5" ]] && continue
+        # Split by context: a context and all its questions fall on one side.
+        run "$xcomp" prepare --format mrqa --input "$fixtures/qa/mrqa_SQuAD_dev.jsonl.gz" \
+          --out "$dir/data/squad" "${tokenizer[@]}" --split-by hash --test-fraction 0.2 --overwrite
+        ;;
+      babi1 | babi2 | babi6)
+        [[ -f "$dir/data/$set/test-00000.h5" ]] && continue
+        local file
+        case $set in
+          babi1) file=qa1_single-supporting-fact ;;
+          babi2) file=qa2_two-supporting-facts ;;
+          babi6) file=qa6_yes-no-questions ;;
+        esac
+        run "$xcomp" prepare --format babi --input "$fixtures/babi/${file}_train.txt" --out "$dir/data/$set" \
+          "${tokenizer[@]}" --split train --overwrite
+        # bAbI ships its splits as two files; prepare refuses a directory that holds shards,
+        # so the test split is written beside it and moved in.
+        run "$xcomp" prepare --format babi --input "$fixtures/babi/${file}_test.txt" --out "$dir/data/$set.test" \
+          "${tokenizer[@]}" --split test --overwrite
+        mv "$dir/data/$set.test"/test-*.h5 "$dir/data/$set/" && rmdir "$dir/data/$set.test"
+        ;;
+      *) echo "study: no data set '$set'" >&2; exit 2 ;;
+    esac
   done
+}
+
+# row_sets ROW: the data sets ROW reads (a QA row from a regeneration checkpoint also
+# reads the regeneration data, to train or evaluate that row first when it has not run).
+row_sets() {
+  local regen_sets=("${regen_data[@]##*/}")
+  case $1 in
+    regen-*) echo "${regen_sets[@]}" ;;
+    qa-*-none) [[ $1 =~ ^qa-([a-z0-9]+)- ]] && echo "${BASH_REMATCH[1]}" ;;
+    qa-*) [[ $1 =~ ^qa-([a-z0-9]+)- ]] && echo "${regen_sets[@]} ${BASH_REMATCH[1]}" ;;
+  esac
 }
 
 globs() {  # the shards of the given data dirs for one split, as a YAML list
@@ -173,7 +200,11 @@ report = json.load(open(path))
 length = re.search(r"^\s+max_text_len:\s*(\d+)", open(config).read(), re.M)
 systems = report["results"][0]["systems"] if report.get("results") else {}
 same = (length is not None and report.get("max_text_len") == int(length.group(1))
-        and all(systems.get(s, {}).get("items") == limit for s in ("full_context", "no_context"))
+        # The same items: the same limit (a longer text length may leave fewer texts than
+        # the limit; reports written before `limit` was recorded had to have all of them).
+        and (report.get("limit") == limit if "limit" in report
+             else all(systems.get(s, {}).get("items") == limit for s in ("full_context", "no_context")))
+        and all(s in systems for s in ("full_context", "no_context"))
         and report.get("batch") == batch and report.get("device") == device
         and report.get("baseline_prompt") == "plain"
         and (device != "cuda" or report.get("cuda_weights") == weights))
@@ -264,8 +295,19 @@ do_row() { case $1 in regen-*) regen_row "$1" ;; qa-*) qa_row "$1" ;; *) echo "s
 case "$what" in
   list) rows all; exit 0 ;;
   table) ;;
-  row) prepare; do_row "${3:?row NAME}" ;;
-  all|regen|qa) prepare; for r in $(rows "$what"); do do_row "$r"; done ;;
+  row)
+    row_name="${3:?row NAME}"
+    # shellcheck disable=SC2046  # the set names are single words
+    prepare $(row_sets "$row_name")
+    do_row "$row_name"
+    ;;
+  all|regen|qa)
+    for r in $(rows "$what"); do
+      # shellcheck disable=SC2046
+      prepare $(row_sets "$r")
+      do_row "$r"
+    done
+    ;;
   *) echo "study: unknown '$what' (all, regen, qa, list, table, row NAME)" >&2; exit 2 ;;
 esac
 python3 "$root/tools/study_table.py" "$dir" >"$dir/results.md"

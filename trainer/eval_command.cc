@@ -280,6 +280,7 @@ int run_eval_command(const std::vector<std::string>& args) {
   nlohmann::json header = report_header(*trained, to.checkpoint, baseline);
   header["device"] = name_of(device);  // where the numbers were computed (the GPU's differ in rounding)
   header["batch"] = job.batch;          // items decoded together: may change the last bits, as the device does
+  header["limit"] = limit;              // items asked for (0 = all): with the data, which items were decoded
   if (device == Backend::kCuda) header["cuda_weights"] = name_of(*cuda_weights);
   if (task == "regeneration") {
     const std::vector<int64_t> lengths = parse_lengths(

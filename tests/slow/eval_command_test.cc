@@ -83,6 +83,7 @@ TEST_F(EvalCommand, RegenerationReportAgreesWithItsPredictions) {
   EXPECT_EQ(report["num_tokens"], 4);
   EXPECT_EQ(report["device"], "cpu");
   EXPECT_EQ(report["batch"], 1);  // what may change the last bits of the numbers, with the device
+  EXPECT_EQ(report["limit"], 3);  // with the data, which items the numbers are over
   ASSERT_EQ(report["results"].size(), 2u);
   EXPECT_EQ(report["results"][0]["text_len"], 16);
   EXPECT_DOUBLE_EQ(report["results"][1]["compression_ratio"].get<double>(), 8.0);
