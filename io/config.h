@@ -27,8 +27,9 @@
 namespace xcomp {
 
 // CompressorMode (kKeyValue "kv", kEmbedding "embedding", kNone "none") and
-// DecoderPositions (kReference "reference", kAfterPrefix "after_prefix") belong to the
-// model (model/compressor.h); the configuration uses them as they are.
+// DecoderPositions (kReference "reference", kAfterPrefix "after_prefix") and
+// ActivationMemory (kKeep "keep", kRecompute "recompute") belong to the model
+// (model/compressor.h); the configuration uses them as they are.
 
 enum class Objective {
   kRegeneration,  // "regeneration": decoder input [BOS] + text, targets text + [EOS]
@@ -67,10 +68,12 @@ const char* name_of(NonfiniteAction value);
 const char* name_of(ProgressMode value);
 const char* name_of(Backend value);
 const char* name_of(CudaWeights value);
+const char* name_of(ActivationMemory value);
 
 // The value of E spelled `text` as in the YAML config, for command-line flags that take
 // the same values as a config key (`xcomp eval --device cuda`). InputError naming `what`
-// and the spellings there are otherwise. Defined for Backend, CudaWeights, CompressorMode.
+// and the spellings there are otherwise. Defined for Backend, CudaWeights, CompressorMode,
+// ActivationMemory.
 template <class E>
 E value_named(const std::string& text, const std::string& what);
 
@@ -124,6 +127,10 @@ struct TrainConfig {
   // 0 = off; else this invocation stops (after a checkpoint) once the global step reaches
   // stop_after, as if interrupted: the schedule still runs to `steps` on resume.
   int64_t stop_after = 0;
+  // What a step keeps for its backward pass (model/compressor.h): "keep" every layer's
+  // activations, or "recompute" them from each layer's input (less memory, one more
+  // forward pass; the same gradients).
+  ActivationMemory activations = ActivationMemory::kKeep;
   // "" = fresh LoRA and compression tokens; else a checkpoint directory whose trainable
   // weights start this run (optimizer state and step are not taken). Used only when the
   // run starts fresh, not when it resumes.

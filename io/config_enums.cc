@@ -67,6 +67,13 @@ const std::vector<EnumSpelling<CudaWeights>>& enum_spellings() {
   return names;
 }
 
+template <>
+const std::vector<EnumSpelling<ActivationMemory>>& enum_spellings() {
+  static const std::vector<EnumSpelling<ActivationMemory>> names = {{ActivationMemory::kKeep, "keep"},
+                                                                    {ActivationMemory::kRecompute, "recompute"}};
+  return names;
+}
+
 // The model's list (model/lora.h), as strings in its order.
 const std::vector<std::string>& lora_target_names() {
   static const std::vector<std::string> names = [] {
@@ -106,6 +113,7 @@ E value_named(const std::string& text, const std::string& what) {
 template Backend value_named<Backend>(const std::string&, const std::string&);
 template CudaWeights value_named<CudaWeights>(const std::string&, const std::string&);
 template CompressorMode value_named<CompressorMode>(const std::string&, const std::string&);
+template ActivationMemory value_named<ActivationMemory>(const std::string&, const std::string&);
 
 const char* name_of(CompressorMode value) { return spelling(value); }
 const char* name_of(DecoderPositions value) { return spelling(value); }
@@ -115,5 +123,6 @@ const char* name_of(NonfiniteAction value) { return spelling(value); }
 const char* name_of(ProgressMode value) { return spelling(value); }
 const char* name_of(Backend value) { return spelling(value); }
 const char* name_of(CudaWeights value) { return spelling(value); }
+const char* name_of(ActivationMemory value) { return spelling(value); }
 
 }  // namespace xcomp

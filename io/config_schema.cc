@@ -304,6 +304,9 @@ std::vector<ConfigKey> make_schema() {
                   "stop this invocation at this global step, as if interrupted; 0 = off"),
       string_key("train.init_from", XCOMP_CONFIG_FIELD(train.init_from),
                  "a checkpoint whose trainable weights start a fresh run; \"\" = none"),
+      choice_key<ActivationMemory>("train.activations", XCOMP_CONFIG_FIELD(train.activations),
+                                   "keep (every layer's activations for backward) or recompute (only each layer's "
+                                   "input; its forward runs again in backward: less memory, one more forward pass)"),
 
       integer_key("eval.every", XCOMP_CONFIG_FIELD(eval.every), 0, kNoMax, "evaluate every this many steps; 0 = off"),
       integer_key("eval.batches", XCOMP_CONFIG_FIELD(eval.batches), 1, kNoMax, "validation micro batches per evaluation"),

@@ -180,12 +180,66 @@ void write_back_gradients(BackendParameters& p, Compressor& comp, Ops& ops) {
   for (size_t i = 0; i < host.size(); ++i) add_to_host(ops, *backend[i].grad, *host[i].grad);
 }
 
+// What a pass keeps of its layers for the backward pass (StepOptions::activations):
+// every layer's activations, or only each layer's input, from which the backward pass
+// recomputes them one layer at a time.
+class LayerMemory {
+ public:
+  LayerMemory() = default;
+  LayerMemory(int layers, ActivationMemory kind) : kind_(kind) {
+    if (kind_ == ActivationMemory::kKeep)
+      saved_.resize(layers);
+    else
+      inputs_.resize(layers);
+  }
+
+  // Runs `layer` forward on x (updated in place to its output), keeping what the
+  // backward pass will need.
+  void forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& positions, const LayerStore& store,
+               const LayerLora& lora, LayerExtent extent) {
+    if (kind_ == ActivationMemory::kKeep) {
+      layer_forward(model, layer, x, positions, store, lora, extent, &saved_[layer]);
+      return;
+    }
+    inputs_[layer] = copy_of(model.ops(), x);
+    layer_forward(model, layer, x, positions, store, lora, extent, nullptr);
+  }
+
+  // Runs `layer` backward (as layer_backward) and lets go of what was kept for it. When
+  // recomputing, its forward runs again first from the kept input, with the same
+  // arguments as the first time: the same LoRA dropout masks (drawn from their keys) and
+  // the same keys and values, written into the store again.
+  void backward(const LlamaModel& model, int layer, Tensor& dx, const Tensor& positions, const LayerStore& store,
+                Tensor& dkeys, Tensor& dvalues, const LayerLora& lora, LayerExtent extent) {
+    LayerActivations activations;
+    if (kind_ == ActivationMemory::kKeep) {
+      activations = std::move(saved_[layer]);
+    } else {
+      Tensor x = std::move(inputs_[layer]);  // its own storage: free to update in place
+      layer_forward(model, layer, x, positions, store, lora, extent, &activations);
+    }
+    layer_backward(model, layer, dx, positions, store, dkeys, dvalues, lora, extent, activations);
+  }
+
+ private:
+  static Tensor copy_of(Ops& ops, const Tensor& x) {
+    Tensor copy = ops.empty(x.shape(), x.dtype());
+    Tensor copy_row = copy.reshape({1, 1, x.numel()});
+    ops.write_rows(x.reshape({1, 1, x.numel()}), copy_row, 0);
+    return copy;
+  }
+
+  ActivationMemory kind_ = ActivationMemory::kKeep;
+  std::vector<LayerActivations> saved_;  // kKeep
+  std::vector<Tensor> inputs_;           // kRecompute
+};
+
 // Everything the encoder pass leaves for the decoder and for its own backward pass.
 struct EncoderPass {
   int64_t b = 0, l = 0, n = 0, t = 0;  // t = l + n
   Tensor positions, key_valid;          // I32 [B, t]
   std::vector<Tensor> keys, values;     // per layer [B, t, kv_heads, head_dim]
-  std::vector<LayerActivations> saved;
+  LayerMemory memory_for_backward;
   int layers = 0;
   Tensor final_input;  // embedding mode: residual stream before the final norm [B*t, hidden]
   Tensor memory;       // embedding mode: final hidden states at the compression positions [B, N, hidden]
@@ -247,15 +301,18 @@ EncoderPass run_encoder(const LlamaModel& model, BackendParameters& comp, const 
 
   const bool kv_mode = comp.settings->mode == CompressorMode::kKeyValue;
   e.layers = static_cast<int>(c.num_hidden_layers);
-  if (save) e.saved.resize(e.layers);
+  if (save) e.memory_for_backward = LayerMemory(e.layers, options.activations);
   for (int layer = 0; layer < e.layers; ++layer) {
     e.keys.push_back(ops.zeros({e.b, e.t, c.num_key_value_heads, c.head_dim}));
     e.values.push_back(ops.zeros({e.b, e.t, c.num_key_value_heads, c.head_dim}));
     const LayerStore store{&e.keys[layer], &e.values[layer], &e.key_valid, 0, e.t};
     // In K/V mode the last layer matters only through its keys and values.
     const LayerExtent extent = kv_mode && layer == e.layers - 1 ? LayerExtent::kKeysValuesOnly : LayerExtent::kFull;
-    layer_forward(model, layer, x, e.positions, store, lora_for(comp, options, layer, e.dropout_rows), extent,
-                  save ? &e.saved[layer] : nullptr);
+    const LayerLora lora = lora_for(comp, options, layer, e.dropout_rows);
+    if (save)
+      e.memory_for_backward.forward(model, layer, x, e.positions, store, lora, extent);
+    else
+      layer_forward(model, layer, x, e.positions, store, lora, extent, nullptr);
   }
   if (!kv_mode) {
     e.final_input = x;  // no later layer updates it
@@ -276,7 +333,7 @@ struct DecoderPass {
   Tensor positions, key_valid, targets;       // I32 [B, rows], [B, prefix + t or rows], [B*rows]
   Tensor host_targets;                        // targets, on the host (for the loss sums)
   std::vector<Tensor> keys, values;
-  std::vector<LayerActivations> saved;
+  LayerMemory memory_for_backward;
   Tensor final_input;  // [B*rows, hidden]
   Tensor logits;       // [B*rows, vocab]
   bool lora = false;   // mode none: the decoder carries the adapters
@@ -354,7 +411,7 @@ DecoderPass run_decoder(const LlamaModel& model, BackendParameters& comp, const 
     ops.write_rows(token_rows, rows, n);
   }
 
-  if (save) d.saved.resize(c.num_hidden_layers);
+  if (save) d.memory_for_backward = LayerMemory(static_cast<int>(c.num_hidden_layers), options.activations);
   for (int layer = 0; layer < c.num_hidden_layers; ++layer) {
     d.keys.push_back(ops.zeros({d.b, store_size, c.num_key_value_heads, c.head_dim}));
     d.values.push_back(ops.zeros({d.b, store_size, c.num_key_value_heads, c.head_dim}));
@@ -367,8 +424,11 @@ DecoderPass run_decoder(const LlamaModel& model, BackendParameters& comp, const 
       ops.write_rows(v, d.values[layer], 0);
     }
     const LayerStore store{&d.keys[layer], &d.values[layer], &d.key_valid, d.prefix, store_size};
-    layer_forward(model, layer, x, d.positions, store, decoder_lora(comp, options, layer, d), LayerExtent::kFull,
-                  save ? &d.saved[layer] : nullptr);
+    const LayerLora lora = decoder_lora(comp, options, layer, d);
+    if (save)
+      d.memory_for_backward.forward(model, layer, x, d.positions, store, lora, LayerExtent::kFull);
+    else
+      layer_forward(model, layer, x, d.positions, store, lora, LayerExtent::kFull, nullptr);
   }
   d.final_input = x;
   Tensor normed = ops.empty(x.shape());
@@ -470,8 +530,8 @@ CompressorLoss compressor_step(const LlamaModel& model, Compressor& compressor, 
   for (int layer = static_cast<int>(c.num_hidden_layers) - 1; layer >= 0; --layer) {
     Tensor dk = ops.zeros(d.keys[layer].shape()), dv = ops.zeros(d.values[layer].shape());
     const LayerStore store{&d.keys[layer], &d.values[layer], &d.key_valid, d.prefix, d.prefix + d.rows};
-    layer_backward(model, layer, dx, d.positions, store, dk, dv, decoder_lora(comp, options, layer, d),
-                   LayerExtent::kFull, d.saved[layer]);
+    d.memory_for_backward.backward(model, layer, dx, d.positions, store, dk, dv, decoder_lora(comp, options, layer, d),
+                                   LayerExtent::kFull);
     if (none_mode && direct) options.lora_gradients_ready(layer);
     if (kv_mode) {
       prefix_dk[layer] = ops.empty({d.b, e.n, c.num_key_value_heads, c.head_dim});
@@ -513,8 +573,8 @@ CompressorLoss compressor_step(const LlamaModel& model, Compressor& compressor, 
     }
     const LayerExtent extent = kv_mode && layer == e.layers - 1 ? LayerExtent::kKeysValuesOnly : LayerExtent::kFull;
     const LayerStore store{&e.keys[layer], &e.values[layer], &e.key_valid, 0, e.t};
-    layer_backward(model, layer, dx_enc, e.positions, store, dk, dv, lora_for(comp, options, layer, e.dropout_rows),
-                   extent, e.saved[layer]);
+    e.memory_for_backward.backward(model, layer, dx_enc, e.positions, store, dk, dv,
+                                   lora_for(comp, options, layer, e.dropout_rows), extent);
     if (direct) options.lora_gradients_ready(layer);
   }
   Tensor dtokens = ops.empty({e.b, e.n, c.hidden_size});

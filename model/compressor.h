@@ -27,6 +27,12 @@ enum class CompressorMode { kKeyValue, kEmbedding, kNone };
 // kReference: decoder positions start at N (the paper's code: decoder queries sit
 // "before" the compressed keys at L..L+N-1). kAfterPrefix: they start at L + N.
 enum class DecoderPositions { kReference, kAfterPrefix };
+// What a training step keeps for its backward pass. kKeep: every layer's activations
+// (the fastest). kRecompute: only each layer's input; the backward pass runs the layer's
+// forward again just before its backward (per-layer recomputation: activation memory
+// falls from about 17 vectors of the hidden size per token and layer at LLaMA-3-8B's
+// shape to one, for one more forward pass). The gradients are the same.
+enum class ActivationMemory { kKeep, kRecompute };
 
 struct CompressorSettings {
   CompressorMode mode = CompressorMode::kKeyValue;
@@ -137,6 +143,7 @@ struct StepOptions {
   uint64_t dropout_seed = 0;
   uint64_t dropout_stream = 0;  // unique per (step, micro-batch)
   bool backward = true;         // false: loss only (validation)
+  ActivationMemory activations = ActivationMemory::kKeep;  // with backward
   // Embedding mode: the AE token replaces the first decoder token (regeneration's BOS).
   // QA fine-tuning feeds the question prompt right after the memory instead.
   bool ae_token = true;

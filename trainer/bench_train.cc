@@ -65,6 +65,7 @@ struct Settings {
   int64_t batch, text_len, num_tokens, lora_r, steps, warmup, threads;
   double lora_alpha;
   CompressorMode mode;
+  ActivationMemory activations = ActivationMemory::kKeep;
   std::optional<double> peak_tflops;
   bool profile = false;  // time every op of the timed steps (ProfilingOps)
 };
@@ -175,6 +176,7 @@ Measured run_xcomp(const Settings& s, const std::string& fixtures) {
   StepOptions options;
   options.token_weight = static_cast<float>(1.0 / static_cast<double>(s.batch * (s.text_len + 1)));
   options.end_id = config.eos_token_id;
+  options.activations = s.activations;
 
   Measured m;
   m.impl = "xcomp";
@@ -289,7 +291,8 @@ int run_train_benchmark(const std::vector<std::string>& args) {
   CommandLine cl(
       "bench train",
       "[--shape NAME] [--device cpu|cuda] [--batch B] [--text-len L] [--num-tokens N] [--lora-r R] "
-      "[--mode kv|embedding] [--steps S] [--warmup W] [--threads T] [--peak-tflops P] [--reference]",
+      "[--mode kv|embedding] [--activations keep|recompute] [--steps S] [--warmup W] [--threads T] [--peak-tflops P] "
+      "[--reference]",
       {{"shape", "NAME", "stories260k (default; the fixture's weights), dim512, llama3.2-1b, llama3-8b (random weights)"},
        {"device", "DEV", "cpu (default) or cuda"},
        {"batch", "B", "samples per step (default 8)"},
@@ -298,6 +301,8 @@ int run_train_benchmark(const std::vector<std::string>& args) {
        {"lora-r", "R", "LoRA rank on q_proj, v_proj (default 16; 64 for the llama shapes)"},
        {"lora-alpha", "A", "LoRA alpha (default 2 R)"},
        {"mode", "MODE", "kv (default) or embedding"},
+       {"activations", "HOW", "keep (default) or recompute, as train.activations (xcomp only: the PyTorch reference keeps "
+                              "them)"},
        {"steps", "S", "timed steps; the median is reported (default 10)"},
        {"warmup", "W", "untimed steps first (default 2)"},
        {"threads", "T", "CPU threads (OpenMP and BLAS; default: the cores divided by the ranks on this node)"},
@@ -320,6 +325,7 @@ int run_train_benchmark(const std::vector<std::string>& args) {
   const std::string mode = cl.get("mode", "kv");
   if (mode != "kv" && mode != "embedding") throw_input_error("--mode: expected kv or embedding, got '", mode, "'");
   s.mode = mode == "kv" ? CompressorMode::kKeyValue : CompressorMode::kEmbedding;
+  s.activations = value_named<ActivationMemory>(cl.get("activations", "keep"), "--activations");
   s.steps = cl.get_int("steps", 10, 1, 1 << 20);
   s.warmup = cl.get_int("warmup", 2, 0, 1 << 20);
   s.threads = cpu_threads_for(cl.get_int("threads", 0, 0, 4096));
@@ -343,9 +349,12 @@ int run_train_benchmark(const std::vector<std::string>& args) {
               static_cast<long>(config.num_attention_heads), static_cast<long>(config.num_key_value_heads),
               static_cast<long>(config.intermediate_size), static_cast<long>(config.vocab_size), s.device.c_str(),
               static_cast<long>(s.threads));
-  std::printf("batch %ld x text %ld, N %ld, %s mode, LoRA r %ld alpha %g on q,v; median of %ld steps after %ld warm-up\n",
-              static_cast<long>(s.batch), static_cast<long>(s.text_len), static_cast<long>(s.num_tokens), mode.c_str(),
-              static_cast<long>(s.lora_r), s.lora_alpha, static_cast<long>(s.steps), static_cast<long>(s.warmup));
+  std::printf(
+      "batch %ld x text %ld, N %ld, %s mode, LoRA r %ld alpha %g on q,v, activations: %s; median of %ld steps after "
+      "%ld warm-up\n",
+      static_cast<long>(s.batch), static_cast<long>(s.text_len), static_cast<long>(s.num_tokens), mode.c_str(),
+      static_cast<long>(s.lora_r), s.lora_alpha, name_of(s.activations), static_cast<long>(s.steps),
+      static_cast<long>(s.warmup));
   std::printf("model FLOPs per step %.4g (encoder %.3g, decoder %.3g, LoRA %.3g, attention %.3g); peak %s\n",
               flops.total(), flops.encoder_matmul, flops.decoder_matmul, flops.lora, flops.attention,
               s.peak_tflops ? (std::to_string(*s.peak_tflops) + " TFLOP/s").c_str() : "n/a");

@@ -406,6 +406,7 @@ TrainingResult TrainingRun::run() {
     options.end_id = tokens_.eos;
     options.ae_token = config_.objective == Objective::kRegeneration;
     options.dropout_seed = static_cast<uint64_t>(config_.seed);
+    options.activations = config_.train.activations;
     LossTotals loss;
     // The step's masks: each sample draws its own from (its key, the step).
     options.dropout_stream = static_cast<uint64_t>(step);

@@ -61,7 +61,10 @@ LlamaWeights rounded_weights(const LlamaWeights& w) {
 }
 
 // One compressor step on stories260K on both backends: the loss and every gradient agree.
-void check_step_against_cpu(CompressorMode mode, CudaWeightStorage storage, float memory_scale) {
+// The CPU step keeps every activation; the CUDA step keeps them or recomputes them
+// (train.activations).
+void check_step_against_cpu(CompressorMode mode, CudaWeightStorage storage, float memory_scale,
+                            ActivationMemory cuda_activations = ActivationMemory::kKeep) {
   const Tolerances tolerance = storage == CudaWeightStorage::kF32 ? kF32Tolerances : kBf16Tolerances;
   const LoadedModel loaded = load_model(test::fixture("stories260K/stories260K.bin"),
                                         test::fixture("stories260K/tok512.model"));
@@ -89,7 +92,9 @@ void check_step_against_cpu(CompressorMode mode, CudaWeightStorage storage, floa
   options.dropout_seed = 5;
   options.dropout_stream = 2;
   const CompressorLoss want = compressor_step(cpu_model, on_cpu, batch, options);
-  const CompressorLoss got = compressor_step(cuda_model, on_cuda, batch, options);
+  StepOptions cuda_options = options;
+  cuda_options.activations = cuda_activations;
+  const CompressorLoss got = compressor_step(cuda_model, on_cuda, batch, cuda_options);
 
   EXPECT_EQ(got.targets, want.targets);
   EXPECT_LT(std::fabs(got.sum - want.sum) / std::fabs(want.sum), tolerance.loss)
@@ -118,6 +123,14 @@ TEST_P(CompressorOnCuda, LossAndEveryGradientMatchTheCpuBackend) {
 // compressor.memory_scale (embedding mode): the slots and their gradient scaled on the GPU too.
 TEST(CompressorOnCudaScaledMemory, LossAndEveryGradientMatchTheCpuBackend) {
   check_step_against_cpu(CompressorMode::kEmbedding, CudaWeightStorage::kF32, 0.25f);
+}
+
+// train.activations=recompute on the GPU: each layer's forward runs again in backward.
+TEST(CompressorOnCudaRecomputed, LossAndEveryGradientMatchTheCpuBackend) {
+  for (const CompressorMode mode : {CompressorMode::kKeyValue, CompressorMode::kEmbedding}) {
+    SCOPED_TRACE(mode == CompressorMode::kKeyValue ? "kv" : "embedding");
+    check_step_against_cpu(mode, CudaWeightStorage::kF32, 1.0f, ActivationMemory::kRecompute);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(

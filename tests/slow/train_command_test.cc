@@ -2,6 +2,7 @@
 // files a run leaves behind.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <sstream>
 
@@ -49,6 +50,48 @@ TEST(TrainCommand, ShortRunWritesMetricsBaselineAndTrainableState) {
   EXPECT_EQ(trainable.shape("compression_tokens"), (Shape{16, 64}));
   EXPECT_TRUE(trainable.contains("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"));
   EXPECT_TRUE(std::filesystem::exists(dir + "/run/config.yaml"));
+}
+
+// train.activations=recompute trains the same weights as keeping every activation: the
+// same losses every step and the same trained tensors to the bit (with LoRA dropout, whose
+// masks the recomputation draws again).
+TEST(TrainCommand, RecomputedActivationsTrainTheSameWeights) {
+  const std::string dir = test::temp_dir("train-recompute");
+  const std::string tokenizer = test::fixture("stories260K/tok512.model");
+  test::CommandResult prep = test::run_xcomp(
+      "prepare --format text --input '" + test::fixture("tinystories/tinystories_sample.txt") + "' --out '" + dir +
+      "/data' --tokenizer '" + tokenizer + "' --split-by hash --test-fraction 0.2");
+  ASSERT_EQ(prep.exit_code, 0) << prep.err;
+  auto train = [&](const std::string& activations) {
+    test::CommandResult run = test::run_xcomp(
+        "train --config '" + test::source_dir() + "/configs/stories260k-regen-kv.yaml' run_dir='" + dir + "/" +
+        activations + "' resume= train.steps=4 train.warmup_steps=1 train.accumulation=2 eval.every=0 " +
+        "data.micro_batch=2 lora.dropout=0.1 train.activations=" + activations + " model.path='" +
+        test::fixture("stories260K/stories260K.bin") + "' model.tokenizer='" + tokenizer +
+        "' 'data.train=[\"" + dir + "/data/train-*.h5\"]' 'data.validation=[\"" + dir + "/data/test-*.h5\"]'");
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+  };
+  train("keep");
+  train("recompute");
+  auto losses = [&](const std::string& run) {
+    std::istringstream lines(test::read_file(dir + "/" + run + "/metrics.jsonl"));
+    std::vector<double> out;
+    for (std::string line; std::getline(lines, line);) {
+      const nlohmann::json r = nlohmann::json::parse(line);
+      if (r.contains("loss")) out.push_back(r["loss"].get<double>());
+    }
+    return out;
+  };
+  EXPECT_EQ(losses("recompute"), losses("keep"));
+  EXPECT_EQ(losses("keep").size(), 4u);
+  const SafetensorsFile kept = SafetensorsFile::open(dir + "/keep/trainable.safetensors");
+  const SafetensorsFile recomputed = SafetensorsFile::open(dir + "/recompute/trainable.safetensors");
+  ASSERT_EQ(recomputed.names(), kept.names());
+  for (const std::string& name : kept.names()) {
+    const Tensor a = kept.tensor(name), b = recomputed.tensor(name);
+    ASSERT_EQ(a.nbytes(), b.nbytes()) << name;
+    EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << name;
+  }
 }
 
 TEST(TrainCommand, MissingShardsAreNamed) {

@@ -133,13 +133,15 @@ struct Harness {
 
   // `sample_keys`: per-sample LoRA dropout keys (none: one mask per micro-batch).
   CompressorLoss step(const std::vector<ReferenceSample>& samples, float token_weight,
-                      const std::vector<uint64_t>& sample_keys = {}) {
+                      const std::vector<uint64_t>& sample_keys = {},
+                      ActivationMemory activations = ActivationMemory::kKeep) {
     compressor.zero_grad();
     StepOptions o;
     o.token_weight = token_weight;
     o.end_id = kEos;
     o.dropout_seed = 5;
     o.dropout_stream = 3;
+    o.activations = activations;
     CompressorBatch batch = make_compressor_batch(samples);
     batch.sample_keys = sample_keys;
     return compressor_step(model, compressor, batch, o);
@@ -400,6 +402,49 @@ std::vector<Vec> gradients(Compressor& c) {
   std::vector<Vec> out;
   for (const auto& p : c.parameters()) out.push_back(Vec(p.grad->data<float>(), p.grad->data<float>() + p.grad->numel()));
   return out;
+}
+
+// train.activations: recompute reruns each layer's forward from its kept input just
+// before the layer's backward. The same ops on the same inputs (LoRA dropout masks drawn
+// again from their keys, the store's keys and values written again): the loss and every
+// gradient are the same to the bit as when every activation is kept.
+TEST(CompressorStep, RecomputedActivationsGiveTheSameLossAndGradients) {
+  struct Case {
+    CompressorMode mode;
+    DecoderPositions positions;
+    bool qa;
+  };
+  for (const Case& c : {Case{CompressorMode::kKeyValue, DecoderPositions::kReference, false},
+                        Case{CompressorMode::kKeyValue, DecoderPositions::kAfterPrefix, true},
+                        Case{CompressorMode::kEmbedding, DecoderPositions::kReference, false},
+                        Case{CompressorMode::kNone, DecoderPositions::kReference, true}}) {
+    SCOPED_TRACE(std::string(c.mode == CompressorMode::kKeyValue    ? "kv"
+                             : c.mode == CompressorMode::kEmbedding ? "embedding"
+                                                                    : "none") +
+                 (c.qa ? " qa" : " regeneration"));
+    CompressorSettings s = settings(c.mode, c.positions, kAllTargets);
+    s.lora.dropout = 0.25;  // masks drawn twice per layer when recomputing: they must agree
+    Harness h(false, s);
+    h.randomise_trainables();
+    const std::vector<ReferenceSample> batch = c.mode == CompressorMode::kNone ? full_context_qa_batch()
+                                               : c.qa                          ? qa_batch()
+                                                                               : regeneration_batch();
+    const std::vector<uint64_t> keys = {71, 72};
+    const CompressorLoss kept = h.step(batch, 0.5f, keys, ActivationMemory::kKeep);
+    const std::vector<Vec> kept_grads = gradients(h.compressor);
+    const CompressorLoss recomputed = h.step(batch, 0.5f, keys, ActivationMemory::kRecompute);
+    const std::vector<Vec> recomputed_grads = gradients(h.compressor);
+    EXPECT_EQ(recomputed.sum, kept.sum);
+    EXPECT_EQ(recomputed.end_sum, kept.end_sum);
+    const auto params = h.compressor.parameters();
+    ASSERT_EQ(recomputed_grads.size(), kept_grads.size());
+    int64_t nonzero = 0;
+    for (size_t p = 0; p < kept_grads.size(); ++p) {
+      EXPECT_EQ(recomputed_grads[p], kept_grads[p]) << params[p].name;
+      for (float g : kept_grads[p]) nonzero += g != 0.0f;
+    }
+    EXPECT_GT(nonzero, 0);  // the comparison is of real gradients
+  }
 }
 
 // A sample alone and in a padded batch with another (longer or shorter) sample: with

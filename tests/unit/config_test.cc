@@ -102,6 +102,13 @@ TEST(ExperimentConfig, CudaWeightsTakeBf16OrF32) {
   expect_error(std::string(kMinimal) + "cuda_weights: fp16\n", {}, {"@FILE", "cuda_weights", "bf16, f32"});
 }
 
+TEST(ExperimentConfig, ActivationsAreKeptOrRecomputed) {
+  EXPECT_EQ(load_text(kMinimal).train.activations, ActivationMemory::kKeep);
+  EXPECT_EQ(load_text(kMinimal, {"train.activations=recompute"}).train.activations, ActivationMemory::kRecompute);
+  expect_error(kMinimal, {"train.activations=checkpoint"}, {"train.activations", "keep, recompute"});
+  EXPECT_EQ(value_named<ActivationMemory>("recompute", "--activations"), ActivationMemory::kRecompute);
+}
+
 // Command-line flags that take a config key's values (eval --device, --cuda-weights).
 TEST(ExperimentConfig, FlagValuesAreTheConfigsSpellings) {
   EXPECT_EQ(value_named<Backend>("cuda", "--device"), Backend::kCuda);
@@ -380,7 +387,8 @@ TEST(ResolvedConfig, ListsEveryKeyAndReadsBackIntoTheSameConfig) {
   EXPECT_EQ(resolved_config_yaml(c), yaml);
   for (const char* key : {"run_dir:", "resume:", "seed:", "backend:", "threads:", "objective:", "tokenizer:",
                           "decoder_positions:", "dropout:", "shuffle_seed:", "min_lr_ratio:", "adam_beta2:",
-                          "nonfinite:", "stop_after:", "init_from:", "batches:", "keep:", "progress:"})
+                          "nonfinite:", "stop_after:", "init_from:", "activations:", "batches:", "keep:",
+                          "progress:"})
     EXPECT_NE(yaml.find(key), std::string::npos) << key << " missing from\n" << yaml;
 }
 
