@@ -14,12 +14,18 @@
 namespace xcomp {
 namespace {
 
+// The TinyStories sample as stories260K shards in DIR/data, hash-split with this test
+// fraction of held-out stories.
+test::CommandResult prepare_tinystories(const std::string& dir, const std::string& test_fraction) {
+  return test::run_xcomp("prepare --format text --input '" + test::fixture("tinystories/tinystories_sample.txt") +
+                         "' --out '" + dir + "/data' --tokenizer '" + test::fixture("stories260K/tok512.model") +
+                         "' --split-by hash --test-fraction " + test_fraction);
+}
+
 TEST(TrainCommand, ShortRunWritesMetricsBaselineAndTrainableState) {
   const std::string dir = test::temp_dir("train");
   const std::string tokenizer = test::fixture("stories260K/tok512.model");
-  test::CommandResult prep = test::run_xcomp(
-      "prepare --format text --input '" + test::fixture("tinystories/tinystories_sample.txt") + "' --out '" + dir +
-      "/data' --tokenizer '" + tokenizer + "' --split-by hash --test-fraction 0.2");
+  test::CommandResult prep = prepare_tinystories(dir, "0.2");
   ASSERT_EQ(prep.exit_code, 0) << prep.err;
 
   test::CommandResult run = test::run_xcomp(
@@ -58,9 +64,7 @@ TEST(TrainCommand, ShortRunWritesMetricsBaselineAndTrainableState) {
 TEST(TrainCommand, RecomputedActivationsTrainTheSameWeights) {
   const std::string dir = test::temp_dir("train-recompute");
   const std::string tokenizer = test::fixture("stories260K/tok512.model");
-  test::CommandResult prep = test::run_xcomp(
-      "prepare --format text --input '" + test::fixture("tinystories/tinystories_sample.txt") + "' --out '" + dir +
-      "/data' --tokenizer '" + tokenizer + "' --split-by hash --test-fraction 0.2");
+  test::CommandResult prep = prepare_tinystories(dir, "0.2");
   ASSERT_EQ(prep.exit_code, 0) << prep.err;
   auto train = [&](const std::string& activations) {
     test::CommandResult run = test::run_xcomp(
@@ -113,9 +117,7 @@ TEST(TrainCommand, MissingShardsAreNamed) {
 TEST(TrainCommand, DefaultConfigBeatsTheNoPrefixBaselineOnValidation) {
   const std::string dir = test::temp_dir("train-default");
   const std::string tokenizer = test::fixture("stories260K/tok512.model");
-  test::CommandResult prep = test::run_xcomp(
-      "prepare --format text --input '" + test::fixture("tinystories/tinystories_sample.txt") + "' --out '" + dir +
-      "/data' --tokenizer '" + tokenizer + "' --split-by hash --test-fraction 0.15");
+  test::CommandResult prep = prepare_tinystories(dir, "0.15");
   ASSERT_EQ(prep.exit_code, 0) << prep.err;
   test::CommandResult run = test::run_xcomp(
       "train --config '" + test::source_dir() + "/configs/stories260k-regen-kv.yaml' run_dir='" + dir +
