@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "model/input_error.h"
+#include "model/layer_memory.h"
 #include "model/llama_layer.h"
 #include "model/random.h"
 
@@ -179,60 +180,6 @@ void write_back_gradients(BackendParameters& p, Compressor& comp, Ops& ops) {
   CHECK_EQ(backend.size(), host.size());
   for (size_t i = 0; i < host.size(); ++i) add_to_host(ops, *backend[i].grad, *host[i].grad);
 }
-
-// What a pass keeps of its layers for the backward pass (StepOptions::activations):
-// every layer's activations, or only each layer's input, from which the backward pass
-// recomputes them one layer at a time.
-class LayerMemory {
- public:
-  LayerMemory() = default;
-  LayerMemory(int layers, ActivationMemory kind) : kind_(kind) {
-    if (kind_ == ActivationMemory::kKeep)
-      saved_.resize(layers);
-    else
-      inputs_.resize(layers);
-  }
-
-  // Runs `layer` forward on x (updated in place to its output), keeping what the
-  // backward pass will need.
-  void forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& positions, const LayerStore& store,
-               const LayerLora& lora, LayerExtent extent) {
-    if (kind_ == ActivationMemory::kKeep) {
-      layer_forward(model, layer, x, positions, store, lora, extent, &saved_[layer]);
-      return;
-    }
-    inputs_[layer] = copy_of(model.ops(), x);
-    layer_forward(model, layer, x, positions, store, lora, extent, nullptr);
-  }
-
-  // Runs `layer` backward (as layer_backward) and lets go of what was kept for it. When
-  // recomputing, its forward runs again first from the kept input, with the same
-  // arguments as the first time: the same LoRA dropout masks (drawn from their keys) and
-  // the same keys and values, written into the store again.
-  void backward(const LlamaModel& model, int layer, Tensor& dx, const Tensor& positions, const LayerStore& store,
-                Tensor& dkeys, Tensor& dvalues, const LayerLora& lora, LayerExtent extent) {
-    LayerActivations activations;
-    if (kind_ == ActivationMemory::kKeep) {
-      activations = std::move(saved_[layer]);
-    } else {
-      Tensor x = std::move(inputs_[layer]);  // its own storage: free to update in place
-      layer_forward(model, layer, x, positions, store, lora, extent, &activations);
-    }
-    layer_backward(model, layer, dx, positions, store, dkeys, dvalues, lora, extent, activations);
-  }
-
- private:
-  static Tensor copy_of(Ops& ops, const Tensor& x) {
-    Tensor copy = ops.empty(x.shape(), x.dtype());
-    Tensor copy_row = copy.reshape({1, 1, x.numel()});
-    ops.write_rows(x.reshape({1, 1, x.numel()}), copy_row, 0);
-    return copy;
-  }
-
-  ActivationMemory kind_ = ActivationMemory::kKeep;
-  std::vector<LayerActivations> saved_;  // kKeep
-  std::vector<Tensor> inputs_;           // kRecompute
-};
 
 // Everything the encoder pass leaves for the decoder and for its own backward pass.
 struct EncoderPass {

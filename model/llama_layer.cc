@@ -12,15 +12,6 @@ LoraAdapter* adapter_of(const LayerLora& lora, int layer, LoraTarget target) {
   return lora.weights ? lora.weights->find(layer, target) : nullptr;
 }
 
-// A copy of x in new storage on the backend (the residual stream is updated in place,
-// and the backward pass needs it as it was).
-Tensor copy_on_backend(Ops& ops, const Tensor& x) {
-  Tensor copy = ops.empty(x.shape(), x.dtype());
-  Tensor copy_row = copy.reshape({1, 1, x.numel()});
-  ops.write_rows(x.reshape({1, 1, x.numel()}), copy_row, 0);
-  return copy;
-}
-
 uint64_t dropout_stream(const LayerLora& lora, LoraTarget target) {
   return lora.dropout_stream * kLoraTargetCount + static_cast<uint64_t>(target);
 }
@@ -86,6 +77,13 @@ void project_backward(Ops& ops, const Tensor& dy, const Tensor& x, const Tensor&
 }
 
 }  // namespace
+
+Tensor copy_on_backend(Ops& ops, const Tensor& x) {
+  Tensor copy = ops.empty(x.shape(), x.dtype());
+  Tensor copy_row = copy.reshape({1, 1, x.numel()});
+  ops.write_rows(x.reshape({1, 1, x.numel()}), copy_row, 0);
+  return copy;
+}
 
 void layer_forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& positions, const LayerStore& store,
                    const LayerLora& lora, LayerExtent extent, LayerActivations* saved) {

@@ -60,6 +60,10 @@ struct LayerLora {
 // store (a K/V-mode encoder's last layer matters only through them).
 enum class LayerExtent { kFull, kKeysValuesOnly };
 
+// A copy of x in new storage on the backend: the residual stream is updated in place,
+// and a backward pass needs it as it was.
+Tensor copy_on_backend(Ops& ops, const Tensor& x);
+
 // x [M = B*T, hidden] is updated in place to the layer's output. `saved` may be null
 // (inference). positions: I32 [B, T].
 void layer_forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& positions, const LayerStore& store,

@@ -1,0 +1,37 @@
+#include "model/layer_memory.h"
+
+#include <utility>
+
+namespace xcomp {
+
+LayerMemory::LayerMemory(int layers, ActivationMemory kind) : kind_(kind) {
+  if (kind_ == ActivationMemory::kKeep)
+    saved_.resize(layers);
+  else
+    inputs_.resize(layers);
+}
+
+void LayerMemory::forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& positions,
+                          const LayerStore& store, const LayerLora& lora, LayerExtent extent) {
+  if (kind_ == ActivationMemory::kKeep) {
+    layer_forward(model, layer, x, positions, store, lora, extent, &saved_[layer]);
+    return;
+  }
+  inputs_[layer] = copy_on_backend(model.ops(), x);
+  layer_forward(model, layer, x, positions, store, lora, extent, nullptr);
+}
+
+void LayerMemory::backward(const LlamaModel& model, int layer, Tensor& dx, const Tensor& positions,
+                           const LayerStore& store, Tensor& dkeys, Tensor& dvalues, const LayerLora& lora,
+                           LayerExtent extent) {
+  LayerActivations activations;
+  if (kind_ == ActivationMemory::kKeep) {
+    activations = std::move(saved_[layer]);
+  } else {
+    Tensor x = std::move(inputs_[layer]);  // its own storage: free to update in place
+    layer_forward(model, layer, x, positions, store, lora, extent, &activations);
+  }
+  layer_backward(model, layer, dx, positions, store, dkeys, dvalues, lora, extent, activations);
+}
+
+}  // namespace xcomp
