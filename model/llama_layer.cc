@@ -131,12 +131,15 @@ void layer_forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& 
   project(ops, act, w.w_down, lora, layer, LoraTarget::kDown, down, saved ? &saved->lora_u[6] : nullptr);
   if (saved) {
     saved->q = q;
-    saved->attended = attended;
     saved->x_mid = copy_on_backend(ops, x);
-    saved->h_mlp = h2;
     saved->gate = gate;
     saved->up = up;
-    saved->act = act;
+    // The inputs of o_proj, gate/up_proj and down_proj are read back only by their LoRA
+    // adapters' gradients: without adapters there (the usual q,v targets) they are not
+    // kept, a third of a layer's activations at LLaMA-3-8B's shape.
+    if (adapter_of(lora, layer, LoraTarget::kO)) saved->attended = attended;
+    if (adapter_of(lora, layer, LoraTarget::kGate) || adapter_of(lora, layer, LoraTarget::kUp)) saved->h_mlp = h2;
+    if (adapter_of(lora, layer, LoraTarget::kDown)) saved->act = act;
   }
   ops.add_inplace(x, down);
 }
@@ -154,7 +157,7 @@ void layer_backward(const LlamaModel& model, int layer, Tensor& dx, const Tensor
 
   if (extent == LayerExtent::kFull) {
     // MLP: x_out = x_mid + down(swiglu(gate(h2), up(h2))), h2 = rmsnorm(x_mid).
-    Tensor dact = ops.empty(s.act.shape());
+    Tensor dact = ops.empty(s.gate.shape());
     project_backward(ops, dx, s.act, w.w_down, lora, layer, LoraTarget::kDown, s.lora_u[6], dact, false);
     Tensor dgate = ops.empty(s.gate.shape()), dup = ops.empty(s.up.shape());
     ops.swiglu_backward(dact, s.gate, s.up, dgate, dup);
@@ -164,7 +167,7 @@ void layer_backward(const LlamaModel& model, int layer, Tensor& dx, const Tensor
     ops.rmsnorm_backward(dh2, s.x_mid, w.mlp_norm, eps, dx, /*accumulate=*/true);  // dx is now d x_mid
 
     // Attention: x_mid = x_in + o(attention(q, k, v)).
-    Tensor dattended = ops.empty(s.attended.shape());
+    Tensor dattended = ops.empty(s.q.shape());
     project_backward(ops, dx, s.attended, w.wo, lora, layer, LoraTarget::kO, s.lora_u[3], dattended, false);
     Tensor dq = ops.empty(s.q.shape());
     ops.attention_backward(dattended, s.q, *store.keys, *store.values, store.length, *store.key_valid, dq, dkeys,
