@@ -248,18 +248,15 @@ EncoderPass run_encoder(const LlamaModel& model, BackendParameters& comp, const 
 
   const bool kv_mode = comp.settings->mode == CompressorMode::kKeyValue;
   e.layers = static_cast<int>(c.num_hidden_layers);
-  if (save) e.memory_for_backward = LayerMemory(e.layers, options.activations);
+  if (save) e.memory_for_backward = LayerMemory(e.layers, options.activations);  // else it keeps nothing
   for (int layer = 0; layer < e.layers; ++layer) {
     e.keys.push_back(ops.zeros({e.b, e.t, c.num_key_value_heads, c.head_dim}));
     e.values.push_back(ops.zeros({e.b, e.t, c.num_key_value_heads, c.head_dim}));
     const LayerStore store{&e.keys[layer], &e.values[layer], &e.key_valid, 0, e.t};
     // In K/V mode the last layer matters only through its keys and values.
     const LayerExtent extent = kv_mode && layer == e.layers - 1 ? LayerExtent::kKeysValuesOnly : LayerExtent::kFull;
-    const LayerLora lora = lora_for(comp, options, layer, e.dropout_rows);
-    if (save)
-      e.memory_for_backward.forward(model, layer, x, e.positions, store, lora, extent);
-    else
-      layer_forward(model, layer, x, e.positions, store, lora, extent, nullptr);
+    e.memory_for_backward.forward(model, layer, x, e.positions, store, lora_for(comp, options, layer, e.dropout_rows),
+                                  extent);
   }
   if (!kv_mode) {
     e.final_input = x;  // no later layer updates it
@@ -371,11 +368,8 @@ DecoderPass run_decoder(const LlamaModel& model, BackendParameters& comp, const 
       ops.write_rows(v, d.values[layer], 0);
     }
     const LayerStore store{&d.keys[layer], &d.values[layer], &d.key_valid, d.prefix, store_size};
-    const LayerLora lora = decoder_lora(comp, options, layer, d);
-    if (save)
-      d.memory_for_backward.forward(model, layer, x, d.positions, store, lora, LayerExtent::kFull);
-    else
-      layer_forward(model, layer, x, d.positions, store, lora, LayerExtent::kFull, nullptr);
+    d.memory_for_backward.forward(model, layer, x, d.positions, store, decoder_lora(comp, options, layer, d),
+                                  LayerExtent::kFull);
   }
   d.final_input = x;
   Tensor normed = ops.empty(x.shape());

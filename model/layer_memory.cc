@@ -2,9 +2,11 @@
 
 #include <utility>
 
+#include <glog/logging.h>
+
 namespace xcomp {
 
-LayerMemory::LayerMemory(int layers, ActivationMemory kind) : kind_(kind) {
+LayerMemory::LayerMemory(int layers, ActivationMemory kind) : keeps_(true), kind_(kind) {
   if (kind_ == ActivationMemory::kKeep)
     saved_.resize(layers);
   else
@@ -13,6 +15,10 @@ LayerMemory::LayerMemory(int layers, ActivationMemory kind) : kind_(kind) {
 
 void LayerMemory::forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& positions,
                           const LayerStore& store, const LayerLora& lora, LayerExtent extent) {
+  if (!keeps_) {
+    layer_forward(model, layer, x, positions, store, lora, extent, nullptr);
+    return;
+  }
   if (kind_ == ActivationMemory::kKeep) {
     layer_forward(model, layer, x, positions, store, lora, extent, &saved_[layer]);
     return;
@@ -24,6 +30,7 @@ void LayerMemory::forward(const LlamaModel& model, int layer, Tensor& x, const T
 void LayerMemory::backward(const LlamaModel& model, int layer, Tensor& dx, const Tensor& positions,
                            const LayerStore& store, Tensor& dkeys, Tensor& dvalues, const LayerLora& lora,
                            LayerExtent extent) {
+  CHECK(keeps_) << "layer " << layer << ": backward after a forward pass that kept nothing";
   LayerActivations activations;
   if (kind_ == ActivationMemory::kKeep) {
     activations = std::move(saved_[layer]);

@@ -79,6 +79,10 @@ run() {  # echo, record, run
   "$@"
 }
 
+# The bAbI tasks of the study and their files in the fixtures.
+declare -A babi_files=([babi1]=qa1_single-supporting-fact [babi2]=qa2_two-supporting-facts
+  [babi6]=qa6_yes-no-questions)
+
 # prepare SET...: writes the shards of each named data set (tinystories, arxiv, squad,
 # babi1, babi2, babi6) that are not there yet. A row prepares only what it reads, so one
 # row runs where only its own data exists (a lent GPU machine, say, which has no fixtures).
@@ -104,12 +108,7 @@ prepare() {
         ;;
       babi1 | babi2 | babi6)
         [[ -f "$dir/data/$set/test-00000.h5" ]] && continue
-        local file
-        case $set in
-          babi1) file=qa1_single-supporting-fact ;;
-          babi2) file=qa2_two-supporting-facts ;;
-          babi6) file=qa6_yes-no-questions ;;
-        esac
+        local file=${babi_files[$set]}
         run "$xcomp" prepare --format babi --input "$fixtures/babi/${file}_train.txt" --out "$dir/data/$set" \
           "${tokenizer[@]}" --split train --overwrite
         # bAbI ships its splits as two files; prepare refuses a directory that holds shards,
