@@ -45,12 +45,23 @@ class Ops {
   // must order its own work after it (a communicator reducing gradients that backward
   // is still writing, comm/communicator.h); null where ops finish before they return.
   virtual void* stream_handle() { return nullptr; }
+  // The dtype this backend's frozen-weight products read their inputs in: BF16 where
+  // they run in bf16 (the CUDA backend with bf16 weights), else F32. An activation that
+  // only such products read can be written in it directly (linear, linear_backward_input,
+  // swiglu, swiglu_backward and rmsnorm accept it, below), which saves its conversion at
+  // the product and half its memory. Every backend accepts BF16 there, so the same model
+  // code runs on each; the CPU backend computes on the bf16 values in fp32.
+  virtual DType product_dtype() const { return DType::F32; }
 
   // out[n, :] = table[ids[n], :]. ids: I32 [N], each in [0, rows(table)) (the caller
   // validates user-supplied ids); out: [N, hidden].
   virtual void embedding(const Tensor& table, const Tensor& ids, Tensor& out) = 0;
 
   // y[M, N] = x[M, K] . w[N, K]^T, a linear layer with PyTorch's weight layout.
+  // x and y are F32 or, for a frozen weight, BF16 (product_dtype): a BF16 input is read
+  // as its values, a BF16 output is the fp32 result rounded to nearest even. The same
+  // holds for linear_backward_input's dy and dx, and for every tensor of swiglu and
+  // swiglu_backward and rmsnorm's y.
   virtual void linear(const Tensor& x, const Tensor& w, Tensor& y) = 0;
 
   // y = x / sqrt(mean(x^2) + eps) * w, per row of x [M, H]; w [H].

@@ -37,6 +37,7 @@ class ProfilingOps final : public Ops {
   void synchronize() override { inner_.synchronize(); }
   int64_t device_memory_reserved() const override { return inner_.device_memory_reserved(); }
   void* stream_handle() override { return inner_.stream_handle(); }
+  DType product_dtype() const override { return inner_.product_dtype(); }
 
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override;
   void linear(const Tensor& x, const Tensor& w, Tensor& y) override;

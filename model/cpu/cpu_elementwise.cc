@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "model/cpu/bf16_activations.h"
 #include "model/cpu/cpu_exp.h"
 #include "model/cpu/cpu_ops.h"
 #include "model/cpu/parallel_work.h"
@@ -16,9 +17,10 @@ void CpuOps::rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& y) {
   CHECK_EQ(x.numel() % h, 0);
   CHECK_EQ(y.numel(), x.numel());
   const int64_t rows = x.numel() / h;
+  Tensor y32 = f32_target(y, /*keep_values=*/false);  // y may be BF16 (product_dtype)
   const float* xs = x.data<float>();
   const float* ws = w.data<float>();
-  float* ys = y.data<float>();
+  float* ys = y32.data<float>();
 #pragma omp parallel for schedule(static) if (parallel : worth_parallel(rows * h))
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = xs + r * h;
@@ -28,6 +30,7 @@ void CpuOps::rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& y) {
     float* yr = ys + r * h;
     for (int64_t i = 0; i < h; ++i) yr[i] = ws[i] * (xr[i] * inv);
   }
+  store_f32(y32, y);
 }
 
 namespace {
@@ -102,21 +105,28 @@ void CpuOps::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
   const int64_t n = gate.numel();
   CHECK_EQ(up.numel(), n);
   CHECK_EQ(out.numel(), n);
-  const float* g = gate.data<float>();
-  const float* u = up.data<float>();
-  float* o = out.data<float>();
+  const Tensor gate32 = read_f32(gate), up32 = read_f32(up);  // any of them may be BF16
+  Tensor out32 = f32_target(out, /*keep_values=*/false);
+  const float* g = gate32.data<float>();
+  const float* u = up32.data<float>();
+  float* o = out32.data<float>();
 #pragma omp parallel for simd schedule(static) if (parallel : worth_parallel(n))
   for (int64_t i = 0; i < n; ++i) o[i] = g[i] / (1.0f + vector_exp(-g[i])) * u[i];
+  store_f32(out32, out);
 }
 
 void CpuOps::swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, Tensor& dgate, Tensor& dup) {
   const int64_t n = gate.numel();
   CHECK(dout.numel() == n && up.numel() == n && dgate.numel() == n && dup.numel() == n);
-  const float* d = dout.data<float>();
-  const float* g = gate.data<float>();
-  const float* u = up.data<float>();
-  float* dg = dgate.data<float>();
-  float* du = dup.data<float>();
+  // Any of them may be BF16. Converted inputs are copies, so an output aliasing an input
+  // still reads the input's values.
+  const Tensor dout32 = read_f32(dout), gate32 = read_f32(gate), up32 = read_f32(up);
+  Tensor dgate32 = f32_target(dgate, /*keep_values=*/false), dup32 = f32_target(dup, /*keep_values=*/false);
+  const float* d = dout32.data<float>();
+  const float* g = gate32.data<float>();
+  const float* u = up32.data<float>();
+  float* dg = dgate32.data<float>();
+  float* du = dup32.data<float>();
 #pragma omp parallel for simd schedule(static) if (parallel : worth_parallel(n))
   for (int64_t i = 0; i < n; ++i) {
     const float sig = 1.0f / (1.0f + vector_exp(-g[i]));
@@ -125,6 +135,8 @@ void CpuOps::swiglu_backward(const Tensor& dout, const Tensor& gate, const Tenso
     du[i] = up_grad;  // both read before either is written: the outputs may alias the inputs
     dg[i] = gate_grad;
   }
+  store_f32(dgate32, dgate);
+  store_f32(dup32, dup);
 }
 
 void CpuOps::add_inplace(Tensor& y, const Tensor& x) {

@@ -1,8 +1,10 @@
-// Matrix products and table lookups of the CPU backend.
+// Matrix products and table lookups of the CPU backend. Activations may be BF16
+// (Ops::product_dtype; bf16_activations.h); weights are F32.
 #include <glog/logging.h>
 
 #include <cstring>
 
+#include "model/cpu/bf16_activations.h"
 #include "model/cpu/cpu_gemm.h"
 #include "model/cpu/cpu_ops.h"
 
@@ -26,7 +28,10 @@ void CpuOps::linear(const Tensor& x, const Tensor& w, Tensor& y) {
   const int64_t m = x.numel() / k;
   CHECK_EQ(y.numel(), m * n) << "linear: output " << shape_str(y.shape());
   if (m == 0) return;
-  cpu_sgemm(false, true, m, n, k, 1.0f, x.data<float>(), k, w.data<float>(), k, 0.0f, y.data<float>(), n);
+  const Tensor xs = read_f32(x);
+  Tensor ys = f32_target(y, /*keep_values=*/false);
+  cpu_sgemm(false, true, m, n, k, 1.0f, xs.data<float>(), k, w.data<float>(), k, 0.0f, ys.data<float>(), n);
+  store_f32(ys, y);
 }
 
 void CpuOps::linear_backward_input(const Tensor& dy, const Tensor& w, Tensor& dx, bool accumulate) {
@@ -35,8 +40,11 @@ void CpuOps::linear_backward_input(const Tensor& dy, const Tensor& w, Tensor& dx
   const int64_t m = dy.numel() / n;
   CHECK_EQ(dx.numel(), m * k);
   if (m == 0) return;
-  cpu_sgemm(false, false, m, k, n, 1.0f, dy.data<float>(), n, w.data<float>(), k, accumulate ? 1.0f : 0.0f,
-            dx.data<float>(), k);
+  const Tensor dys = read_f32(dy);
+  Tensor dxs = f32_target(dx, /*keep_values=*/accumulate);
+  cpu_sgemm(false, false, m, k, n, 1.0f, dys.data<float>(), n, w.data<float>(), k, accumulate ? 1.0f : 0.0f,
+            dxs.data<float>(), k);
+  store_f32(dxs, dx);
 }
 
 void CpuOps::linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, bool accumulate) {

@@ -1,4 +1,6 @@
-// The CPU backend: fp32, OpenBLAS for matrix products, OpenMP for the rest.
+// The CPU backend: fp32, OpenBLAS for matrix products, OpenMP for the rest. Its products
+// read fp32 (product_dtype F32); it also takes BF16 activations where the op set allows
+// them (bf16_activations.h), so every backend's numbers can be checked against it.
 #pragma once
 
 #include <utility>
@@ -8,7 +10,7 @@
 
 namespace xcomp {
 
-class CpuOps final : public Ops {
+class CpuOps : public Ops {
  public:
   const char* name() const override { return "cpu"; }
   Tensor empty(Shape shape, DType dtype = DType::F32) override { return Tensor::empty(std::move(shape), dtype); }

@@ -48,6 +48,10 @@ class CudaOps final : public Ops {
   void upload_into(const Tensor& host, Tensor& t) override;
   void synchronize() override;
   int64_t device_memory_reserved() const override;
+  // bf16 products (bf16 weights) read bf16 inputs.
+  DType product_dtype() const override {
+    return weight_storage_ == CudaWeightStorage::kBf16 ? DType::BF16 : DType::F32;
+  }
 
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override;
   void linear(const Tensor& x, const Tensor& w, Tensor& y) override;

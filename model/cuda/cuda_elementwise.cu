@@ -1,8 +1,11 @@
 // Elementwise and row-copy ops of the CUDA backend: grid-stride loops, one element per
-// thread per step, the same float arithmetic as the CPU backend (model/cpu/cpu_elementwise.cc).
+// thread per step, the same float arithmetic as the CPU backend (model/cpu/cpu_elementwise.cc),
+// on F32 or (SwiGLU, Ops::product_dtype) BF16 storage.
+#include <cuda_bf16.h>
 #include <glog/logging.h>
 
 #include <initializer_list>
+#include <type_traits>
 
 #include "model/cuda/cuda_backend.h"
 #include "model/cuda/cuda_check.h"
@@ -32,22 +35,31 @@ __global__ void rope_kernel(float* x, const int32_t* positions, const float* inv
   }
 }
 
-__global__ void swiglu_kernel(const float* gate, const float* up, int64_t n, float* out) {
+// The MLP's tensors are F32 or BF16 (Ops::product_dtype): computed in fp32 either way,
+// stored rounded to nearest even.
+__device__ float load(const float* p, int64_t i) { return p[i]; }
+__device__ float load(const __nv_bfloat16* p, int64_t i) { return __bfloat162float(p[i]); }
+__device__ void store(float* p, int64_t i, float v) { p[i] = v; }
+__device__ void store(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
+
+template <class In, class Out>
+__global__ void swiglu_kernel(const In* gate, const In* up, int64_t n, Out* out) {
   XCOMP_GRID_STRIDE(i, n) {
-    const float g = gate[i];
-    out[i] = g / (1.0f + expf(-g)) * up[i];
+    const float g = load(gate, i);
+    store(out, i, g / (1.0f + expf(-g)) * load(up, i));
   }
 }
 
-__global__ void swiglu_backward_kernel(const float* dout, const float* gate, const float* up, int64_t n,
-                                       float* dgate, float* dup) {
+template <class Grad, class In, class Out>
+__global__ void swiglu_backward_kernel(const Grad* dout, const In* gate, const In* up, int64_t n, Out* dgate,
+                                       Out* dup) {
   XCOMP_GRID_STRIDE(i, n) {
-    const float d = dout[i], g = gate[i], u = up[i];
+    const float d = load(dout, i), g = load(gate, i), u = load(up, i);
     const float sig = 1.0f / (1.0f + expf(-g));
     const float up_grad = d * g * sig;
     const float gate_grad = d * u * sig * (1.0f + g * (1.0f - sig));
-    dup[i] = up_grad;  // both read before either is written: the outputs may alias the inputs
-    dgate[i] = gate_grad;
+    store(dup, i, up_grad);  // both read before either is written: the outputs may alias the inputs
+    store(dgate, i, gate_grad);
   }
 }
 
@@ -73,6 +85,27 @@ __global__ void dropout_kernel(const float* x, float p, float scale, uint64_t se
 
 void check_same_count(const char* op, const Tensor& a, const Tensor& b) {
   CHECK_EQ(a.numel(), b.numel()) << op << ": " << shape_str(a.shape()) << " vs " << shape_str(b.shape());
+}
+
+void require_activation_dtype(const char* op, const char* what, const Tensor& t) {
+  CHECK(t.dtype() == DType::F32 || t.dtype() == DType::BF16)
+      << op << ": " << what << " is " << dtype_name(t.dtype()) << ", expected F32 or BF16";
+}
+
+// Calls f(In*, Out*) with null pointers of the element types of `in` and `out` (F32:
+// float, BF16: __nv_bfloat16), so one kernel template serves the four combinations.
+template <class F>
+void with_activation_types(const Tensor& in, const Tensor& out, F&& f) {
+  const auto with_out = [&](auto* in_type) {
+    if (out.dtype() == DType::BF16)
+      f(in_type, static_cast<__nv_bfloat16*>(nullptr));
+    else
+      f(in_type, static_cast<float*>(nullptr));
+  };
+  if (in.dtype() == DType::BF16)
+    with_out(static_cast<__nv_bfloat16*>(nullptr));
+  else
+    with_out(static_cast<float*>(nullptr));
 }
 
 }  // namespace
@@ -119,15 +152,20 @@ void CudaOps::rope_backward(Tensor& dx, const Tensor& positions, const Tensor& i
 void CudaOps::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
   const char* op = "swiglu";
   require_on_device(op, {&gate, &up, &out});
-  require_dtype(op, "gate", gate, DType::F32);
-  require_dtype(op, "up", up, DType::F32);
-  require_dtype(op, "out", out, DType::F32);
+  require_activation_dtype(op, "gate", gate);
+  CHECK(up.dtype() == gate.dtype()) << op << ": up is " << dtype_name(up.dtype()) << ", gate "
+                                    << dtype_name(gate.dtype());
+  require_activation_dtype(op, "out", out);
   check_same_count(op, gate, up);
   check_same_count(op, gate, out);
   const int64_t n = gate.numel();
   if (n == 0) return;
-  swiglu_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(
-      static_cast<const float*>(gate.raw()), static_cast<const float*>(up.raw()), n, static_cast<float*>(out.raw()));
+  with_activation_types(gate, out, [&](auto* in_type, auto* out_type) {
+    using In = std::remove_pointer_t<decltype(in_type)>;
+    using Out = std::remove_pointer_t<decltype(out_type)>;
+    swiglu_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(
+        static_cast<const In*>(gate.raw()), static_cast<const In*>(up.raw()), n, static_cast<Out*>(out.raw()));
+  });
   XCOMP_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -135,14 +173,29 @@ void CudaOps::swiglu_backward(const Tensor& dout, const Tensor& gate, const Tens
   const char* op = "swiglu_backward";
   require_on_device(op, {&dout, &gate, &up, &dgate, &dup});
   for (const Tensor* t : std::initializer_list<const Tensor*>{&dout, &gate, &up, &dgate, &dup}) {
-    require_dtype(op, "every argument", *t, DType::F32);
+    require_activation_dtype(op, "every argument", *t);
     check_same_count(op, gate, *t);
   }
+  CHECK(up.dtype() == gate.dtype() && dup.dtype() == dgate.dtype())
+      << op << ": gate and up (" << dtype_name(gate.dtype()) << ", " << dtype_name(up.dtype())
+      << ") and dgate and dup (" << dtype_name(dgate.dtype()) << ", " << dtype_name(dup.dtype())
+      << ") must be pairs of one dtype";
   const int64_t n = gate.numel();
   if (n == 0) return;
-  swiglu_backward_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(
-      static_cast<const float*>(dout.raw()), static_cast<const float*>(gate.raw()),
-      static_cast<const float*>(up.raw()), n, static_cast<float*>(dgate.raw()), static_cast<float*>(dup.raw()));
+  with_activation_types(gate, dgate, [&](auto* in_type, auto* out_type) {
+    using In = std::remove_pointer_t<decltype(in_type)>;
+    using Out = std::remove_pointer_t<decltype(out_type)>;
+    const auto launch = [&](auto* grad_type) {
+      using Grad = std::remove_pointer_t<decltype(grad_type)>;
+      swiglu_backward_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(
+          static_cast<const Grad*>(dout.raw()), static_cast<const In*>(gate.raw()), static_cast<const In*>(up.raw()),
+          n, static_cast<Out*>(dgate.raw()), static_cast<Out*>(dup.raw()));
+    };
+    if (dout.dtype() == DType::BF16)
+      launch(static_cast<__nv_bfloat16*>(nullptr));
+    else
+      launch(static_cast<float*>(nullptr));
+  });
   XCOMP_CUDA_CHECK(cudaGetLastError());
 }
 

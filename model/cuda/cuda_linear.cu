@@ -1,8 +1,10 @@
 // Matrix products (cuBLAS) and table lookups of the CUDA backend. Frozen weights are
-// bf16: the activations are rounded to bf16 for the product, which accumulates in fp32
-// into an fp32 output. Trainable (fp32) weights, LoRA's, take TF32 products beside bf16
-// frozen weights (their error is far below the bf16 products' around them) and true
-// fp32 products when the frozen weights are fp32 too (the CPU backend's numbers).
+// bf16: the activations are rounded to bf16 for the product (or arrive in bf16, written so
+// by the op before them: product_dtype), which accumulates in fp32 into an fp32 output,
+// or a bf16 one where only another product reads it. Trainable (fp32) weights, LoRA's,
+// take TF32 products beside bf16 frozen weights (their error is far below the bf16
+// products' around them) and true fp32 products when the frozen weights are fp32 too
+// (the CPU backend's numbers).
 //
 // cuBLAS is column-major: a row-major [R, C] matrix is a column-major [C, R] one, so
 // y[M, N] = x[M, K] . w[N, K]^T is, column-major, y^T[N, M] = w^T . x^T, i.e.
@@ -40,15 +42,16 @@ __global__ void embedding_kernel(const T* table, int64_t rows, int64_t width, co
     row[i] = inside ? table_value(table, id * width + i) : __int_as_float(0x7fc00000);
 }
 
-// cublasGemmEx: bf16 inputs accumulate in fp32; fp32 inputs take TF32 when `tf32`, else
-// an fp32 compute type that never takes TF32 shortcuts (the pedantic one, or where a
-// cuBLAS build does not offer it for these types, plain COMPUTE_32F, whose default math
-// mode also keeps full fp32).
+// cublasGemmEx: bf16 inputs accumulate in fp32, into an fp32 or (c_type) bf16 output;
+// fp32 inputs take TF32 when `tf32`, else an fp32 compute type that never takes TF32
+// shortcuts (the pedantic one, or where a cuBLAS build does not offer it for these types,
+// plain COMPUTE_32F, whose default math mode also keeps full fp32).
 cublasStatus_t gemm_ex(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                        const float* alpha, const void* a, cudaDataType ab_type, int lda, const void* b, int ldb,
-                       const float* beta, void* c, int ldc, bool bf16_inputs, bool tf32 = false) {
+                       const float* beta, void* c, int ldc, bool bf16_inputs, bool tf32 = false,
+                       cudaDataType c_type = CUDA_R_32F) {
   if (bf16_inputs || tf32)
-    return cublasGemmEx(handle, ta, tb, m, n, k, alpha, a, ab_type, lda, b, ab_type, ldb, beta, c, CUDA_R_32F, ldc,
+    return cublasGemmEx(handle, ta, tb, m, n, k, alpha, a, ab_type, lda, b, ab_type, ldb, beta, c, c_type, ldc,
                         bf16_inputs ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT);
   const cublasStatus_t status = cublasGemmEx(handle, ta, tb, m, n, k, alpha, a, ab_type, lda, b, ab_type, ldb, beta,
                                              c, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT);
@@ -100,11 +103,19 @@ Tensor CudaOps::to_bf16(const Tensor& x) {
 void CudaOps::gemm_input_times_weight(const Tensor& x, const Tensor& w, Tensor& y, bool transpose_w,
                                       bool accumulate, const char* op) {
   require_on_device(op, {&x, &w, &y});
-  require_dtype(op, "input", x, DType::F32);
-  require_dtype(op, "output", y, DType::F32);
   CHECK_EQ(w.ndim(), 2) << op << ": weight " << shape_str(w.shape());
   CHECK(w.dtype() == DType::F32 || w.dtype() == DType::BF16)
       << op << ": weight is " << dtype_name(w.dtype()) << ", expected F32 or BF16 (upload_weight)";
+  // Activations are F32, or BF16 beside a bf16 weight (product_dtype): an input already in
+  // bf16 goes to cuBLAS as it is, and a BF16 output is written rounded by cuBLAS.
+  const DType activations = w.dtype() == DType::BF16 ? DType::BF16 : DType::F32;
+  const auto check_activation = [&](const char* what, const Tensor& t) {
+    CHECK(t.dtype() == DType::F32 || t.dtype() == activations)
+        << op << ": " << what << " is " << dtype_name(t.dtype()) << " beside a " << dtype_name(w.dtype())
+        << " weight; expected F32" << (activations == DType::BF16 ? " or BF16" : "");
+  };
+  check_activation("input", x);
+  check_activation("output", y);
   const int64_t n = w.dim(0), k = w.dim(1);
   // transpose_w: y[M, N] = x[M, K] w^T; else y[M, K] = x[M, N] w.
   const int64_t in_width = transpose_w ? k : n, out_width = transpose_w ? n : k;
@@ -118,13 +129,14 @@ void CudaOps::gemm_input_times_weight(const Tensor& x, const Tensor& w, Tensor& 
   const bool bf16 = w.dtype() == DType::BF16;
   const bool tf32 = !bf16 && weight_storage_ == CudaWeightStorage::kBf16;  // LoRA's products in training
   Tensor x16;
-  if (bf16) x16 = to_bf16(x);
-  const void* b_matrix = bf16 ? x16.raw() : x.raw();
+  if (bf16 && x.dtype() == DType::F32) x16 = to_bf16(x);
+  const void* b_matrix = x16.defined() ? x16.raw() : x.raw();
   const cudaDataType ab_type = bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  const cudaDataType c_type = y.dtype() == DType::BF16 ? CUDA_R_16BF : CUDA_R_32F;
   // Column-major: y^T[out_width, M] = op(w) . x^T, with w seen as [K, N] (ld K).
   XCOMP_CUBLAS_CHECK(gemm_ex(cublas_, transpose_w ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, as_int(out_width, op),
                              as_int(m, op), as_int(in_width, op), &alpha, w.raw(), ab_type, as_int(k, op), b_matrix,
-                             as_int(in_width, op), &beta, y.raw(), as_int(out_width, op), bf16, tf32));
+                             as_int(in_width, op), &beta, y.raw(), as_int(out_width, op), bf16, tf32, c_type));
   // x16 goes back to the allocator here; only work queued after the product can reuse it.
 }
 

@@ -62,6 +62,13 @@ Tensor bf16_rounded(const Tensor& t) {
   return r;
 }
 
+// A BF16 host tensor of t's values rounded (what Ops::product_dtype activations hold).
+Tensor to_bf16(const Tensor& t) {
+  Tensor out = Tensor::empty(t.shape(), DType::BF16);
+  for (int64_t i = 0; i < t.numel(); ++i) out.data<uint16_t>()[i] = f32_to_bf16(t.data<float>()[i]);
+  return out;
+}
+
 // HF's inverse frequencies for a head dimension, base 10000.
 Tensor inverse_frequencies(int64_t head_dim) {
   Tensor t = Tensor::empty({head_dim / 2});
@@ -92,6 +99,11 @@ class CudaOpsTest : public ::testing::Test {
     std::snprintf(text, sizeof text, "%.3g", error);
     RecordProperty(what, text);
     EXPECT_LE(error, tolerance) << what << ": relative max error " << error << " (tolerance " << tolerance << ")";
+  }
+
+  // expect_close for BF16 tensors (either side may be BF16; compared as their values).
+  void expect_values_close(const std::string& what, const Tensor& got_device, const Tensor& want, double tolerance) {
+    expect_error_within(what, relative_max_error(down(got_device).to_f32(), want.to_f32()), tolerance);
   }
 
   void expect_identical(const std::string& what, const Tensor& got_device, const Tensor& want) {
@@ -232,6 +244,37 @@ TEST_F(CudaOpsTest, LinearWithBf16WeightsMatchesCpuOnRoundedWeights) {
   }
 }
 
+// Activations in bf16 beside bf16 weights (Ops::product_dtype): a BF16 input goes to
+// cuBLAS as it is, a BF16 output is the fp32 result rounded. Against the CPU on the same
+// bf16 values: fp32 outputs differ by the accumulation order only; bf16 outputs by that
+// and, where it crosses a rounding boundary, one bf16 step (2^-8 relative at most).
+TEST_F(CudaOpsTest, LinearWithBf16ActivationsMatchesCpu) {
+  ASSERT_EQ(gpu_->product_dtype(), DType::BF16);
+  for (const LinearCase& c : kLinearCases) {
+    const Tensor x = to_bf16(random_tensor({c.m, c.k}, 30)), w = random_tensor({c.n, c.k}, 31, 0.1f);
+    const Tensor w_device = gpu_->upload_weight(w);
+    Tensor want = Tensor::empty({c.m, c.n}), want16 = Tensor::empty({c.m, c.n}, DType::BF16);
+    cpu_.linear(x, bf16_rounded(w), want);
+    cpu_.linear(x, bf16_rounded(w), want16);
+    Tensor y = gpu_->empty({c.m, c.n}), y16 = gpu_->empty({c.m, c.n}, DType::BF16);
+    gpu_->linear(up(x), w_device, y);
+    expect_close(linear_name("linear_bf16_input", c), y, want, kLongSumTolerance);
+    gpu_->linear(up(x), w_device, y16);
+    ASSERT_EQ(y16.dtype(), DType::BF16);
+    expect_values_close(linear_name("linear_bf16_input_output", c), y16, want16, kBf16Tolerance);
+
+    const Tensor dy = to_bf16(random_tensor({c.m, c.n}, 32)), initial = to_bf16(random_tensor({c.m, c.k}, 33));
+    for (bool accumulate : {false, true}) {
+      Tensor want_dx = initial.clone();
+      cpu_.linear_backward_input(dy, bf16_rounded(w), want_dx, accumulate);
+      Tensor dx = up(initial);
+      gpu_->linear_backward_input(up(dy), w_device, dx, accumulate);
+      expect_values_close(linear_name(accumulate ? "dx_bf16_activations_accumulate" : "dx_bf16_activations", c), dx,
+                          want_dx, kBf16Tolerance);
+    }
+  }
+}
+
 TEST_F(CudaOpsTest, LinearBackwardInputMatchesCpuAndAccumulates) {
   for (const LinearCase& c : kLinearCases) {
     const Tensor dy = random_tensor({c.m, c.n}, 10), w = random_tensor({c.n, c.k}, 11, 0.1f);
@@ -297,6 +340,20 @@ TEST_F(CudaOpsTest, RmsnormAndBackwardMatchCpu) {
   }
 }
 
+// rmsnorm(x_mid) for the gate and up products, written in bf16: the CPU's fp32 result
+// rounded, give or take one bf16 step where the two fp32 results straddle a boundary.
+TEST_F(CudaOpsTest, RmsnormWithBf16OutputMatchesCpu) {
+  for (const Shape& shape : {Shape{37, 64}, Shape{2, 150, 2048}}) {
+    const int64_t width = shape.back();
+    const Tensor x = random_tensor(shape, 34, 2.0f), w = random_tensor({width}, 35);
+    Tensor want = Tensor::empty(shape, DType::BF16);
+    cpu_.rmsnorm(x, w, 1e-5f, want);
+    Tensor y = gpu_->empty(shape, DType::BF16);
+    gpu_->rmsnorm(up(x), up(w), 1e-5f, y);
+    expect_values_close("rmsnorm_bf16_" + std::to_string(width), y, want, kBf16Tolerance);
+  }
+}
+
 TEST_F(CudaOpsTest, RopeAndBackwardMatchCpu) {
   for (const Shape& shape : {Shape{2, 9, 8, 8}, Shape{2, 300, 32, 64}, Shape{1, 100, 16, 128}}) {
     const int64_t b = shape[0], t = shape[1], d = shape[3];
@@ -336,6 +393,42 @@ TEST_F(CudaOpsTest, SwigluAndBackwardMatchCpu) {
     expect_close("swiglu_dgate_aliased", gate_in_place, want_dgate, kF32Tolerance);
     expect_close("swiglu_dup_aliased", up_in_place, want_dup, kF32Tolerance);
   }
+}
+
+// SwiGLU on the MLP's bf16 intermediates (Ops::product_dtype), every mix the op allows,
+// against the CPU on the same values: the same fp32 arithmetic, rounded on the way out.
+TEST_F(CudaOpsTest, SwigluAndBackwardOnBf16MatchCpu) {
+  const int64_t n = int64_t{300} * 5632;
+  const Tensor gate = to_bf16(random_tensor({n}, 36, 6.0f)), upv = to_bf16(random_tensor({n}, 37, 2.0f));
+  const Tensor dout32 = random_tensor({n}, 38), dout16 = to_bf16(dout32);
+  for (const DType in : {DType::F32, DType::BF16}) {
+    for (const DType out : {DType::F32, DType::BF16}) {
+      const std::string name = std::string("_") + dtype_name(in) + "_" + dtype_name(out);
+      const Tensor g = in == DType::BF16 ? gate : gate.to_f32(), u = in == DType::BF16 ? upv : upv.to_f32();
+      Tensor want = Tensor::empty({n}, out);
+      cpu_.swiglu(g, u, want);
+      Tensor got = gpu_->empty({n}, out);
+      gpu_->swiglu(up(g), up(u), got);
+      expect_values_close("swiglu" + name, got, want, out == DType::BF16 ? kBf16Tolerance : kF32Tolerance);
+      for (const Tensor* dout : {&dout32, &dout16}) {
+        const std::string grad_name = name + "_dout_" + dtype_name(dout->dtype());
+        Tensor want_dgate = Tensor::empty({n}, out), want_dup = Tensor::empty({n}, out);
+        cpu_.swiglu_backward(*dout, g, u, want_dgate, want_dup);
+        Tensor dgate = gpu_->empty({n}, out), dup = gpu_->empty({n}, out);
+        gpu_->swiglu_backward(up(*dout), up(g), up(u), dgate, dup);
+        const double tolerance = out == DType::BF16 ? kBf16Tolerance : kF32Tolerance;
+        expect_values_close("swiglu_dgate" + grad_name, dgate, want_dgate, tolerance);
+        expect_values_close("swiglu_dup" + grad_name, dup, want_dup, tolerance);
+      }
+    }
+  }
+  // All bf16, the gradients written over gate and up, as the op allows.
+  Tensor want_dgate = Tensor::empty({n}, DType::BF16), want_dup = Tensor::empty({n}, DType::BF16);
+  cpu_.swiglu_backward(dout16, gate, upv, want_dgate, want_dup);
+  Tensor gate_in_place = up(gate), up_in_place = up(upv);
+  gpu_->swiglu_backward(up(dout16), gate_in_place, up_in_place, gate_in_place, up_in_place);
+  expect_values_close("swiglu_dgate_bf16_aliased", gate_in_place, want_dgate, kBf16Tolerance);
+  expect_values_close("swiglu_dup_bf16_aliased", up_in_place, want_dup, kBf16Tolerance);
 }
 
 TEST_F(CudaOpsTest, AddsAndZeroMatchCpu) {
