@@ -703,9 +703,10 @@ AttentionKernels requested_kernels(const char* variable, const char* slow_name, 
   if (choice == nullptr || *choice == '\0') return AttentionKernels::kGemm;
   const std::string value = choice;
   if (value == "gemm") return AttentionKernels::kGemm;
+  if (value == "gemm_causal") return AttentionKernels::kGemmCausal;
   if (value == "tiled") return AttentionKernels::kTiled;
   if (value == slow_name) return slow;
-  throw_input_error(variable, "=", value, ": expected gemm, tiled or ", slow_name);
+  throw_input_error(variable, "=", value, ": expected gemm, gemm_causal, tiled or ", slow_name);
 }
 
 }  // namespace
@@ -724,8 +725,10 @@ void CudaOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, int64
   require_on_device(op, {&q, &k, &v, &key_valid, &out});
   const AttentionDims s = check_attention(op, q, k, v, length, key_valid, out);
   if (s.batch * s.t * s.heads == 0) return;
-  if (forward_attention_ == AttentionKernels::kGemm && gemm_attention_fits(s.batch, s.heads, s.t, s.length)) {
-    gemm_attention(q, k, v, length, key_valid, nullptr, &out, nullptr, nullptr, nullptr);
+  if ((forward_attention_ == AttentionKernels::kGemm || forward_attention_ == AttentionKernels::kGemmCausal) &&
+      gemm_attention_fits(s.batch, s.heads, s.t, s.length)) {
+    gemm_attention(q, k, v, length, key_valid, nullptr, &out, nullptr, nullptr, nullptr,
+                   forward_attention_ == AttentionKernels::kGemmCausal ? kCausalQueryBlock : s.t);
     return;
   }
   if (s.d <= kTiledMaxHeadDim && forward_attention_ != AttentionKernels::kSimple) {
@@ -762,8 +765,10 @@ void CudaOps::attention_backward(const Tensor& dout, const Tensor& q, const Tens
       << shape_str(dv.shape());
   if (s.batch * s.t * s.heads == 0) return;
   CHECK_LE(s.length, int64_t{1} << 31) << op << ": too many keys";
-  if (backward_attention_ == AttentionKernels::kGemm && gemm_attention_fits(s.batch, s.heads, s.t, s.length)) {
-    gemm_attention(q, k, v, length, key_valid, &dout, nullptr, &dq, &dk, &dv);
+  if ((backward_attention_ == AttentionKernels::kGemm || backward_attention_ == AttentionKernels::kGemmCausal) &&
+      gemm_attention_fits(s.batch, s.heads, s.t, s.length)) {
+    gemm_attention(q, k, v, length, key_valid, &dout, nullptr, &dq, &dk, &dv,
+                   backward_attention_ == AttentionKernels::kGemmCausal ? kCausalQueryBlock : s.t);
     return;
   }
   // Per query: log-sum-exp of the scores and D = sum_j P_j dP_j, read by the key pass.

@@ -24,10 +24,19 @@
 //   dv^T [D, length] += dout . P                          gemm(N, T, D, length, T)
 // The last two sum over the `group` query heads of a kv head: one batched call per head of
 // the group (the calls of one batch must not write the same output), each adding.
+//
+// Causal query blocks (query_block < T, AttentionKernels::kGemmCausal): queries
+// [t0, t1) see at most keys [0, length - T + t1), so each block's products run over
+// those keys only (the m, n or k above that is `length` becomes that count, and the
+// block's rows of q, out, dout, dq and of the score matrices are offset by t0). Entries
+// of a score row past its block's keys are never written nor read; with one block the
+// calls are the ones above.
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "model/cuda/block_reduce.cuh"
 #include "model/cuda/cuda_backend.h"
@@ -44,11 +53,19 @@ constexpr int64_t kMaxWorkspaceBytes = int64_t{6} << 30;
 
 struct GemmAttentionShape {
   int64_t batch, t, heads, kv_heads, d, capacity, length, group;
+  int64_t query_block;  // queries per block (t or more: one block)
 };
+
+// Keys that query t's block multiplies: those its last query can see.
+__host__ __device__ int64_t block_keys(const GemmAttentionShape& s, int64_t t) {
+  const int64_t block_end = (t / s.query_block + 1) * s.query_block;
+  return s.length - s.t + (block_end < s.t ? block_end : s.t);
+}
 
 // The pointer tables of one call, entry i = (g * batch + b) * kv_heads + kh for query head
 // h = kh * group + g: the first batch x heads entries cover every (row, head), and the
-// batch x kv_heads entries from g * batch * kv_heads on are head g of each group.
+// batch x kv_heads entries from g * batch * kv_heads on are head g of each group. One set
+// of tables per query block, pointing at the block's first query.
 enum Table { kQ, kK, kV, kOut, kDout, kDq, kDk, kDv, kScores, kGrads };
 
 struct TableBases {
@@ -64,15 +81,17 @@ struct TableBases {
   float* grads;   // [B, H, T, length], dP then dS
 };
 
-__global__ void fill_pointer_tables(GemmAttentionShape s, TableBases base, const void** tables) {
+__global__ void fill_pointer_tables(GemmAttentionShape s, int64_t blocks, TableBases base, const void** tables) {
   const int64_t count = s.batch * s.heads;
-  const int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
-  if (i >= count) return;
+  const int64_t entry = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+  if (entry >= count * blocks) return;
+  const int64_t i = entry % count, block = entry / count, t0 = block * s.query_block;
   const int64_t kh = i % s.kv_heads, b = (i / s.kv_heads) % s.batch, g = i / (s.kv_heads * s.batch);
   const int64_t h = kh * s.group + g;
-  const int64_t query_at = (b * s.t * s.heads + h) * s.d, key_at = (b * s.capacity * s.kv_heads + kh) * s.d;
-  const int64_t scores_at = (b * s.heads + h) * s.t * s.length;
-  auto put = [&](Table table, const float* p) { tables[table * count + i] = p; };
+  const int64_t query_at = ((b * s.t + t0) * s.heads + h) * s.d, key_at = (b * s.capacity * s.kv_heads + kh) * s.d;
+  const int64_t scores_at = ((b * s.heads + h) * s.t + t0) * s.length;
+  const void** block_tables = tables + block * kPointerTables * count;
+  auto put = [&](Table table, const float* p) { block_tables[table * count + i] = p; };
   put(kQ, base.q + query_at);
   put(kK, base.k + key_at);
   put(kV, base.v + key_at);
@@ -88,14 +107,14 @@ __global__ void fill_pointer_tables(GemmAttentionShape s, TableBases base, const
 // The row of query t of (row b, head h): keys [0, visible) that key_valid allows.
 __device__ int64_t visible_keys(const GemmAttentionShape& s, int64_t t) { return s.length - s.t + t + 1; }
 
-// In place over each [length] row of `scores`: the masked softmax (0 for keys the query
-// does not see; a row that sees none is all zeros, and so is its output).
+// In place over each row of `scores`, up to its block's keys: the masked softmax (0 for
+// keys the query does not see; a row that sees none is all zeros, and so is its output).
 __global__ void masked_softmax_rows(GemmAttentionShape s, const int32_t* key_valid, float* scores) {
   const int64_t row = blockIdx.x * int64_t{kRowsPerBlock} + threadIdx.x / 32;
   if (row >= s.batch * s.heads * s.t) return;
   const int lane = threadIdx.x % 32;
   const int64_t t = row % s.t, b = row / (s.t * s.heads);
-  const int64_t n = visible_keys(s, t);
+  const int64_t n = visible_keys(s, t), columns = block_keys(s, t);
   const int32_t* valid = key_valid + b * s.capacity;
   float* x = scores + row * s.length;
   float max_score = -INFINITY;
@@ -103,17 +122,17 @@ __global__ void masked_softmax_rows(GemmAttentionShape s, const int32_t* key_val
     if (valid[j]) max_score = fmaxf(max_score, x[j]);
   max_score = warp_max(max_score);
   if (max_score == -INFINITY) {
-    for (int64_t j = lane; j < s.length; j += 32) x[j] = 0.f;
+    for (int64_t j = lane; j < columns; j += 32) x[j] = 0.f;
     return;
   }
   float sum = 0.f;
-  for (int64_t j = lane; j < s.length; j += 32) {
+  for (int64_t j = lane; j < columns; j += 32) {
     const float e = j < n && valid[j] ? expf(x[j] - max_score) : 0.f;
     x[j] = e;
     sum += e;
   }
   const float inv = 1.0f / warp_sum(sum);
-  for (int64_t j = lane; j < s.length; j += 32) x[j] *= inv;  // the entries this lane wrote
+  for (int64_t j = lane; j < columns; j += 32) x[j] *= inv;  // the entries this lane wrote
 }
 
 // In place over each row of `grads` (dP on entry): dS = scale * P * (dP - sum_j P_j dP_j),
@@ -122,12 +141,13 @@ __global__ void softmax_backward_rows(GemmAttentionShape s, float scale, const f
   const int64_t row = blockIdx.x * int64_t{kRowsPerBlock} + threadIdx.x / 32;
   if (row >= s.batch * s.heads * s.t) return;
   const int lane = threadIdx.x % 32;
+  const int64_t columns = block_keys(s, row % s.t);  // past them g was never written
   const float* p = probabilities + row * s.length;
   float* g = grads + row * s.length;
   float dot = 0.f;
-  for (int64_t j = lane; j < s.length; j += 32) dot += p[j] * g[j];
+  for (int64_t j = lane; j < columns; j += 32) dot += p[j] * g[j];
   dot = warp_sum(dot);
-  for (int64_t j = lane; j < s.length; j += 32) g[j] = scale * p[j] * (g[j] - dot);
+  for (int64_t j = lane; j < columns; j += 32) g[j] = scale * p[j] * (g[j] - dot);
 }
 
 int checked_int(int64_t v, const char* op) {
@@ -165,19 +185,22 @@ void CudaOps::attention_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, 
 
 void CudaOps::gemm_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length,
                              const Tensor& key_valid, const Tensor* dout, Tensor* out, Tensor* dq, Tensor* dk,
-                             Tensor* dv) {
+                             Tensor* dv, int64_t query_block) {
   const char* op = dout ? "attention_backward" : "attention";
   GemmAttentionShape s;
   s.batch = q.dim(0), s.t = q.dim(1), s.heads = q.dim(2), s.d = q.dim(3);
   s.capacity = k.dim(1), s.kv_heads = k.dim(2), s.length = length, s.group = s.heads / s.kv_heads;
+  CHECK_GT(query_block, 0) << op << ": query block " << query_block;
+  s.query_block = std::min(query_block, s.t);
+  const int64_t blocks = (s.t + s.query_block - 1) / s.query_block;
   const float scale = 1.0f / std::sqrt(static_cast<float>(s.d));  // as the CPU backend computes it
   const int64_t count = s.batch * s.heads, group_count = s.batch * s.kv_heads;
-  const int t = checked_int(s.t, op), len = checked_int(s.length, op), d = checked_int(s.d, op);
+  const int len = checked_int(s.length, op), d = checked_int(s.d, op);
   const int ld_query = checked_int(s.heads * s.d, op), ld_key = checked_int(s.kv_heads * s.d, op);
 
   Tensor scores = empty({s.batch, s.heads, s.t, s.length});
   Tensor grads = dout ? empty({s.batch, s.heads, s.t, s.length}) : Tensor();
-  std::shared_ptr<void> table_block = allocator_->allocate(kPointerTables * count * sizeof(void*));
+  std::shared_ptr<void> table_block = allocator_->allocate(blocks * kPointerTables * count * sizeof(void*));
   const void** tables = static_cast<const void**>(table_block.get());
   auto raw = [](Tensor* x) { return x ? static_cast<float*>(x->raw()) : nullptr; };
   TableBases base{static_cast<const float*>(q.raw()),
@@ -190,38 +213,60 @@ void CudaOps::gemm_attention(const Tensor& q, const Tensor& k, const Tensor& v, 
                   raw(dv),
                   static_cast<float*>(scores.raw()),
                   dout ? static_cast<float*>(grads.raw()) : nullptr};
-  fill_pointer_tables<<<static_cast<unsigned>((count + 255) / 256), 256, 0, stream_>>>(s, base, tables);
+  fill_pointer_tables<<<static_cast<unsigned>((blocks * count + 255) / 256), 256, 0, stream_>>>(s, blocks, base,
+                                                                                                   tables);
   XCOMP_CUDA_CHECK(cudaGetLastError());
-  auto table = [&](Table which, int64_t first = 0) { return tables + which * count + first; };
-  auto out_table = [&](Table which, int64_t first = 0) { return const_cast<void* const*>(table(which, first)); };
   const int n_all = checked_int(count, op), n_group = checked_int(group_count, op);
 
+  // Block i: queries [t0, t0 + rows) with t0 = i * query_block, multiplied with keys
+  // [0, keys); its tables start at i * kPointerTables * count.
+  struct QueryBlock {
+    int64_t index;
+    int rows, keys;
+  };
+  std::vector<QueryBlock> query_blocks;
+  for (int64_t i = 0; i < blocks; ++i) {
+    const int64_t t0 = i * s.query_block;
+    query_blocks.push_back({i, checked_int(std::min(s.query_block, s.t - t0), op), checked_int(block_keys(s, t0), op)});
+  }
+  auto table = [&](const QueryBlock& qb, Table which, int64_t first = 0) {
+    return tables + (qb.index * kPointerTables + which) * count + first;
+  };
+  auto out_table = [&](const QueryBlock& qb, Table which, int64_t first = 0) {
+    return const_cast<void* const*>(table(qb, which, first));
+  };
+
   // S = scale * q . k^T, then P = masked softmax(S), in `scores`.
-  attention_gemm(CUBLAS_OP_T, CUBLAS_OP_N, len, t, d, scale, table(kK), ld_key, table(kQ), ld_query, 0.f,
-                 out_table(kScores), len, n_all);
+  for (const QueryBlock& qb : query_blocks)
+    attention_gemm(CUBLAS_OP_T, CUBLAS_OP_N, qb.keys, qb.rows, d, scale, table(qb, kK), ld_key, table(qb, kQ),
+                   ld_query, 0.f, out_table(qb, kScores), len, n_all);
   masked_softmax_rows<<<row_blocks(s), kRowsPerBlock * 32, 0, stream_>>>(
       s, static_cast<const int32_t*>(key_valid.raw()), static_cast<float*>(scores.raw()));
   XCOMP_CUDA_CHECK(cudaGetLastError());
   if (!dout) {
-    attention_gemm(CUBLAS_OP_N, CUBLAS_OP_N, d, t, len, 1.f, table(kV), ld_key, table(kScores), len, 0.f,
-                   out_table(kOut), ld_query, n_all);
+    for (const QueryBlock& qb : query_blocks)
+      attention_gemm(CUBLAS_OP_N, CUBLAS_OP_N, d, qb.rows, qb.keys, 1.f, table(qb, kV), ld_key, table(qb, kScores),
+                     len, 0.f, out_table(qb, kOut), ld_query, n_all);
     return;
   }
   // dP = dout . v^T, then dS in `grads`; dq = dS . k (overwritten), dk += dS^T . q and
   // dv += P^T . dout (added, one head of each group at a time).
-  attention_gemm(CUBLAS_OP_T, CUBLAS_OP_N, len, t, d, 1.f, table(kV), ld_key, table(kDout), ld_query, 0.f,
-                 out_table(kGrads), len, n_all);
+  for (const QueryBlock& qb : query_blocks)
+    attention_gemm(CUBLAS_OP_T, CUBLAS_OP_N, qb.keys, qb.rows, d, 1.f, table(qb, kV), ld_key, table(qb, kDout),
+                   ld_query, 0.f, out_table(qb, kGrads), len, n_all);
   softmax_backward_rows<<<row_blocks(s), kRowsPerBlock * 32, 0, stream_>>>(
       s, scale, static_cast<const float*>(scores.raw()), static_cast<float*>(grads.raw()));
   XCOMP_CUDA_CHECK(cudaGetLastError());
-  attention_gemm(CUBLAS_OP_N, CUBLAS_OP_N, d, t, len, 1.f, table(kK), ld_key, table(kGrads), len, 0.f,
-                 out_table(kDq), ld_query, n_all);
-  for (int64_t g = 0; g < s.group; ++g) {
-    const int64_t first = g * group_count;
-    attention_gemm(CUBLAS_OP_N, CUBLAS_OP_T, d, len, t, 1.f, table(kQ, first), ld_query, table(kGrads, first), len,
-                   1.f, out_table(kDk, first), ld_key, n_group);
-    attention_gemm(CUBLAS_OP_N, CUBLAS_OP_T, d, len, t, 1.f, table(kDout, first), ld_query,
-                   table(kScores, first), len, 1.f, out_table(kDv, first), ld_key, n_group);
+  for (const QueryBlock& qb : query_blocks) {
+    attention_gemm(CUBLAS_OP_N, CUBLAS_OP_N, d, qb.rows, qb.keys, 1.f, table(qb, kK), ld_key, table(qb, kGrads), len,
+                   0.f, out_table(qb, kDq), ld_query, n_all);
+    for (int64_t g = 0; g < s.group; ++g) {
+      const int64_t first = g * group_count;
+      attention_gemm(CUBLAS_OP_N, CUBLAS_OP_T, d, qb.keys, qb.rows, 1.f, table(qb, kQ, first), ld_query,
+                     table(qb, kGrads, first), len, 1.f, out_table(qb, kDk, first), ld_key, n_group);
+      attention_gemm(CUBLAS_OP_N, CUBLAS_OP_T, d, qb.keys, qb.rows, 1.f, table(qb, kDout, first), ld_query,
+                     table(qb, kScores, first), len, 1.f, out_table(qb, kDv, first), ld_key, n_group);
+    }
   }
 }
 

@@ -20,14 +20,19 @@
 namespace xcomp::cuda {
 
 // Which attention kernels run. kGemm (the default): cuBLAS batched products over
-// materialised scores (cuda_attention_gemm.cu), where its workspace fits; kTiled: the
-// flash-style CUDA-core kernels; kSimple (forward) / kReference (backward): one block per
-// query or key entry. The slower ones stay as cross-checks and fallbacks.
-enum class AttentionKernels { kGemm, kTiled, kSimple, kReference };
+// materialised scores (cuda_attention_gemm.cu), where its workspace fits; kGemmCausal:
+// the same over blocks of kCausalQueryBlock queries, each multiplying only the keys its
+// queries can see (about 64% of the causal square at 480 tokens; not yet the default:
+// it awaits a GPU run, see the README); kTiled: the flash-style CUDA-core kernels;
+// kSimple (forward) / kReference (backward): one block per query or key entry. The
+// slower ones stay as cross-checks and fallbacks.
+enum class AttentionKernels { kGemm, kGemmCausal, kTiled, kSimple, kReference };
+constexpr int64_t kCausalQueryBlock = 128;
 
-// XCOMP_CUDA_ATTENTION (gemm, tiled or simple) and XCOMP_CUDA_ATTENTION_BACKWARD (gemm,
-// tiled or reference); unset or empty gives kGemm, anything else is an input error naming
-// the variable. Defined with the kernels in cuda_attention.cu.
+// XCOMP_CUDA_ATTENTION (gemm, gemm_causal, tiled or simple) and
+// XCOMP_CUDA_ATTENTION_BACKWARD (gemm, gemm_causal, tiled or reference); unset or empty
+// gives kGemm, anything else is an input error naming the variable. Defined with the
+// kernels in cuda_attention.cu.
 AttentionKernels attention_forward_requested();
 AttentionKernels attention_backward_requested();
 
@@ -94,8 +99,9 @@ class CudaOps final : public Ops {
   Tensor to_bf16(const Tensor& x);
   // Attention through batched cuBLAS products (cuda_attention_gemm.cu): the forward when
   // dout is null (writes *out), else the backward (writes *dq, adds into *dk and *dv).
+  // Queries go in blocks of `query_block` (T or more: one block over every key).
   void gemm_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length, const Tensor& key_valid,
-                      const Tensor* dout, Tensor* out, Tensor* dq, Tensor* dk, Tensor* dv);
+                      const Tensor* dout, Tensor* out, Tensor* dq, Tensor* dk, Tensor* dv, int64_t query_block);
   // Whether gemm_attention's score matrices fit its workspace limit.
   bool gemm_attention_fits(int64_t batch, int64_t heads, int64_t t, int64_t length) const;
   void attention_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,

@@ -595,6 +595,23 @@ TEST_P(CudaAttentionTest, GemmWithBf16WeightsMatchesCpuToTf32) {
   check_forward_and_backward(*gpu, std::string(c.name) + "_gemm_tf32", kBf16Tolerance, kBf16Tolerance);
 }
 
+// The products over causal query blocks (XCOMP_CUDA_ATTENTION=gemm_causal): each block of
+// 128 queries multiplies only the keys its queries can see. The same numbers as the
+// plain products up to summation order: the same bounds. The *_blocks shapes have
+// several blocks and a partial last one.
+TEST_P(CudaAttentionTest, GemmCausalWithF32WeightsMatchesCpu) {
+  const AttentionCase c = GetParam();
+  std::unique_ptr<Ops> gpu = attention_backend("gemm_causal", "gemm_causal", CudaWeightStorage::kF32);
+  check_forward_and_backward(*gpu, std::string(c.name) + "_gemm_causal_f32",
+                             c.length > 1024 ? kLongSumTolerance : kF32Tolerance, kLongSumTolerance);
+}
+
+TEST_P(CudaAttentionTest, GemmCausalWithBf16WeightsMatchesCpuToTf32) {
+  const AttentionCase c = GetParam();
+  std::unique_ptr<Ops> gpu = attention_backend("gemm_causal", "gemm_causal");
+  check_forward_and_backward(*gpu, std::string(c.name) + "_gemm_causal_tf32", kBf16Tolerance, kBf16Tolerance);
+}
+
 // Both backwards against the CPU, each on its own backend object (the variable is read
 // once, at construction), so one GPU run says which of them is right.
 class CudaAttentionBackwardTest : public CudaAttentionTest {
@@ -631,6 +648,10 @@ TEST_P(CudaAttentionBackwardTest, ReferenceBackwardMatchesCpu) { check_backward(
 
 TEST_P(CudaAttentionBackwardTest, GemmBackwardWithF32WeightsMatchesCpu) { check_backward("gemm", CudaWeightStorage::kF32); }
 
+TEST_P(CudaAttentionBackwardTest, GemmCausalBackwardWithF32WeightsMatchesCpu) {
+  check_backward("gemm_causal", CudaWeightStorage::kF32);
+}
+
 // The simple forward (one block per query) is the tiled one's fallback: it must hold too.
 TEST_P(CudaAttentionTest, SimpleForwardMatchesCpu) {
   const AttentionCase c = GetParam();
@@ -653,7 +674,10 @@ INSTANTIATE_TEST_SUITE_P(
                       AttentionCase{"stories260k_no_prefix", 2, 7, 8, 4, 8, 7, 7},
                       AttentionCase{"bench_d64", 2, 100, 16, 4, 64, 512, 496},
                       AttentionCase{"bench_d128", 1, 64, 8, 2, 128, 520, 480},
-                      AttentionCase{"long_prefix_d64", 2, 4, 4, 1, 64, 7000, 6900}),
+                      AttentionCase{"long_prefix_d64", 2, 4, 4, 1, 64, 7000, 6900},
+                      // several causal query blocks (kCausalQueryBlock = 128), the last partial
+                      AttentionCase{"encoder_blocks_d128", 2, 300, 8, 2, 128, 310, 300},
+                      AttentionCase{"decoder_blocks_d64", 2, 260, 8, 4, 64, 280, 276}),
     [](const ::testing::TestParamInfo<AttentionCase>& info) { return std::string(info.param.name); });
 INSTANTIATE_TEST_SUITE_P(
     Shapes, CudaAttentionBackwardTest,
@@ -663,7 +687,9 @@ INSTANTIATE_TEST_SUITE_P(
                       AttentionCase{"bench_d128", 1, 64, 8, 2, 128, 520, 480},
                       AttentionCase{"long_prefix_d64", 2, 4, 4, 1, 64, 7000, 6900},
                       // the training shape's tiling: a 16-entry prefix, T not a multiple of 32
-                      AttentionCase{"decoder_d128", 2, 97, 8, 2, 128, 120, 113}),
+                      AttentionCase{"decoder_d128", 2, 97, 8, 2, 128, 120, 113},
+                      AttentionCase{"encoder_blocks_d128", 2, 300, 8, 2, 128, 310, 300},
+                      AttentionCase{"decoder_blocks_d64", 2, 260, 8, 4, 64, 280, 276}),
     [](const ::testing::TestParamInfo<AttentionCase>& info) { return std::string(info.param.name); });
 
 // ---- loss ----------------------------------------------------------------------------
