@@ -279,7 +279,7 @@ struct DecoderPass {
   std::vector<Tensor> keys, values;
   LayerMemory memory_for_backward;
   Tensor final_input;  // [B*rows, hidden]
-  Tensor logits;       // [B*rows, vocab]
+  Tensor normed;       // rmsnorm(final_input): the LM head's input
   bool lora = false;   // mode none: the decoder carries the adapters
   std::vector<LayerLora::SampleRows> dropout_rows;  // mode none: per sample its real rows, its key
 };
@@ -372,10 +372,8 @@ DecoderPass run_decoder(const LlamaModel& model, BackendParameters& comp, const 
                                   LayerExtent::kFull);
   }
   d.final_input = x;
-  Tensor normed = ops.empty(x.shape());
-  ops.rmsnorm(x, model.weights().final_norm, static_cast<float>(c.rms_norm_eps), normed);
-  d.logits = ops.empty({d.b * d.rows, c.vocab_size});
-  ops.linear(normed, model.weights().lm_head, d.logits);
+  d.normed = ops.empty(x.shape());
+  ops.rmsnorm(x, model.weights().final_norm, static_cast<float>(c.rms_norm_eps), d.normed);
   return d;
 }
 
@@ -425,6 +423,38 @@ Tensor filled(int64_t n, float value) {
   return t;
 }
 
+// The LM head and the loss over the decoder's rows, a chunk of rows at a time, so the
+// logits and their gradients exist for one chunk only. Returns the summed losses (and,
+// without backward, the accuracy counts); with backward also the gradient at the LM
+// head's input.
+CompressorLoss loss_in_chunks(const LlamaModel& model, const DecoderPass& d, const StepOptions& options,
+                              Tensor* dnormed) {
+  Ops& ops = model.ops();
+  const int64_t m = d.b * d.rows, vocab = model.config().vocab_size;
+  const int64_t chunk = options.loss_rows_per_chunk > 0 ? options.loss_rows_per_chunk
+                                                        : std::max<int64_t>(1, kLossChunkElements / vocab);
+  Tensor losses = ops.empty({m});
+  const Tensor weights = ops.upload(filled(m, options.token_weight));
+  CompressorLoss counts;
+  for (int64_t first = 0; first < m; first += chunk) {
+    const int64_t end = std::min(m, first + chunk);
+    Tensor logits = ops.empty({end - first, vocab}), dlogits = ops.empty({end - first, vocab});
+    ops.linear(d.normed.slice0(first, end), model.weights().lm_head, logits);
+    Tensor chunk_losses = losses.slice0(first, end);
+    ops.cross_entropy(logits, d.targets.slice0(first, end), weights.slice0(first, end), chunk_losses, dlogits);
+    if (dnormed) {
+      Tensor rows = dnormed->slice0(first, end);
+      ops.linear_backward_input(dlogits, model.weights().lm_head, rows, false);
+    } else {
+      count_correct(ops, logits, d.host_targets.slice0(first, end), options.end_id, counts);
+    }
+  }
+  CompressorLoss loss = sum_losses(ops.download(losses), d.host_targets, options.end_id);
+  loss.correct = counts.correct;
+  loss.end_correct = counts.end_correct;
+  return loss;
+}
+
 }  // namespace
 
 CompressorLoss compressor_step(const LlamaModel& model, Compressor& compressor, const CompressorBatch& batch,
@@ -441,14 +471,9 @@ CompressorLoss compressor_step(const LlamaModel& model, Compressor& compressor, 
   DecoderPass d = run_decoder(model, comp, none_mode ? nullptr : &e, batch, options, use_ae_token, options.backward);
 
   const int64_t m = d.b * d.rows;
-  Tensor losses = ops.empty({m});
-  Tensor dlogits = ops.empty(d.logits.shape());
-  ops.cross_entropy(d.logits, d.targets, ops.upload(filled(m, options.token_weight)), losses, dlogits);
-  CompressorLoss loss = sum_losses(ops.download(losses), d.host_targets, options.end_id);
-  if (!options.backward) {
-    count_correct(ops, d.logits, d.host_targets, options.end_id, loss);
-    return loss;
-  }
+  if (!options.backward) return loss_in_chunks(model, d, options, nullptr);
+  Tensor dnormed = ops.empty({m, c.hidden_size});
+  const CompressorLoss loss = loss_in_chunks(model, d, options, &dnormed);
 
   // Who is told when a layer's LoRA gradients are written: as backward passes each layer
   // when it accumulates into the compressor's own buffers, else all at the end, after
@@ -462,8 +487,6 @@ CompressorLoss compressor_step(const LlamaModel& model, Compressor& compressor, 
 
   // Decoder backward: activation gradients only, down to the prefix (or memory); in mode
   // none, into the decoder's LoRA, and that is the whole step.
-  Tensor dnormed = ops.empty({m, c.hidden_size});
-  ops.linear_backward_input(dlogits, model.weights().lm_head, dnormed, false);
   Tensor dx = ops.empty({m, c.hidden_size});
   ops.rmsnorm_backward(dnormed, d.final_input, model.weights().final_norm, static_cast<float>(c.rms_norm_eps), dx,
                        false);

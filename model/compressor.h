@@ -137,6 +137,10 @@ struct CompressorLoss {
   int64_t end_correct = 0;
 };
 
+// The most logits (fp32) the loss holds at once, with as many for their gradients: 256 MiB
+// each, about 500 rows of LLaMA-3's 128256-entry vocabulary.
+constexpr int64_t kLossChunkElements = int64_t{64} << 20;
+
 struct StepOptions {
   float token_weight = 1.0f;  // multiplies every target's loss (1 / targets in the global batch)
   int32_t end_id = -1;        // targets equal to this count as end-of-text in CompressorLoss
@@ -147,6 +151,10 @@ struct StepOptions {
   // Embedding mode: the AE token replaces the first decoder token (regeneration's BOS).
   // QA fine-tuning feeds the question prompt right after the memory instead.
   bool ae_token = true;
+  // Rows of logits computed at a time for the loss (the decoder's positions x the
+  // vocabulary): 0 takes as many as keep one chunk's logits within kLossChunkElements,
+  // so a 128k vocabulary never has fp32 logits for the whole batch at once.
+  int64_t loss_rows_per_chunk = 0;
   // Called during backward once the work writing each layer's LoRA gradients into the
   // compressor's own buffers is queued, layer by layer from the last (on a device the
   // work may still be running: order after it on Ops::stream_handle()). So a caller can

@@ -142,7 +142,8 @@ struct Harness {
   // `sample_keys`: per-sample LoRA dropout keys (none: one mask per micro-batch).
   CompressorLoss step(const std::vector<ReferenceSample>& samples, float token_weight,
                       const std::vector<uint64_t>& sample_keys = {},
-                      ActivationMemory activations = ActivationMemory::kKeep) {
+                      ActivationMemory activations = ActivationMemory::kKeep, int64_t loss_rows_per_chunk = 0,
+                      bool backward = true) {
     compressor.zero_grad();
     StepOptions o;
     o.token_weight = token_weight;
@@ -150,6 +151,8 @@ struct Harness {
     o.dropout_seed = 5;
     o.dropout_stream = 3;
     o.activations = activations;
+    o.loss_rows_per_chunk = loss_rows_per_chunk;
+    o.backward = backward;
     CompressorBatch batch = make_compressor_batch(samples);
     batch.sample_keys = sample_keys;
     return compressor_step(model, compressor, batch, o);
@@ -452,6 +455,44 @@ TEST(CompressorStep, RecomputedActivationsGiveTheSameLossAndGradients) {
       for (float g : kept_grads[p]) nonzero += g != 0.0f;
     }
     EXPECT_GT(nonzero, 0);  // the comparison is of real gradients
+  }
+}
+
+// The LM head and the loss run a few rows at a time (StepOptions::loss_rows_per_chunk;
+// by default as many as keep the logits within 256 MiB, all rows of this 40-entry
+// vocabulary): every row is scored once, and the loss, the accuracy counts and every
+// gradient are those of the whole batch at once (to the products' summation order over
+// fewer rows). 3 rows a chunk leaves a partial last chunk in every case here.
+TEST(CompressorStep, LossInChunksOfRowsIsTheLossOfTheWholeBatch) {
+  for (const CompressorMode mode : {CompressorMode::kKeyValue, CompressorMode::kEmbedding, CompressorMode::kNone}) {
+    SCOPED_TRACE(mode == CompressorMode::kKeyValue ? "kv" : mode == CompressorMode::kEmbedding ? "embedding" : "none");
+    Harness h(false, settings(mode, DecoderPositions::kReference, kQueryValue));
+    h.randomise_trainables();
+    const std::vector<ReferenceSample> batch =
+        mode == CompressorMode::kNone ? full_context_qa_batch() : regeneration_batch();
+    const CompressorLoss whole = h.step(batch, 0.5f, {}, ActivationMemory::kKeep, 0);
+    const std::vector<Vec> whole_grads = gradients(h.compressor);
+    const CompressorLoss chunked = h.step(batch, 0.5f, {}, ActivationMemory::kKeep, 3);
+    const std::vector<Vec> chunked_grads = gradients(h.compressor);
+    EXPECT_EQ(chunked.targets, whole.targets);
+    EXPECT_EQ(chunked.end_targets, whole.end_targets);
+    EXPECT_NEAR(chunked.sum, whole.sum, kBatchingTolerance * std::fabs(whole.sum));
+    ASSERT_EQ(chunked_grads.size(), whole_grads.size());
+    for (size_t p = 0; p < whole_grads.size(); ++p) {
+      double max_diff = 0, max_want = 0;
+      for (size_t i = 0; i < whole_grads[p].size(); ++i) {
+        max_diff = std::max(max_diff, std::fabs(chunked_grads[p][i] - whole_grads[p][i]));
+        max_want = std::max(max_want, std::fabs(whole_grads[p][i]));
+      }
+      EXPECT_LE(max_diff, kBatchingTolerance * max_want) << p;
+    }
+    // Validation (no backward) counts the argmax hits chunk by chunk: the same counts.
+    const CompressorLoss whole_eval = h.step(batch, 0.5f, {}, ActivationMemory::kKeep, 0, /*backward=*/false);
+    const CompressorLoss chunked_eval = h.step(batch, 0.5f, {}, ActivationMemory::kKeep, 3, /*backward=*/false);
+    EXPECT_EQ(chunked_eval.correct, whole_eval.correct);
+    EXPECT_EQ(chunked_eval.end_correct, whole_eval.end_correct);
+    EXPECT_NEAR(chunked_eval.sum, whole.sum, kBatchingTolerance * std::fabs(whole.sum));
+    EXPECT_GT(whole_eval.targets, 3);  // so that 3 rows a chunk means several chunks
   }
 }
 
