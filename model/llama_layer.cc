@@ -37,10 +37,18 @@ Tensor lora_dropout(Ops& ops, const Tensor& x, int64_t width, const LayerLora& l
   return out;
 }
 
-// y = x W^T, plus scale * (drop(x) A^T) B^T when the projection is adapted (u saved).
+// y = x W^T (y += x W^T when `add_to_y`: a residual connection in the same product),
+// plus u B^T with u = scale * drop(x) A^T when the projection is adapted (u saved). The
+// scale goes on u, r values per row, rather than on the product's full width; the
+// adapter's update is added into y by its product. `x_for_product`, when given, holds
+// x's values in the backend's product dtype for the frozen product (LoRA reads x).
 void project(Ops& ops, const Tensor& x, const Tensor& w, const LayerLora& lora, int layer, LoraTarget target,
-             Tensor& y, Tensor* saved_u) {
-  ops.linear(x, w, y);
+             Tensor& y, Tensor* saved_u, bool add_to_y = false, const Tensor* x_for_product = nullptr) {
+  const Tensor& product_input = x_for_product ? *x_for_product : x;
+  if (add_to_y)
+    ops.linear_add(product_input, w, y);
+  else
+    ops.linear(product_input, w, y);
   const LoraAdapter* adapter = adapter_of(lora, layer, target);
   if (adapter == nullptr) return;
   const LoraSettings& settings = lora.weights->settings();
@@ -48,13 +56,13 @@ void project(Ops& ops, const Tensor& x, const Tensor& w, const LayerLora& lora, 
   const Tensor dropped = lora_dropout(ops, x, w.dim(1), lora, target);
   Tensor u = ops.empty({m, settings.r});
   ops.linear(dropped, adapter->a, u);
-  Tensor delta = ops.empty(y.shape());
-  ops.linear(u, adapter->b, delta);
-  ops.add_scaled(y, delta, static_cast<float>(settings.scale()));
+  ops.scale(u, static_cast<float>(settings.scale()));
+  ops.linear_add(u, adapter->b, y);
   if (saved_u) *saved_u = u;
 }
 
-// dx (+)= dy W, plus the adapter's path; the adapter's gradients are accumulated.
+// dx (+)= dy W, plus the adapter's path; the adapter's gradients are accumulated:
+// dB += dy^T u (u carries the scale), dA += (scale * dy B)^T drop(x).
 void project_backward(Ops& ops, const Tensor& dy, const Tensor& x, const Tensor& w, const LayerLora& lora, int layer,
                       LoraTarget target, const Tensor& saved_u, Tensor& dx, bool accumulate) {
   ops.linear_backward_input(dy, w, dx, accumulate);
@@ -63,14 +71,17 @@ void project_backward(Ops& ops, const Tensor& dy, const Tensor& x, const Tensor&
   LoraAdapter& adapter = *found;
   const LoraSettings& settings = lora.weights->settings();
   const int64_t m = x.numel() / w.dim(1);
-  Tensor scaled_dy = ops.zeros(dy.shape());
-  ops.add_scaled(scaled_dy, dy, static_cast<float>(settings.scale()));
-  ops.linear_backward_weight(scaled_dy, saved_u, adapter.grad_b, /*accumulate=*/true);
+  ops.linear_backward_weight(dy, saved_u, adapter.grad_b, /*accumulate=*/true);
   Tensor du = ops.empty({m, settings.r});
-  ops.linear_backward_input(scaled_dy, adapter.b, du, false);
+  ops.linear_backward_input(dy, adapter.b, du, false);
+  ops.scale(du, static_cast<float>(settings.scale()));
   // The dropout mask is recomputed from its key rather than stored.
   const Tensor dropped = lora_dropout(ops, x, w.dim(1), lora, target);
   ops.linear_backward_weight(du, dropped, adapter.grad_a, /*accumulate=*/true);
+  if (lora.dropout == 0.0f) {  // drop is the identity: add into dx in the product
+    ops.linear_backward_input(du, adapter.a, dx, /*accumulate=*/true);
+    return;
+  }
   Tensor ddropped = ops.empty(x.shape());
   ops.linear_backward_input(du, adapter.a, ddropped, false);
   ops.add_inplace(dx, lora_dropout(ops, ddropped, w.dim(1), lora, target));
@@ -108,29 +119,40 @@ void layer_forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& 
   CHECK_EQ(x.numel(), m * c.hidden_size);
   CHECK_EQ(store.length - store.start, t);
 
-  Tensor h = ops.empty({m, c.hidden_size});
+  // h = rmsnorm(x_in) feeds the q, k and v products, in the backend's product dtype:
+  // written so once rather than converted at each of the three. LoRA adapters on q, k or
+  // v read it in fp32 (and their gradients read it back): then it is written in both.
+  const bool attention_adapted = adapter_of(lora, layer, LoraTarget::kQ) || adapter_of(lora, layer, LoraTarget::kK) ||
+                                 adapter_of(lora, layer, LoraTarget::kV);
+  const DType products = ops.product_dtype();
+  Tensor h = ops.empty({m, c.hidden_size}, attention_adapted ? DType::F32 : products);
   ops.rmsnorm(x, w.attn_norm, eps, h);
+  Tensor h_products = h;
+  if (h.dtype() != products) {
+    h_products = ops.empty({m, c.hidden_size}, products);
+    ops.rmsnorm(x, w.attn_norm, eps, h_products);
+  }
   Tensor k = ops.empty({b, t, c.num_key_value_heads, c.head_dim});
   Tensor v = ops.empty({b, t, c.num_key_value_heads, c.head_dim});
-  project(ops, h, w.wk, lora, layer, LoraTarget::kK, k, saved ? &saved->lora_u[1] : nullptr);
-  project(ops, h, w.wv, lora, layer, LoraTarget::kV, v, saved ? &saved->lora_u[2] : nullptr);
+  project(ops, h, w.wk, lora, layer, LoraTarget::kK, k, saved ? &saved->lora_u[1] : nullptr, false, &h_products);
+  project(ops, h, w.wv, lora, layer, LoraTarget::kV, v, saved ? &saved->lora_u[2] : nullptr, false, &h_products);
   ops.rope(k, positions, model.inv_freq());
   ops.write_rows(k, *store.keys, store.start);
   ops.write_rows(v, *store.values, store.start);
   if (saved) {
     saved->x_in = copy_on_backend(ops, x);
-    saved->h_attn = h;
+    if (attention_adapted) saved->h_attn = h;  // read back only by the adapters' gradients
   }
   if (extent == LayerExtent::kKeysValuesOnly) return;
 
   Tensor q = ops.empty({b, t, c.num_attention_heads, c.head_dim});
-  project(ops, h, w.wq, lora, layer, LoraTarget::kQ, q, saved ? &saved->lora_u[0] : nullptr);
+  project(ops, h, w.wq, lora, layer, LoraTarget::kQ, q, saved ? &saved->lora_u[0] : nullptr, false, &h_products);
   ops.rope(q, positions, model.inv_freq());
   Tensor attended = ops.empty(q.shape());
   ops.attention(q, *store.keys, *store.values, store.length, *store.key_valid, attended);
-  Tensor projected = ops.empty({m, c.hidden_size});
-  project(ops, attended, w.wo, lora, layer, LoraTarget::kO, projected, saved ? &saved->lora_u[3] : nullptr);
-  ops.add_inplace(x, projected);
+  // x += o(attended): the residual connection added by the product itself.
+  project(ops, attended, w.wo, lora, layer, LoraTarget::kO, x, saved ? &saved->lora_u[3] : nullptr,
+          /*add_to_y=*/true);
 
   const DType mlp = mlp_dtype(ops, lora, layer);
   Tensor h2 = ops.empty({m, c.hidden_size}, mlp);
@@ -141,8 +163,6 @@ void layer_forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& 
   project(ops, h2, w.w_up, lora, layer, LoraTarget::kUp, up, saved ? &saved->lora_u[5] : nullptr);
   Tensor act = ops.empty(gate.shape(), mlp);
   ops.swiglu(gate, up, act);
-  Tensor down = ops.empty({m, c.hidden_size});
-  project(ops, act, w.w_down, lora, layer, LoraTarget::kDown, down, saved ? &saved->lora_u[6] : nullptr);
   if (saved) {
     saved->q = q;
     saved->x_mid = copy_on_backend(ops, x);
@@ -155,7 +175,8 @@ void layer_forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& 
     if (adapter_of(lora, layer, LoraTarget::kGate) || adapter_of(lora, layer, LoraTarget::kUp)) saved->h_mlp = h2;
     if (adapter_of(lora, layer, LoraTarget::kDown)) saved->act = act;
   }
-  ops.add_inplace(x, down);
+  project(ops, act, w.w_down, lora, layer, LoraTarget::kDown, x, saved ? &saved->lora_u[6] : nullptr,
+          /*add_to_y=*/true);  // x += down(act)
 }
 
 void layer_backward(const LlamaModel& model, int layer, Tensor& dx, const Tensor& positions, const LayerStore& store,

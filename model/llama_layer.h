@@ -28,14 +28,14 @@ struct LayerStore {
 // What the backward pass needs from the forward pass of one layer.
 struct LayerActivations {
   Tensor x_in;      // [M, hidden] the residual stream entering the layer
-  Tensor h_attn;    // rmsnorm(x_in)
+  Tensor h_attn;    // rmsnorm(x_in); kept only when q, k or v has a LoRA adapter
   Tensor q;         // [B, T, heads, head_dim] after RoPE
   Tensor attended;  // [M, heads * head_dim]; kept only when o_proj has a LoRA adapter
   Tensor x_mid;     // residual stream after attention
   Tensor h_mlp;     // rmsnorm(x_mid); kept only when gate_proj or up_proj has one
   Tensor gate, up;  // [M, intermediate] before the activation
   Tensor act;       // swiglu(gate, up); kept only when down_proj has one
-  std::array<Tensor, kLoraTargetCount> lora_u;  // drop(x) A^T per adapted projection
+  std::array<Tensor, kLoraTargetCount> lora_u;  // scale * drop(x) A^T per adapted projection
 };
 
 // LoRA for one layer of one pass: adapters, the dropout in force (0 when not training)

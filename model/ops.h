@@ -64,6 +64,10 @@ class Ops {
   // swiglu_backward and rmsnorm's y.
   virtual void linear(const Tensor& x, const Tensor& w, Tensor& y) = 0;
 
+  // y[M, N] += x[M, K] . w[N, K]^T: linear added into y (F32) in the same product, for
+  // residual connections and LoRA's update, without a temporary for the product.
+  virtual void linear_add(const Tensor& x, const Tensor& w, Tensor& y) = 0;
+
   // y = x / sqrt(mean(x^2) + eps) * w, per row of x [M, H]; w [H].
   virtual void rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& y) = 0;
 

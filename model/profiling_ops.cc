@@ -88,6 +88,9 @@ void ProfilingOps::zero(Tensor& y) { timed("zero", [&] { inner_.zero(y); }); }
 void ProfilingOps::dropout(const Tensor& x, float p, uint64_t seed, uint64_t stream, Tensor& out) {
   timed("dropout", [&] { inner_.dropout(x, p, seed, stream, out); });
 }
+void ProfilingOps::linear_add(const Tensor& x, const Tensor& w, Tensor& y) {
+  timed(with_dtype("linear", w), [&] { inner_.linear_add(x, w, y); });
+}
 void ProfilingOps::linear_backward_input(const Tensor& dy, const Tensor& w, Tensor& dx, bool accumulate) {
   timed(with_dtype("linear_backward_input", w), [&] { inner_.linear_backward_input(dy, w, dx, accumulate); });
 }

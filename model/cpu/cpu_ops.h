@@ -21,6 +21,7 @@ class CpuOps : public Ops {
   void upload_into(const Tensor& host, Tensor& t) override;
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override;
   void linear(const Tensor& x, const Tensor& w, Tensor& y) override;
+  void linear_add(const Tensor& x, const Tensor& w, Tensor& y) override;
   void rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& y) override;
   void rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq) override;
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length, const Tensor& key_valid,

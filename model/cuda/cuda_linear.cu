@@ -144,6 +144,11 @@ void CudaOps::linear(const Tensor& x, const Tensor& w, Tensor& y) {
   gemm_input_times_weight(x, w, y, /*transpose_w=*/true, /*accumulate=*/false, "linear");
 }
 
+void CudaOps::linear_add(const Tensor& x, const Tensor& w, Tensor& y) {
+  require_dtype("linear_add", "y", y, DType::F32);
+  gemm_input_times_weight(x, w, y, /*transpose_w=*/true, /*accumulate=*/true, "linear_add");
+}
+
 void CudaOps::linear_backward_input(const Tensor& dy, const Tensor& w, Tensor& dx, bool accumulate) {
   gemm_input_times_weight(dy, w, dx, /*transpose_w=*/false, accumulate, "linear_backward_input");
 }

@@ -244,6 +244,33 @@ TEST_F(CudaOpsTest, LinearWithBf16WeightsMatchesCpuOnRoundedWeights) {
   }
 }
 
+// linear_add: the product added into y by cuBLAS (beta = 1), for bf16 weights (with fp32
+// and bf16 inputs) and fp32 ones, against the CPU's.
+TEST_F(CudaOpsTest, LinearAddMatchesCpu) {
+  for (const LinearCase& c : kLinearCases) {
+    const Tensor x = random_tensor({c.m, c.k}, 40), w = random_tensor({c.n, c.k}, 41, 0.1f);
+    const Tensor initial = random_tensor({c.m, c.n}, 42);
+    for (const F32WeightBackend& b : f32_weight_backends()) {
+      Tensor want = initial.clone();
+      cpu_.linear_add(x, w, want);
+      Tensor y = b.ops->upload(initial);
+      b.ops->linear_add(b.ops->upload(x), b.ops->upload(w), y);
+      expect_error_within(linear_name((std::string("linear_add_") + b.label).c_str(), c),
+                          relative_max_error(b.ops->download(y), want),
+                          b.tf32 ? kBf16Tolerance : f32_product_tolerance(c.k));
+    }
+    for (const bool bf16_input : {false, true}) {
+      const Tensor input = bf16_input ? to_bf16(x) : x;
+      Tensor want = initial.clone();
+      cpu_.linear_add(bf16_input ? input : bf16_rounded(x), bf16_rounded(w), want);
+      Tensor y = up(initial);
+      gpu_->linear_add(up(input), gpu_->upload_weight(w), y);
+      expect_close(linear_name(bf16_input ? "linear_add_bf16_input" : "linear_add_bf16", c), y, want,
+                   kLongSumTolerance);
+    }
+  }
+}
+
 // Activations in bf16 beside bf16 weights (Ops::product_dtype): a BF16 input goes to
 // cuBLAS as it is, a BF16 output is the fp32 result rounded. Against the CPU on the same
 // bf16 values: fp32 outputs differ by the accumulation order only; bf16 outputs by that

@@ -37,12 +37,12 @@ constexpr double kGradientTolerance = 1e-4;
 // The same fp32 computation batched differently (padding invariance).
 constexpr double kBatchingTolerance = 1e-5;
 constexpr double kFiniteDifferenceStep = 1e-5;
-// The step with the MLP's product-only tensors rounded to bf16 (8 significant bits, 2^-9
-// relative) against the fp32 step on this 16-wide model: measured at most 2.3e-4 (loss)
-// and 4.3e-2 (worst gradient tensor, embedding mode); the bounds allow about three times
+// The step with the frozen products' inputs rounded to bf16 (8 significant bits, 2^-9
+// relative) against the fp32 step on this 16-wide model: measured at most 3.6e-4 (loss)
+// and 6.6e-2 (worst gradient tensor, embedding mode); the bounds allow about three times
 // that and still catch a wrong term (errors of order 1).
 constexpr double kBf16LossTolerance = 1e-3;
-constexpr double kBf16GradientTolerance = 0.15;
+constexpr double kBf16GradientTolerance = 0.2;
 
 // Uniform in [-scale, scale), a pure function of (seed, index).
 float uniform(uint64_t seed, int64_t index, double scale) {
@@ -496,14 +496,25 @@ TEST(CompressorStep, LossInChunksOfRowsIsTheLossOfTheWholeBatch) {
   }
 }
 
-// A backend whose frozen products read bf16 (the CUDA backend with bf16 weights) gets
-// the MLP's tensors that only products read (rmsnorm(x_mid), the activation, and the
-// gradients dact, dgate, dup) in bf16 where no LoRA adapter reads them. The step then
-// differs from the fp32 one by that rounding only: close to it, not equal to it.
-TEST(CompressorStep, Bf16ProductsRoundTheMlpIntermediatesOnly) {
-  for (const CompressorMode mode : {CompressorMode::kKeyValue, CompressorMode::kEmbedding, CompressorMode::kNone}) {
-    SCOPED_TRACE(mode == CompressorMode::kKeyValue ? "kv" : mode == CompressorMode::kEmbedding ? "embedding" : "none");
-    const CompressorSettings s = settings(mode, DecoderPositions::kReference, kQueryValue);
+// A backend whose frozen products read bf16 (the CUDA backend with bf16 weights) gets the
+// tensors that only those products read (the two rmsnorm outputs, swiglu's output, the
+// gradients dact, dgate, dup) in bf16; what a LoRA adapter reads stays fp32 (written
+// twice where both read it). The step then differs from the fp32 one by that rounding
+// only: close to it, not equal to it; with adapters on every projection too.
+TEST(CompressorStep, Bf16ProductsRoundOnlyWhatFrozenProductsRead) {
+  struct Case {
+    CompressorMode mode;
+    const std::vector<LoraTarget>* targets;
+  };
+  for (const Case& c : {Case{CompressorMode::kKeyValue, &kQueryValue}, Case{CompressorMode::kEmbedding, &kQueryValue},
+                        Case{CompressorMode::kNone, &kQueryValue}, Case{CompressorMode::kKeyValue, &kAllTargets},
+                        Case{CompressorMode::kNone, &kAllTargets}}) {
+    const CompressorMode mode = c.mode;
+    SCOPED_TRACE(std::string(mode == CompressorMode::kKeyValue    ? "kv"
+                             : mode == CompressorMode::kEmbedding ? "embedding"
+                                                                  : "none") +
+                 (c.targets == &kAllTargets ? ", every target" : ", q and v"));
+    const CompressorSettings s = settings(mode, DecoderPositions::kReference, *c.targets);
     const std::vector<ReferenceSample> batch =
         mode == CompressorMode::kNone ? full_context_qa_batch() : regeneration_batch();
     Harness fp32(false, s), bf16(false, s, DType::BF16);
@@ -533,16 +544,6 @@ TEST(CompressorStep, Bf16ProductsRoundTheMlpIntermediatesOnly) {
     EXPECT_GT(worst, 0.0) << "the bf16 step equals the fp32 one: nothing was rounded";
     std::printf("  loss error %.2e, worst gradient error %.2e (%s)\n", loss_error, worst, worst_name.c_str());
   }
-}
-
-// With adapters on gate, up and down the MLP's tensors are read by fp32 LoRA products
-// and updated in place, so they stay fp32: under bf16 products, a step whose every layer
-// has those adapters (mode none: the decoder with LoRA; in the other modes the frozen
-// decoder has none) is still the fp32 computation, to the double reference's tolerance.
-TEST(CompressorStep, Bf16ProductsWithAdaptersOnTheMlpMatchDoubleReference) {
-  Harness h(true, settings(CompressorMode::kNone, DecoderPositions::kReference, kAllTargets), DType::BF16);
-  h.randomise_trainables();
-  check_step_against_reference(h, full_context_qa_batch(), 1.0f / 4, /*max_elements=*/12);
 }
 
 // Recomputing the layers gives the kept step's numbers to the bit with bf16

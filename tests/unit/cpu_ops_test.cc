@@ -16,6 +16,16 @@ TEST(CpuOps, LinearIsXTimesWeightTransposed) {
   EXPECT_LT(scaled_error(y, test::linear(to_vec(x), to_vec(w), 5, 7, 3)), 1e-6);
 }
 
+TEST(CpuOps, LinearAddAddsTheProductIntoY) {
+  CpuOps ops;
+  Tensor x = smooth_tensor({5, 7}, 0.1), w = smooth_tensor({3, 7}, 0.9), y = smooth_tensor({5, 3}, 2.3);
+  Vec want = test::linear(to_vec(x), to_vec(w), 5, 7, 3);
+  const Vec before = to_vec(y);
+  for (size_t i = 0; i < want.size(); ++i) want[i] += before[i];
+  ops.linear_add(x, w, y);
+  EXPECT_LT(scaled_error(y, want), 1e-6);
+}
+
 TEST(CpuOps, EmbeddingGathersRows) {
   CpuOps ops;
   Tensor table = smooth_tensor({6, 4}, 0.3), out = Tensor::empty({3, 4});
