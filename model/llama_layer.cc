@@ -92,8 +92,9 @@ void project_backward(Ops& ops, const Tensor& dy, const Tensor& x, const Tensor&
 // size at LLaMA's shapes): the backend's product dtype, which saves their conversion at
 // the product and half their traffic; fp32 when a LoRA adapter on gate, up or down reads
 // or adds into them (its products and updates are fp32). gate and up themselves stay
-// fp32: rounding them before the activation tripled the gradient error of a bf16 step
-// against the fp32 one (stories260K, CPU emulation of the CUDA backend's rounding).
+// fp32 for the activation (rounding them before it tripled the gradient error of a bf16
+// step against the fp32 one: stories260K, CPU emulation of the CUDA backend's rounding);
+// backward keeps copies of them in this dtype.
 DType mlp_dtype(const Ops& ops, const LayerLora& lora, int layer) {
   for (LoraTarget target : {LoraTarget::kGate, LoraTarget::kUp, LoraTarget::kDown})
     if (adapter_of(lora, layer, target)) return DType::F32;
@@ -162,7 +163,18 @@ void layer_forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& 
   project(ops, h2, w.w_gate, lora, layer, LoraTarget::kGate, gate, saved ? &saved->lora_u[4] : nullptr);
   project(ops, h2, w.w_up, lora, layer, LoraTarget::kUp, up, saved ? &saved->lora_u[5] : nullptr);
   Tensor act = ops.empty(gate.shape(), mlp);
-  ops.swiglu(gate, up, act);
+  if (saved && mlp != DType::F32) {
+    // Backward reads gate and up only in swiglu's backward, whose outputs it rounds to
+    // the product dtype anyway: copies in that dtype, written by the pass that reads
+    // gate and up, serve it at half the memory (a CPU emulation of the GPU's rounding on
+    // stories260K: no larger gradient error). The forward keeps computing from fp32.
+    Tensor gate_kept = ops.empty(gate.shape(), mlp), up_kept = ops.empty(up.shape(), mlp);
+    ops.swiglu_keeping_inputs(gate, up, act, gate_kept, up_kept);
+    gate = gate_kept;
+    up = up_kept;
+  } else {
+    ops.swiglu(gate, up, act);
+  }
   if (saved) {
     saved->q = q;
     saved->x_mid = copy_on_backend(ops, x);
