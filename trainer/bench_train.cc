@@ -291,8 +291,8 @@ int run_train_benchmark(const std::vector<std::string>& args) {
   CommandLine cl(
       "bench train",
       "[--shape NAME] [--device cpu|cuda] [--batch B] [--text-len L] [--num-tokens N] [--lora-r R] "
-      "[--mode kv|embedding] [--activations keep|recompute] [--steps S] [--warmup W] [--threads T] [--peak-tflops P] "
-      "[--reference]",
+      "[--mode kv|embedding] [--activations keep|recompute] [--attention KERNELS] [--steps S] [--warmup W] "
+      "[--threads T] [--peak-tflops P] [--reference]",
       {{"shape", "NAME", "stories260k (default; the fixture's weights), dim512, llama3.2-1b, llama3-8b (random weights)"},
        {"device", "DEV", "cpu (default) or cuda"},
        {"batch", "B", "samples per step (default 8)"},
@@ -303,6 +303,8 @@ int run_train_benchmark(const std::vector<std::string>& args) {
        {"mode", "MODE", "kv (default) or embedding"},
        {"activations", "HOW", "keep (default) or recompute, as train.activations (xcomp only: the PyTorch reference keeps "
                               "them)"},
+       {"attention", "KERNELS", "cuda only: gemm (default), gemm_causal or tiled, forward and backward (sets "
+                                "XCOMP_CUDA_ATTENTION and XCOMP_CUDA_ATTENTION_BACKWARD)"},
        {"steps", "S", "timed steps; the median is reported (default 10)"},
        {"warmup", "W", "untimed steps first (default 2)"},
        {"threads", "T", "CPU threads (OpenMP and BLAS; default: the cores divided by the ranks on this node)"},
@@ -335,6 +337,15 @@ int run_train_benchmark(const std::vector<std::string>& args) {
     s.peak_tflops = 989.0;
   }
   s.profile = cl.has("profile");
+  if (cl.has("attention")) {
+    const std::string kernels = cl.get("attention", "gemm");
+    if (s.device != "cuda") throw_input_error("--attention chooses the CUDA backend's kernels: it needs --device cuda");
+    if (kernels != "gemm" && kernels != "gemm_causal" && kernels != "tiled")
+      throw_input_error("--attention: expected gemm, gemm_causal or tiled, got '", kernels, "'");
+    // The backend reads these once, when it is made (model/cuda/cuda_backend.h).
+    ::setenv("XCOMP_CUDA_ATTENTION", kernels.c_str(), 1);
+    ::setenv("XCOMP_CUDA_ATTENTION_BACKWARD", kernels.c_str(), 1);
+  }
   use_cpu_threads(static_cast<int>(s.threads));
   const std::string fixtures = env_or("XCOMP_FIXTURES", "../shared/fixtures");
 
@@ -355,6 +366,9 @@ int run_train_benchmark(const std::vector<std::string>& args) {
       static_cast<long>(s.batch), static_cast<long>(s.text_len), static_cast<long>(s.num_tokens), mode.c_str(),
       static_cast<long>(s.lora_r), s.lora_alpha, name_of(s.activations), static_cast<long>(s.steps),
       static_cast<long>(s.warmup));
+  if (s.device == "cuda")
+    std::printf("attention kernels: forward %s, backward %s\n", env_or("XCOMP_CUDA_ATTENTION", "gemm").c_str(),
+                env_or("XCOMP_CUDA_ATTENTION_BACKWARD", "gemm").c_str());
   std::printf("model FLOPs per step %.4g (encoder %.3g, decoder %.3g, LoRA %.3g, attention %.3g); peak %s\n",
               flops.total(), flops.encoder_matmul, flops.decoder_matmul, flops.lora, flops.attention,
               s.peak_tflops ? (std::to_string(*s.peak_tflops) + " TFLOP/s").c_str() : "n/a");

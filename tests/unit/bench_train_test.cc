@@ -37,5 +37,15 @@ TEST(BenchTrain, UnknownShapeIsAnInputErrorListingTheKnownOnes) {
   EXPECT_NE(r.err.find("stories260k"), std::string::npos) << r.err;
 }
 
+TEST(BenchTrain, AttentionKernelsAreForTheCudaDeviceAndNamedOnes) {
+  test::CommandResult cpu = test::run_xcomp("bench train --attention gemm_causal");
+  EXPECT_NE(cpu.exit_code, 0);
+  EXPECT_NE(cpu.err.find("--attention"), std::string::npos) << cpu.err;
+  EXPECT_NE(cpu.err.find("--device cuda"), std::string::npos) << cpu.err;
+  test::CommandResult unknown = test::run_xcomp("bench train --device cuda --attention flash");
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_NE(unknown.err.find("'flash'"), std::string::npos) << unknown.err;
+}
+
 }  // namespace
 }  // namespace xcomp
