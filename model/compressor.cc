@@ -423,36 +423,44 @@ Tensor filled(int64_t n, float value) {
   return t;
 }
 
-// The LM head and the loss over the decoder's rows, a chunk of rows at a time, so the
-// logits and their gradients exist for one chunk only. Returns the summed losses (and,
-// without backward, the accuracy counts); with backward also the gradient at the LM
-// head's input.
-CompressorLoss loss_in_chunks(const LlamaModel& model, const DecoderPass& d, const StepOptions& options,
+// The LM head and the loss over the rows of `normed` (the head's input, [M, hidden] on
+// the backend) against `targets` (I32 [M], on the backend and on the host), a chunk of
+// rows at a time, so the logits and their gradients exist for one chunk only. Returns
+// the summed losses (and, without backward, the accuracy counts); with `dnormed` also the
+// gradient at the head's input.
+CompressorLoss loss_in_chunks(const LlamaModel& model, const Tensor& normed, const Tensor& targets,
+                              const Tensor& host_targets, float token_weight, int32_t end_id, int64_t rows_per_chunk,
                               Tensor* dnormed) {
   Ops& ops = model.ops();
-  const int64_t m = d.b * d.rows, vocab = model.config().vocab_size;
-  const int64_t chunk = options.loss_rows_per_chunk > 0 ? options.loss_rows_per_chunk
-                                                        : std::max<int64_t>(1, kLossChunkElements / vocab);
+  const int64_t m = normed.dim(0), vocab = model.config().vocab_size;
+  CHECK_EQ(host_targets.numel(), m);
+  const int64_t chunk = rows_per_chunk > 0 ? rows_per_chunk : std::max<int64_t>(1, kLossChunkElements / vocab);
   Tensor losses = ops.empty({m});
-  const Tensor weights = ops.upload(filled(m, options.token_weight));
+  const Tensor weights = ops.upload(filled(m, token_weight));
   CompressorLoss counts;
   for (int64_t first = 0; first < m; first += chunk) {
     const int64_t end = std::min(m, first + chunk);
     Tensor logits = ops.empty({end - first, vocab}), dlogits = ops.empty({end - first, vocab});
-    ops.linear(d.normed.slice0(first, end), model.weights().lm_head, logits);
+    ops.linear(normed.slice0(first, end), model.weights().lm_head, logits);
     Tensor chunk_losses = losses.slice0(first, end);
-    ops.cross_entropy(logits, d.targets.slice0(first, end), weights.slice0(first, end), chunk_losses, dlogits);
+    ops.cross_entropy(logits, targets.slice0(first, end), weights.slice0(first, end), chunk_losses, dlogits);
     if (dnormed) {
       Tensor rows = dnormed->slice0(first, end);
       ops.linear_backward_input(dlogits, model.weights().lm_head, rows, false);
     } else {
-      count_correct(ops, logits, d.host_targets.slice0(first, end), options.end_id, counts);
+      count_correct(ops, logits, host_targets.slice0(first, end), end_id, counts);
     }
   }
-  CompressorLoss loss = sum_losses(ops.download(losses), d.host_targets, options.end_id);
+  CompressorLoss loss = sum_losses(ops.download(losses), host_targets, end_id);
   loss.correct = counts.correct;
   loss.end_correct = counts.end_correct;
   return loss;
+}
+
+CompressorLoss decoder_loss_in_chunks(const LlamaModel& model, const DecoderPass& d, const StepOptions& options,
+                                      Tensor* dnormed) {
+  return loss_in_chunks(model, d.normed, d.targets, d.host_targets, options.token_weight, options.end_id,
+                        options.loss_rows_per_chunk, dnormed);
 }
 
 }  // namespace
@@ -471,9 +479,9 @@ CompressorLoss compressor_step(const LlamaModel& model, Compressor& compressor, 
   DecoderPass d = run_decoder(model, comp, none_mode ? nullptr : &e, batch, options, use_ae_token, options.backward);
 
   const int64_t m = d.b * d.rows;
-  if (!options.backward) return loss_in_chunks(model, d, options, nullptr);
+  if (!options.backward) return decoder_loss_in_chunks(model, d, options, nullptr);
   Tensor dnormed = ops.empty({m, c.hidden_size});
-  const CompressorLoss loss = loss_in_chunks(model, d, options, &dnormed);
+  const CompressorLoss loss = decoder_loss_in_chunks(model, d, options, &dnormed);
 
   // Who is told when a layer's LoRA gradients are written: as backward passes each layer
   // when it accumulates into the compressor's own buffers, else all at the end, after
@@ -560,12 +568,9 @@ CompressorLoss decoder_only_loss(const LlamaModel& model, const CompressorBatch&
       mask.data<int32_t>()[r * t + i] = i < batch.decoder_lengths[r] ? 1 : 0;
     }
   KvCache cache(model.config(), b, t, ops);
-  const Tensor logits = model.forward_on_backend(batch.decoder_tokens, positions, mask, cache);
-  Tensor losses = ops.empty({b * t}), dlogits = ops.empty(logits.shape());
-  ops.cross_entropy(logits, ops.upload(batch.targets), ops.upload(filled(b * t, 1.0f)), losses, dlogits);
-  CompressorLoss loss = sum_losses(ops.download(losses), batch.targets, end_id);
-  count_correct(ops, logits, batch.targets, end_id, loss);
-  return loss;
+  const Tensor normed = model.final_hidden_on_backend(batch.decoder_tokens, positions, mask, cache);
+  const Tensor targets = batch.targets.reshape({b * t});
+  return loss_in_chunks(model, normed, ops.upload(targets), targets, 1.0f, end_id, 0, nullptr);
 }
 
 CompressedPrompt compress(const LlamaModel& model, Compressor& compressor, const Tensor& text,

@@ -83,21 +83,35 @@ Tensor LlamaModel::forward(const Tensor& tokens, const Tensor& positions, const 
   return ops_.download(forward_on_backend(tokens, positions, mask, cache, which, adapters));
 }
 
+Tensor LlamaModel::embed_tokens(const Tensor& tokens, int64_t b, int64_t t) const {
+  const int32_t* ids = tokens.data<int32_t>();
+  for (int64_t i = 0; i < tokens.numel(); ++i)
+    if (ids[i] < 0 || ids[i] >= config_.vocab_size)
+      throw_input_error("token id ", ids[i], " is outside the vocabulary [0, ", config_.vocab_size, ") of ",
+                        config_.source);
+  Tensor x = ops_.empty({b * t, config_.hidden_size});
+  ops_.embedding(weights_.embed, ops_.upload(tokens), x);
+  return x;
+}
+
 Tensor LlamaModel::forward_on_backend(const Tensor& tokens, const Tensor& positions, const Tensor& mask, KvCache& cache,
                                       LogitsFor which, LoraWeights* adapters) const {
   CHECK_EQ(tokens.ndim(), 2);
   const int64_t b = tokens.dim(0), t = tokens.dim(1);
   CHECK_EQ(b, cache.batch());
   CHECK(positions.shape() == tokens.shape() && mask.shape() == tokens.shape());
-  const int32_t* ids = tokens.data<int32_t>();
-  for (int64_t i = 0; i < tokens.numel(); ++i)
-    if (ids[i] < 0 || ids[i] >= config_.vocab_size)
-      throw_input_error("token id ", ids[i], " is outside the vocabulary [0, ", config_.vocab_size, ") of ",
-                        config_.source);
-
-  Tensor x = ops_.empty({b * t, config_.hidden_size});
-  ops_.embedding(weights_.embed, ops_.upload(tokens), x);
+  Tensor x = embed_tokens(tokens, b, t);
   return run_layers(x, b, t, positions, mask, cache, which, adapters);
+}
+
+Tensor LlamaModel::final_hidden_on_backend(const Tensor& tokens, const Tensor& positions, const Tensor& mask,
+                                           KvCache& cache) const {
+  CHECK_EQ(tokens.ndim(), 2);
+  const int64_t b = tokens.dim(0), t = tokens.dim(1);
+  CHECK_EQ(b, cache.batch());
+  CHECK(positions.shape() == tokens.shape() && mask.shape() == tokens.shape());
+  Tensor x = embed_tokens(tokens, b, t);
+  return run_to_final_norm(x, b, t, positions, mask, cache, nullptr);
 }
 
 Tensor LlamaModel::forward_embeddings(const Tensor& embeddings, const Tensor& positions, const Tensor& mask,
@@ -114,6 +128,23 @@ Tensor LlamaModel::forward_embeddings(const Tensor& embeddings, const Tensor& po
 
 Tensor LlamaModel::run_layers(Tensor& x, int64_t b, int64_t t, const Tensor& positions, const Tensor& mask,
                               KvCache& cache, LogitsFor which, LoraWeights* adapters) const {
+  const Tensor normed = run_to_final_norm(x, b, t, positions, mask, cache, adapters);
+  const int64_t vocab = config_.vocab_size;
+  if (which == LogitsFor::kAllPositions) {
+    Tensor logits = ops_.empty({b, t, vocab});
+    ops_.linear(normed, weights_.lm_head, logits);
+    return logits;
+  }
+  Tensor logits = ops_.empty({b, vocab});
+  for (int64_t row = 0; row < b; ++row) {
+    Tensor out = logits.slice0(row, row + 1);
+    ops_.linear(normed.slice0(row * t + t - 1, row * t + t), weights_.lm_head, out);
+  }
+  return logits;
+}
+
+Tensor LlamaModel::run_to_final_norm(Tensor& x, int64_t b, int64_t t, const Tensor& positions, const Tensor& mask,
+                                     KvCache& cache, LoraWeights* adapters) const {
   const int64_t hidden = config_.hidden_size;
   CHECK_EQ(b, cache.batch());
   CHECK(positions.shape() == (Shape{b, t}) && mask.shape() == (Shape{b, t}));
@@ -128,19 +159,7 @@ Tensor LlamaModel::run_layers(Tensor& x, int64_t b, int64_t t, const Tensor& pos
   }
   Tensor normed = ops_.empty({b * t, hidden});
   ops_.rmsnorm(x, weights_.final_norm, static_cast<float>(config_.rms_norm_eps), normed);
-
-  const int64_t vocab = config_.vocab_size;
-  if (which == LogitsFor::kAllPositions) {
-    Tensor logits = ops_.empty({b, t, vocab});
-    ops_.linear(normed, weights_.lm_head, logits);
-    return logits;
-  }
-  Tensor logits = ops_.empty({b, vocab});
-  for (int64_t row = 0; row < b; ++row) {
-    Tensor out = logits.slice0(row, row + 1);
-    ops_.linear(normed.slice0(row * t + t - 1, row * t + t), weights_.lm_head, out);
-  }
-  return logits;
+  return normed;
 }
 
 }  // namespace xcomp

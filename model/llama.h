@@ -78,6 +78,11 @@ class LlamaModel {
   Tensor forward_embeddings(const Tensor& embeddings, const Tensor& positions, const Tensor& mask, KvCache& cache,
                             LogitsFor which = LogitsFor::kAllPositions) const;
 
+  // The final-norm hidden states F32 [B*T, hidden] of the same run, on the backend: the
+  // LM head's input, for a caller that applies the head a few rows at a time.
+  Tensor final_hidden_on_backend(const Tensor& tokens, const Tensor& positions, const Tensor& mask,
+                                 KvCache& cache) const;
+
   // Trainable-free parameter count (every weight tensor, the tied head counted once).
   int64_t parameter_count() const;
 
@@ -85,6 +90,11 @@ class LlamaModel {
   // Layers, final norm and head over x [B*T, hidden] on the backend (updated in place).
   Tensor run_layers(Tensor& x, int64_t b, int64_t t, const Tensor& positions, const Tensor& mask, KvCache& cache,
                     LogitsFor which, LoraWeights* adapters) const;
+  // The layers and the final norm only: rmsnorm(x) after the last layer, [B*T, hidden].
+  Tensor run_to_final_norm(Tensor& x, int64_t b, int64_t t, const Tensor& positions, const Tensor& mask,
+                           KvCache& cache, LoraWeights* adapters) const;
+  // x [B*T, hidden] on the backend from host token ids, which are checked.
+  Tensor embed_tokens(const Tensor& tokens, int64_t b, int64_t t) const;
 
   LlamaConfig config_;
   LlamaWeights weights_;
