@@ -367,8 +367,9 @@ int run_train_benchmark(const std::vector<std::string>& args) {
       static_cast<long>(s.lora_r), s.lora_alpha, name_of(s.activations), static_cast<long>(s.steps),
       static_cast<long>(s.warmup));
   if (s.device == "cuda")
-    std::printf("attention kernels: forward %s, backward %s\n", env_or("XCOMP_CUDA_ATTENTION", "gemm").c_str(),
-                env_or("XCOMP_CUDA_ATTENTION_BACKWARD", "gemm").c_str());
+    std::printf("attention kernels: forward %s, backward %s (gemm_causal blocks: %s queries)\n",
+                env_or("XCOMP_CUDA_ATTENTION", "gemm").c_str(), env_or("XCOMP_CUDA_ATTENTION_BACKWARD", "gemm").c_str(),
+                env_or("XCOMP_CUDA_CAUSAL_BLOCK", "128").c_str());
   std::printf("model FLOPs per step %.4g (encoder %.3g, decoder %.3g, LoRA %.3g, attention %.3g); peak %s\n",
               flops.total(), flops.encoder_matmul, flops.decoder_matmul, flops.lora, flops.attention,
               s.peak_tflops ? (std::to_string(*s.peak_tflops) + " TFLOP/s").c_str() : "n/a");

@@ -13,6 +13,7 @@
 // and per key entry; XCOMP_CUDA_ATTENTION_BACKWARD=reference or =tiled selects them).
 #include <glog/logging.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <string>
@@ -715,6 +716,17 @@ AttentionKernels attention_forward_requested() {
   return requested_kernels("XCOMP_CUDA_ATTENTION", "simple", AttentionKernels::kSimple);
 }
 
+int64_t causal_query_block_requested() {
+  const char* text = std::getenv("XCOMP_CUDA_CAUSAL_BLOCK");
+  if (text == nullptr || *text == '\0') return kCausalQueryBlock;
+  char* end = nullptr;
+  errno = 0;
+  const long long value = std::strtoll(text, &end, 10);
+  if (errno != 0 || *end != '\0' || value < 1 || value > (int64_t{1} << 30))
+    throw_input_error("XCOMP_CUDA_CAUSAL_BLOCK=", text, ": expected a positive number of queries per block");
+  return value;
+}
+
 AttentionKernels attention_backward_requested() {
   return requested_kernels("XCOMP_CUDA_ATTENTION_BACKWARD", "reference", AttentionKernels::kReference);
 }
@@ -728,7 +740,7 @@ void CudaOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, int64
   if ((forward_attention_ == AttentionKernels::kGemm || forward_attention_ == AttentionKernels::kGemmCausal) &&
       gemm_attention_fits(s.batch, s.heads, s.t, s.length)) {
     gemm_attention(q, k, v, length, key_valid, nullptr, &out, nullptr, nullptr, nullptr,
-                   forward_attention_ == AttentionKernels::kGemmCausal ? kCausalQueryBlock : s.t);
+                   forward_attention_ == AttentionKernels::kGemmCausal ? causal_query_block_ : s.t);
     return;
   }
   if (s.d <= kTiledMaxHeadDim && forward_attention_ != AttentionKernels::kSimple) {
@@ -768,7 +780,7 @@ void CudaOps::attention_backward(const Tensor& dout, const Tensor& q, const Tens
   if ((backward_attention_ == AttentionKernels::kGemm || backward_attention_ == AttentionKernels::kGemmCausal) &&
       gemm_attention_fits(s.batch, s.heads, s.t, s.length)) {
     gemm_attention(q, k, v, length, key_valid, &dout, nullptr, &dq, &dk, &dv,
-                   backward_attention_ == AttentionKernels::kGemmCausal ? kCausalQueryBlock : s.t);
+                   backward_attention_ == AttentionKernels::kGemmCausal ? causal_query_block_ : s.t);
     return;
   }
   // Per query: log-sum-exp of the scores and D = sum_j P_j dP_j, read by the key pass.

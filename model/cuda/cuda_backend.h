@@ -21,8 +21,8 @@ namespace xcomp::cuda {
 
 // Which attention kernels run. kGemm (the default): cuBLAS batched products over
 // materialised scores (cuda_attention_gemm.cu), where its workspace fits; kGemmCausal:
-// the same over blocks of kCausalQueryBlock queries, each multiplying only the keys its
-// queries can see (about 64% of the causal square at 480 tokens; not yet the default:
+// the same over blocks of queries (kCausalQueryBlock, or XCOMP_CUDA_CAUSAL_BLOCK), each
+// multiplying only the keys its queries can see (about 64% of the causal square at 480 tokens; not yet the default:
 // it awaits a GPU run, see the README); kTiled: the flash-style CUDA-core kernels;
 // kSimple (forward) / kReference (backward): one block per query or key entry. The
 // slower ones stay as cross-checks and fallbacks.
@@ -35,6 +35,9 @@ constexpr int64_t kCausalQueryBlock = 128;
 // kernels in cuda_attention.cu.
 AttentionKernels attention_forward_requested();
 AttentionKernels attention_backward_requested();
+// XCOMP_CUDA_CAUSAL_BLOCK: queries per block for kGemmCausal (a positive integer; unset or
+// empty gives kCausalQueryBlock), so a GPU run can compare block sizes without a rebuild.
+int64_t causal_query_block_requested();
 
 class CudaOps final : public Ops {
  public:
@@ -117,6 +120,7 @@ class CudaOps final : public Ops {
   // gemm workspace too large, head_dim beyond the tiles) the next one down runs.
   AttentionKernels forward_attention_ = attention_forward_requested();
   AttentionKernels backward_attention_ = attention_backward_requested();
+  int64_t causal_query_block_ = causal_query_block_requested();
   std::shared_ptr<DeviceAllocator> allocator_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;

@@ -647,6 +647,17 @@ TEST_P(CudaAttentionTest, GemmCausalWithF32WeightsMatchesCpu) {
                              c.length > 1024 ? kLongSumTolerance : kF32Tolerance, kLongSumTolerance);
 }
 
+// Blocks of 32 queries (XCOMP_CUDA_CAUSAL_BLOCK): many blocks on every shape with more
+// than 32 queries, a partial last one on most.
+TEST_P(CudaAttentionTest, GemmCausalWithSmallBlocksMatchesCpu) {
+  const AttentionCase c = GetParam();
+  EXPECT_EQ(setenv("XCOMP_CUDA_CAUSAL_BLOCK", "32", 1), 0);
+  std::unique_ptr<Ops> gpu = attention_backend("gemm_causal", "gemm_causal", CudaWeightStorage::kF32);
+  EXPECT_EQ(unsetenv("XCOMP_CUDA_CAUSAL_BLOCK"), 0);
+  check_forward_and_backward(*gpu, std::string(c.name) + "_gemm_causal32_f32",
+                             c.length > 1024 ? kLongSumTolerance : kF32Tolerance, kLongSumTolerance);
+}
+
 TEST_P(CudaAttentionTest, GemmCausalWithBf16WeightsMatchesCpuToTf32) {
   const AttentionCase c = GetParam();
   std::unique_ptr<Ops> gpu = attention_backend("gemm_causal", "gemm_causal");
