@@ -56,4 +56,27 @@ inline void perturb_lora_b(Compressor& c) {
   }
 }
 
+// The stories260K step that the two-backend checks run (tests/cuda/compressor_cuda_test.cc,
+// and its CPU emulation in tests/unit/cuda_rounding_budget_test.cc): 3 padded texts of
+// 23, 9 and 17 tokens, N = 4, LoRA r = 4 with dropout 0.1 (the same counter-based mask on
+// every backend), token weight 1/52 (the batch's targets).
+struct TwoBackendStep {
+  CompressorSettings settings;
+  CompressorBatch batch;
+  StepOptions options;
+};
+inline TwoBackendStep two_backend_step(CompressorMode mode, int64_t vocab) {
+  TwoBackendStep s;
+  s.settings.mode = mode;
+  s.settings.num_tokens = 4;
+  s.settings.lora.r = 4;
+  s.settings.lora.dropout = 0.1;
+  s.batch = random_regeneration_batch({23, 9, 17}, vocab, 7);
+  s.options.token_weight = 1.0f / 52;
+  s.options.end_id = kEos;
+  s.options.dropout_seed = 5;
+  s.options.dropout_stream = 2;
+  return s;
+}
+
 }  // namespace xcomp::test

@@ -27,8 +27,6 @@
 namespace xcomp {
 namespace {
 
-using test::kEos;
-
 struct Tolerances {
   double loss, gradient;  // relative; gradients as max |a - b| / max |b| per tensor
 };
@@ -75,26 +73,16 @@ void check_step_against_cpu(CompressorMode mode, CudaWeightStorage storage, floa
   const LlamaModel cpu_model(loaded.config, weights, cpu);
   const LlamaModel cuda_model(loaded.config, weights, *cuda);
 
-  CompressorSettings settings;
-  settings.mode = mode;
-  settings.num_tokens = 4;
-  settings.lora.r = 4;
-  settings.lora.dropout = 0.1;  // the same counter-based mask on both backends
-  settings.memory_scale = memory_scale;
-  Compressor on_cpu(loaded.config, settings, 11), on_cuda(loaded.config, settings, 11);
+  test::TwoBackendStep step = test::two_backend_step(mode, loaded.config.vocab_size);
+  step.settings.memory_scale = memory_scale;
+  Compressor on_cpu(loaded.config, step.settings, 11), on_cuda(loaded.config, step.settings, 11);
   test::perturb_lora_b(on_cpu);
   test::perturb_lora_b(on_cuda);
 
-  const CompressorBatch batch = test::random_regeneration_batch({23, 9, 17}, loaded.config.vocab_size, 7);
-  StepOptions options;
-  options.token_weight = 1.0f / 52;
-  options.end_id = kEos;
-  options.dropout_seed = 5;
-  options.dropout_stream = 2;
-  const CompressorLoss want = compressor_step(cpu_model, on_cpu, batch, options);
-  StepOptions cuda_options = options;
+  const CompressorLoss want = compressor_step(cpu_model, on_cpu, step.batch, step.options);
+  StepOptions cuda_options = step.options;
   cuda_options.activations = cuda_activations;
-  const CompressorLoss got = compressor_step(cuda_model, on_cuda, batch, cuda_options);
+  const CompressorLoss got = compressor_step(cuda_model, on_cuda, step.batch, cuda_options);
 
   EXPECT_EQ(got.targets, want.targets);
   EXPECT_LT(std::fabs(got.sum - want.sum) / std::fabs(want.sum), tolerance.loss)

@@ -44,22 +44,12 @@ StepError rounded_step_error(CompressorMode mode) {
   CpuOps cpu;
   const LlamaModel fp32_model(loaded.config, rounded_model.weights(), cpu);
 
-  CompressorSettings settings;  // as the GPU check
-  settings.mode = mode;
-  settings.num_tokens = 4;
-  settings.lora.r = 4;
-  settings.lora.dropout = 0.1;
-  Compressor on_fp32(loaded.config, settings, 11), on_rounded(loaded.config, settings, 11);
+  const test::TwoBackendStep step = test::two_backend_step(mode, loaded.config.vocab_size);  // the GPU check's
+  Compressor on_fp32(loaded.config, step.settings, 11), on_rounded(loaded.config, step.settings, 11);
   test::perturb_lora_b(on_fp32);
   test::perturb_lora_b(on_rounded);
-  const CompressorBatch batch = test::random_regeneration_batch({23, 9, 17}, loaded.config.vocab_size, 7);
-  StepOptions options;
-  options.token_weight = 1.0f / 52;
-  options.end_id = test::kEos;
-  options.dropout_seed = 5;
-  options.dropout_stream = 2;
-  const CompressorLoss want = compressor_step(fp32_model, on_fp32, batch, options);
-  const CompressorLoss got = compressor_step(rounded_model, on_rounded, batch, options);
+  const CompressorLoss want = compressor_step(fp32_model, on_fp32, step.batch, step.options);
+  const CompressorLoss got = compressor_step(rounded_model, on_rounded, step.batch, step.options);
 
   StepError e;
   e.loss = std::fabs(got.sum - want.sum) / std::fabs(want.sum);
