@@ -104,21 +104,23 @@ void require_activation_dtype(const char* op, const char* what, const Tensor& t)
       << op << ": " << what << " is " << dtype_name(t.dtype()) << ", expected F32 or BF16";
 }
 
-// Calls f(In*, Out*) with null pointers of the element types of `in` and `out` (F32:
-// float, BF16: __nv_bfloat16), so one kernel template serves the four combinations.
+// Calls f with a null pointer of each tensor's element type, in order (F32: float, BF16:
+// __nv_bfloat16), so one kernel template serves every mix of the two.
 template <class F>
-void with_activation_types(const Tensor& in, const Tensor& out, F&& f) {
-  const auto with_out = [&](auto* in_type) {
-    if (out.dtype() == DType::BF16)
-      f(in_type, static_cast<__nv_bfloat16*>(nullptr));
-    else
-      f(in_type, static_cast<float*>(nullptr));
-  };
-  if (in.dtype() == DType::BF16)
-    with_out(static_cast<__nv_bfloat16*>(nullptr));
-  else
-    with_out(static_cast<float*>(nullptr));
+void with_element_types(F&& f) {
+  f();
 }
+template <class F, class... Rest>
+void with_element_types(F&& f, const Tensor& first, const Rest&... rest) {
+  const auto bind = [&](auto* type) { with_element_types([&](auto*... types) { f(type, types...); }, rest...); };
+  if (first.dtype() == DType::BF16)
+    bind(static_cast<__nv_bfloat16*>(nullptr));
+  else
+    bind(static_cast<float*>(nullptr));
+}
+
+template <class P>
+using Element = std::remove_pointer_t<P>;
 
 }  // namespace
 
@@ -172,12 +174,14 @@ void CudaOps::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
   check_same_count(op, gate, out);
   const int64_t n = gate.numel();
   if (n == 0) return;
-  with_activation_types(gate, out, [&](auto* in_type, auto* out_type) {
-    using In = std::remove_pointer_t<decltype(in_type)>;
-    using Out = std::remove_pointer_t<decltype(out_type)>;
-    swiglu_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(
-        static_cast<const In*>(gate.raw()), static_cast<const In*>(up.raw()), n, static_cast<Out*>(out.raw()));
-  });
+  with_element_types(
+      [&](auto* in, auto* o) {
+        using In = Element<decltype(in)>;
+        using Out = Element<decltype(o)>;
+        swiglu_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(
+            static_cast<const In*>(gate.raw()), static_cast<const In*>(up.raw()), n, static_cast<Out*>(out.raw()));
+      },
+      gate, out);
   XCOMP_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -193,20 +197,16 @@ void CudaOps::swiglu_keeping_inputs(const Tensor& gate, const Tensor& up, Tensor
       << op << ": gate and up, and their kept copies, must be pairs of one dtype";
   const int64_t n = gate.numel();
   if (n == 0) return;
-  with_activation_types(gate, out, [&](auto* in_type, auto* out_type) {
-    using In = std::remove_pointer_t<decltype(in_type)>;
-    using Out = std::remove_pointer_t<decltype(out_type)>;
-    const auto launch = [&](auto* kept_type) {
-      using Kept = std::remove_pointer_t<decltype(kept_type)>;
-      swiglu_keeping_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(
-          static_cast<const In*>(gate.raw()), static_cast<const In*>(up.raw()), n, static_cast<Out*>(out.raw()),
-          static_cast<Kept*>(gate_kept.raw()), static_cast<Kept*>(up_kept.raw()));
-    };
-    if (gate_kept.dtype() == DType::BF16)
-      launch(static_cast<__nv_bfloat16*>(nullptr));
-    else
-      launch(static_cast<float*>(nullptr));
-  });
+  with_element_types(
+      [&](auto* in, auto* o, auto* kept) {
+        using In = Element<decltype(in)>;
+        using Out = Element<decltype(o)>;
+        using Kept = Element<decltype(kept)>;
+        swiglu_keeping_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(
+            static_cast<const In*>(gate.raw()), static_cast<const In*>(up.raw()), n, static_cast<Out*>(out.raw()),
+            static_cast<Kept*>(gate_kept.raw()), static_cast<Kept*>(up_kept.raw()));
+      },
+      gate, out, gate_kept);
   XCOMP_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -223,20 +223,16 @@ void CudaOps::swiglu_backward(const Tensor& dout, const Tensor& gate, const Tens
       << ") must be pairs of one dtype";
   const int64_t n = gate.numel();
   if (n == 0) return;
-  with_activation_types(gate, dgate, [&](auto* in_type, auto* out_type) {
-    using In = std::remove_pointer_t<decltype(in_type)>;
-    using Out = std::remove_pointer_t<decltype(out_type)>;
-    const auto launch = [&](auto* grad_type) {
-      using Grad = std::remove_pointer_t<decltype(grad_type)>;
-      swiglu_backward_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(
-          static_cast<const Grad*>(dout.raw()), static_cast<const In*>(gate.raw()), static_cast<const In*>(up.raw()),
-          n, static_cast<Out*>(dgate.raw()), static_cast<Out*>(dup.raw()));
-    };
-    if (dout.dtype() == DType::BF16)
-      launch(static_cast<__nv_bfloat16*>(nullptr));
-    else
-      launch(static_cast<float*>(nullptr));
-  });
+  with_element_types(
+      [&](auto* grad, auto* in, auto* o) {
+        using Grad = Element<decltype(grad)>;
+        using In = Element<decltype(in)>;
+        using Out = Element<decltype(o)>;
+        swiglu_backward_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(
+            static_cast<const Grad*>(dout.raw()), static_cast<const In*>(gate.raw()), static_cast<const In*>(up.raw()),
+            n, static_cast<Out*>(dgate.raw()), static_cast<Out*>(dup.raw()));
+      },
+      dout, gate, dgate);
   XCOMP_CUDA_CHECK(cudaGetLastError());
 }
 
