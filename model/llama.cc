@@ -83,35 +83,31 @@ Tensor LlamaModel::forward(const Tensor& tokens, const Tensor& positions, const 
   return ops_.download(forward_on_backend(tokens, positions, mask, cache, which, adapters));
 }
 
-Tensor LlamaModel::embed_tokens(const Tensor& tokens, int64_t b, int64_t t) const {
+Tensor LlamaModel::embed_tokens(const Tensor& tokens, const Tensor& positions, const Tensor& mask,
+                                const KvCache& cache) const {
+  CHECK_EQ(tokens.ndim(), 2);
+  CHECK_EQ(tokens.dim(0), cache.batch());
+  CHECK(positions.shape() == tokens.shape() && mask.shape() == tokens.shape());
   const int32_t* ids = tokens.data<int32_t>();
   for (int64_t i = 0; i < tokens.numel(); ++i)
     if (ids[i] < 0 || ids[i] >= config_.vocab_size)
       throw_input_error("token id ", ids[i], " is outside the vocabulary [0, ", config_.vocab_size, ") of ",
                         config_.source);
-  Tensor x = ops_.empty({b * t, config_.hidden_size});
+  Tensor x = ops_.empty({tokens.numel(), config_.hidden_size});
   ops_.embedding(weights_.embed, ops_.upload(tokens), x);
   return x;
 }
 
 Tensor LlamaModel::forward_on_backend(const Tensor& tokens, const Tensor& positions, const Tensor& mask, KvCache& cache,
                                       LogitsFor which, LoraWeights* adapters) const {
-  CHECK_EQ(tokens.ndim(), 2);
-  const int64_t b = tokens.dim(0), t = tokens.dim(1);
-  CHECK_EQ(b, cache.batch());
-  CHECK(positions.shape() == tokens.shape() && mask.shape() == tokens.shape());
-  Tensor x = embed_tokens(tokens, b, t);
-  return run_layers(x, b, t, positions, mask, cache, which, adapters);
+  Tensor x = embed_tokens(tokens, positions, mask, cache);
+  return run_layers(x, tokens.dim(0), tokens.dim(1), positions, mask, cache, which, adapters);
 }
 
 Tensor LlamaModel::final_hidden_on_backend(const Tensor& tokens, const Tensor& positions, const Tensor& mask,
                                            KvCache& cache) const {
-  CHECK_EQ(tokens.ndim(), 2);
-  const int64_t b = tokens.dim(0), t = tokens.dim(1);
-  CHECK_EQ(b, cache.batch());
-  CHECK(positions.shape() == tokens.shape() && mask.shape() == tokens.shape());
-  Tensor x = embed_tokens(tokens, b, t);
-  return run_to_final_norm(x, b, t, positions, mask, cache, nullptr);
+  Tensor x = embed_tokens(tokens, positions, mask, cache);
+  return run_to_final_norm(x, tokens.dim(0), tokens.dim(1), positions, mask, cache, nullptr);
 }
 
 Tensor LlamaModel::forward_embeddings(const Tensor& embeddings, const Tensor& positions, const Tensor& mask,

@@ -93,8 +93,9 @@ class LlamaModel {
   // The layers and the final norm only: rmsnorm(x) after the last layer, [B*T, hidden].
   Tensor run_to_final_norm(Tensor& x, int64_t b, int64_t t, const Tensor& positions, const Tensor& mask,
                            KvCache& cache, LoraWeights* adapters) const;
-  // x [B*T, hidden] on the backend from host token ids, which are checked.
-  Tensor embed_tokens(const Tensor& tokens, int64_t b, int64_t t) const;
+  // x [B*T, hidden] on the backend from host token ids I32 [B, T], which are checked, as
+  // are the shapes of positions and mask and the cache's batch.
+  Tensor embed_tokens(const Tensor& tokens, const Tensor& positions, const Tensor& mask, const KvCache& cache) const;
 
   LlamaConfig config_;
   LlamaWeights weights_;

@@ -64,8 +64,9 @@ class Ops {
   // swiglu_backward and rmsnorm's y.
   virtual void linear(const Tensor& x, const Tensor& w, Tensor& y) = 0;
 
-  // y[M, N] += x[M, K] . w[N, K]^T: linear added into y (F32) in the same product, for
-  // residual connections and LoRA's update, without a temporary for the product.
+  // y[M, N] += x[M, K] . w[N, K]^T, y F32: linear added into y, for residual connections
+  // and LoRA's update; where the backend can (cuBLAS's beta = 1), in the same product,
+  // without a temporary.
   virtual void linear_add(const Tensor& x, const Tensor& w, Tensor& y) = 0;
 
   // y = x / sqrt(mean(x^2) + eps) * w, per row of x [M, H]; w [H].
