@@ -303,7 +303,7 @@ int run_train_benchmark(const std::vector<std::string>& args) {
        {"mode", "MODE", "kv (default) or embedding"},
        {"activations", "HOW", "keep (default) or recompute, as train.activations (xcomp only: the PyTorch reference keeps "
                               "them)"},
-       {"attention", "KERNELS", "cuda only: gemm (default), gemm_causal or tiled, forward and backward (sets "
+       {"attention", "KERNELS", "cuda only: gemm (default), gemm_causal, flash or tiled, forward and backward (sets "
                                 "XCOMP_CUDA_ATTENTION and XCOMP_CUDA_ATTENTION_BACKWARD)"},
        {"steps", "S", "timed steps; the median is reported (default 10)"},
        {"warmup", "W", "untimed steps first (default 2)"},
@@ -340,8 +340,8 @@ int run_train_benchmark(const std::vector<std::string>& args) {
   if (cl.has("attention")) {
     const std::string kernels = cl.get("attention", "gemm");
     if (s.device != "cuda") throw_input_error("--attention chooses the CUDA backend's kernels: it needs --device cuda");
-    if (kernels != "gemm" && kernels != "gemm_causal" && kernels != "tiled")
-      throw_input_error("--attention: expected gemm, gemm_causal or tiled, got '", kernels, "'");
+    if (kernels != "gemm" && kernels != "gemm_causal" && kernels != "flash" && kernels != "tiled")
+      throw_input_error("--attention: expected gemm, gemm_causal, flash or tiled, got '", kernels, "'");
     // The backend reads these once, when it is made (model/cuda/cuda_backend.h).
     ::setenv("XCOMP_CUDA_ATTENTION", kernels.c_str(), 1);
     ::setenv("XCOMP_CUDA_ATTENTION_BACKWARD", kernels.c_str(), 1);

@@ -25,12 +25,14 @@ namespace xcomp::cuda {
 // multiplying only the keys its queries can see (about 64% of the causal square at 480 tokens; not yet the default:
 // it awaits a GPU run, see the README); kTiled: the flash-style CUDA-core kernels;
 // kSimple (forward) / kReference (backward): one block per query or key entry. The
-// slower ones stay as cross-checks and fallbacks.
-enum class AttentionKernels { kGemm, kGemmCausal, kTiled, kSimple, kReference };
+// slower ones stay as cross-checks and fallbacks. kFlash: the flash kernels on tensor
+// cores (TF32; cuda_attention_flash.cu), with bf16 weights and head_dim <= 128 (else
+// kGemm runs); opt-in until a GPU run has measured it.
+enum class AttentionKernels { kGemm, kGemmCausal, kFlash, kTiled, kSimple, kReference };
 constexpr int64_t kCausalQueryBlock = 128;
 
-// XCOMP_CUDA_ATTENTION (gemm, gemm_causal, tiled or simple) and
-// XCOMP_CUDA_ATTENTION_BACKWARD (gemm, gemm_causal, tiled or reference); unset or empty
+// XCOMP_CUDA_ATTENTION (gemm, gemm_causal, flash, tiled or simple) and
+// XCOMP_CUDA_ATTENTION_BACKWARD (gemm, gemm_causal, flash, tiled or reference); unset or empty
 // gives kGemm, anything else is an input error naming the variable. Defined with the
 // kernels in cuda_attention.cu.
 AttentionKernels attention_forward_requested();
@@ -38,6 +40,8 @@ AttentionKernels attention_backward_requested();
 // XCOMP_CUDA_CAUSAL_BLOCK: queries per block for kGemmCausal (a positive integer; unset or
 // empty gives kCausalQueryBlock), so a GPU run can compare block sizes without a rebuild.
 int64_t causal_query_block_requested();
+// Whether the flash kernels take this head_dim (1 to 128).
+bool flash_attention_applies(int64_t head_dim);
 
 class CudaOps final : public Ops {
  public:
@@ -108,6 +112,17 @@ class CudaOps final : public Ops {
   // Queries go in blocks of `query_block` (T or more: one block over every key).
   void gemm_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length, const Tensor& key_valid,
                       const Tensor* dout, Tensor* out, Tensor* dq, Tensor* dk, Tensor* dv, int64_t query_block);
+  // Attention through the tensor-core flash kernels (cuda_attention_flash.cu): out, or
+  // dq (written) and dk, dv (added to). head_dim must be flash_attention_applies.
+  void flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length, const Tensor& key_valid,
+                       Tensor& out);
+  void flash_attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                                int64_t length, const Tensor& key_valid, Tensor& dq, Tensor& dk, Tensor& dv);
+  // Whether the flash kernels run for this head_dim: TF32 is attention's precision only
+  // with bf16 weights (with fp32 ones every product is true fp32).
+  bool flash_applies(int64_t head_dim) const {
+    return weight_storage_ == CudaWeightStorage::kBf16 && flash_attention_applies(head_dim);
+  }
   // Whether gemm_attention's score matrices fit its workspace limit.
   bool gemm_attention_fits(int64_t batch, int64_t heads, int64_t t, int64_t length) const;
   void attention_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,

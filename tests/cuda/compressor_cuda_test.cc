@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -60,16 +61,24 @@ LlamaWeights rounded_weights(const LlamaWeights& w) {
 
 // One compressor step on stories260K on both backends: the loss and every gradient agree.
 // The CPU step keeps every activation; the CUDA step keeps them or recomputes them
-// (train.activations).
+// (train.activations), with the attention kernels named (XCOMP_CUDA_ATTENTION and
+// _BACKWARD) or the default ones.
 void check_step_against_cpu(CompressorMode mode, CudaWeightStorage storage, float memory_scale,
-                            ActivationMemory cuda_activations = ActivationMemory::kKeep) {
+                            ActivationMemory cuda_activations = ActivationMemory::kKeep,
+                            const char* attention_kernels = nullptr) {
   const Tolerances tolerance = storage == CudaWeightStorage::kF32 ? kF32Tolerances : kBf16Tolerances;
   const LoadedModel loaded = load_model(test::fixture("stories260K/stories260K.bin"),
                                         test::fixture("stories260K/tok512.model"));
   const LlamaWeights loaded_weights = load_weights(loaded);
   const LlamaWeights weights = storage == CudaWeightStorage::kF32 ? loaded_weights : rounded_weights(loaded_weights);
   CpuOps cpu;
+  if (attention_kernels != nullptr) {  // read once, when the backend is made
+    EXPECT_EQ(setenv("XCOMP_CUDA_ATTENTION", attention_kernels, 1), 0);
+    EXPECT_EQ(setenv("XCOMP_CUDA_ATTENTION_BACKWARD", attention_kernels, 1), 0);
+  }
   std::unique_ptr<Ops> cuda = make_cuda_ops(0, storage);
+  EXPECT_EQ(unsetenv("XCOMP_CUDA_ATTENTION"), 0);
+  EXPECT_EQ(unsetenv("XCOMP_CUDA_ATTENTION_BACKWARD"), 0);
   const LlamaModel cpu_model(loaded.config, weights, cpu);
   const LlamaModel cuda_model(loaded.config, weights, *cuda);
 
@@ -119,6 +128,17 @@ TEST(CompressorOnCudaRecomputed, LossAndEveryGradientMatchTheCpuBackend) {
     SCOPED_TRACE(mode == CompressorMode::kKeyValue ? "kv" : "embedding");
     check_step_against_cpu(mode, CudaWeightStorage::kF32, 1.0f, ActivationMemory::kRecompute);
   }
+}
+
+// The tensor-core flash attention kernels in the whole step (bf16 weights: they run only
+// there), keeping and recomputing the activations.
+TEST(CompressorOnCudaWithFlashAttention, LossAndEveryGradientMatchTheCpuBackend) {
+  for (const CompressorMode mode : {CompressorMode::kKeyValue, CompressorMode::kEmbedding})
+    for (const ActivationMemory activations : {ActivationMemory::kKeep, ActivationMemory::kRecompute}) {
+      SCOPED_TRACE(std::string(mode == CompressorMode::kKeyValue ? "kv" : "embedding") +
+                   (activations == ActivationMemory::kKeep ? ", kept" : ", recomputed"));
+      check_step_against_cpu(mode, CudaWeightStorage::kBf16, 1.0f, activations, "flash");
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(

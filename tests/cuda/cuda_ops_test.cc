@@ -28,11 +28,14 @@
 #include "model/cuda/cuda_ops.h"
 #include "model/cuda/rmsnorm.h"
 #include "model/half.h"
+#include "tests/attention_cases.h"
 #include "tests/cuda/tensor_compare.h"
 
 namespace xcomp {
 namespace {
 
+using test::AttentionCase;
+using test::attention_key_valid;
 using test::relative_max_error;
 
 constexpr double kF32Tolerance = 1e-5;
@@ -526,29 +529,6 @@ TEST_F(CudaOpsTest, DropoutMaskIsBitIdenticalToCpu) {
 
 // ---- attention -----------------------------------------------------------------------
 
-struct AttentionCase {
-  const char* name;
-  int64_t batch, t, heads, kv_heads, d, capacity, length;
-};
-
-void PrintTo(const AttentionCase& c, std::ostream* os) { *os << c.name; }
-
-// Row 0: a few padded keys in the prefix and among the queries' own. Row 1 (if any):
-// every key up to and including query 0's own entry is padding, so query 0 sees nothing.
-Tensor attention_key_valid(const AttentionCase& c) {
-  Tensor valid = Tensor::empty({c.batch, c.capacity}, DType::I32);
-  int32_t* v = valid.data<int32_t>();
-  for (int64_t i = 0; i < valid.numel(); ++i) v[i] = 1;
-  const int64_t first_query = c.length - c.t;
-  v[1 % c.length] = 0;
-  v[c.length / 2] = 0;
-  v[first_query + (c.t > 2 ? 2 : 0)] = 0;
-  if (c.batch > 1) {
-    for (int64_t s = 0; s <= first_query; ++s) v[c.capacity + s] = 0;
-  }
-  return valid;
-}
-
 // A backend whose attention kernels are the ones named (the variables are read once, at
 // construction, so each choice gets its own object).
 std::unique_ptr<Ops> attention_backend(const char* forward, const char* backward,
@@ -662,6 +642,23 @@ TEST_P(CudaAttentionTest, GemmCausalWithBf16WeightsMatchesCpuToTf32) {
   const AttentionCase c = GetParam();
   std::unique_ptr<Ops> gpu = attention_backend("gemm_causal", "gemm_causal");
   check_forward_and_backward(*gpu, std::string(c.name) + "_gemm_causal_tf32", kBf16Tolerance, kBf16Tolerance);
+}
+
+// The flash kernels on tensor cores (XCOMP_CUDA_ATTENTION=flash): TF32 products, as the
+// default's with bf16 weights, so the same bound. (The unit suite runs the same kernel code
+// in a CPU emulation of the thread blocks: tests/unit/flash_attention_emulated_test.cc.)
+TEST_P(CudaAttentionTest, FlashMatchesCpuToTf32) {
+  const AttentionCase c = GetParam();
+  std::unique_ptr<Ops> gpu = attention_backend("flash", "flash");
+  check_forward_and_backward(*gpu, std::string(c.name) + "_flash_tf32", kBf16Tolerance, kBf16Tolerance);
+}
+
+// With fp32 weights attention stays true fp32: flash gives way to the batched products.
+TEST_P(CudaAttentionTest, FlashWithF32WeightsRunsTheFp32Products) {
+  const AttentionCase c = GetParam();
+  std::unique_ptr<Ops> gpu = attention_backend("flash", "flash", CudaWeightStorage::kF32);
+  check_forward_and_backward(*gpu, std::string(c.name) + "_flash_f32", c.length > 1024 ? kLongSumTolerance : kF32Tolerance,
+                             kLongSumTolerance);
 }
 
 // Both backwards against the CPU, each on its own backend object (the variable is read

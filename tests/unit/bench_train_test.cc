@@ -42,9 +42,9 @@ TEST(BenchTrain, AttentionKernelsAreForTheCudaDeviceAndNamedOnes) {
   EXPECT_NE(cpu.exit_code, 0);
   EXPECT_NE(cpu.err.find("--attention"), std::string::npos) << cpu.err;
   EXPECT_NE(cpu.err.find("--device cuda"), std::string::npos) << cpu.err;
-  test::CommandResult unknown = test::run_xcomp("bench train --device cuda --attention flash");
+  test::CommandResult unknown = test::run_xcomp("bench train --device cuda --attention cudnn");
   EXPECT_NE(unknown.exit_code, 0);
-  EXPECT_NE(unknown.err.find("'flash'"), std::string::npos) << unknown.err;
+  EXPECT_NE(unknown.err.find("'cudnn'"), std::string::npos) << unknown.err;
 }
 
 }  // namespace

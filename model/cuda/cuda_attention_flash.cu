@@ -1,0 +1,167 @@
+// Attention through the tensor-core flash kernels (flash_attention_kernels.h, where the
+// algorithm is described): here they run as CUDA thread blocks, with nvcuda::wmma's TF32
+// fragments as the executor's products. cuda_attention.cu dispatches here for
+// AttentionKernels::kFlash with bf16 weights (TF32 is the precision that setting already
+// gives attention's products; with fp32 weights attention stays true fp32) and head_dim
+// up to 128. Unlike the batched products it needs no workspace for the score matrices
+// and computes only the tiles the causal rule leaves.
+#include <glog/logging.h>
+#include <mma.h>
+
+#include <cmath>
+
+#include "model/cuda/cuda_backend.h"
+#include "model/cuda/cuda_check.h"
+#include "model/cuda/flash_attention_kernels.h"
+
+namespace xcomp::cuda {
+
+namespace {
+
+namespace wmma = nvcuda::wmma;
+
+// The executor of flash_attention_kernels.h on the GPU: one thread of a block of
+// flash::kThreads.
+struct DeviceExecutor {
+  using MatrixA = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
+  using MatrixBRowMajor = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
+  using MatrixBColMajor = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major>;
+  using Accumulator = wmma::fragment<wmma::accumulator, 16, 16, 8, float>;
+
+  __device__ int thread() const { return static_cast<int>(threadIdx.x); }
+  __device__ int lane() const { return static_cast<int>(threadIdx.x % 32); }
+  __device__ int warp() const { return static_cast<int>(threadIdx.x / 32); }
+  __device__ int64_t block_x() const { return blockIdx.x; }
+  __device__ int64_t block_y() const { return blockIdx.y; }
+  __device__ int64_t block_z() const { return blockIdx.z; }
+  __device__ void sync() const { __syncthreads(); }
+  __device__ void sync_warp() const { __syncwarp(); }
+
+  // The hardware reads a TF32 operand's top 19 bits; rounding first (as cuBLAS's TF32
+  // mode does) halves the error of truncating.
+  template <class Fragment> __device__ void load(Fragment& f, const float* p, int ld) const {
+    wmma::load_matrix_sync(f, p, static_cast<unsigned>(ld));
+#pragma unroll
+    for (int i = 0; i < f.num_elements; ++i) f.x[i] = wmma::__float_to_tf32(f.x[i]);
+  }
+  __device__ void fill(Accumulator& f, float value) const { wmma::fill_fragment(f, value); }
+  template <class MatrixB> __device__ void mma(Accumulator& acc, const MatrixA& a, const MatrixB& b) const {
+    wmma::mma_sync(acc, a, b, acc);
+  }
+  __device__ void store(float* p, const Accumulator& f, int ld) const {
+    wmma::store_matrix_sync(p, f, static_cast<unsigned>(ld), wmma::mem_row_major);
+  }
+};
+
+template <int Dp>
+__global__ void __launch_bounds__(flash::kThreads)
+    flash_forward_kernel(flash::Dims s, const float* q, const float* k, const float* v, const int32_t* key_valid,
+                         float* out) {
+  extern __shared__ __align__(128) float flash_shared[];
+  flash::forward_body<Dp>(DeviceExecutor{}, s, q, k, v, key_valid, out, flash_shared);
+}
+
+template <int Dp>
+__global__ void __launch_bounds__(flash::kThreads)
+    flash_backward_query_kernel(flash::Dims s, const float* dout, const float* q, const float* k, const float* v,
+                                const int32_t* key_valid, float* dq, float* log_sum_exps, float* weighted_means) {
+  extern __shared__ __align__(128) float flash_shared[];
+  flash::backward_query_body<Dp>(DeviceExecutor{}, s, dout, q, k, v, key_valid, dq, log_sum_exps, weighted_means,
+                                 flash_shared);
+}
+
+template <int Dp>
+__global__ void __launch_bounds__(flash::kThreads)
+    flash_backward_key_value_kernel(flash::Dims s, const float* dout, const float* q, const float* k, const float* v,
+                                    const int32_t* key_valid, const float* log_sum_exps,
+                                    const float* weighted_means, float* dk, float* dv) {
+  extern __shared__ __align__(128) float flash_shared[];
+  flash::backward_key_value_body<Dp>(DeviceExecutor{}, s, dout, q, k, v, key_valid, log_sum_exps, weighted_means,
+                                     dk, dv, flash_shared);
+}
+
+flash::Dims flash_dims(const Tensor& q, const Tensor& k, int64_t length) {
+  flash::Dims s;
+  s.batch = q.dim(0), s.t = q.dim(1), s.heads = q.dim(2), s.d = q.dim(3);
+  s.capacity = k.dim(1), s.kv_heads = k.dim(2);
+  s.group = s.heads / s.kv_heads;
+  s.length = length;
+  s.scale = 1.0f / std::sqrt(static_cast<float>(s.d));  // as the CPU backend computes it
+  return s;
+}
+
+// Lets `kernel` take `bytes` of dynamic shared memory (beyond the default 48 KiB).
+template <class Kernel> void allow_flash_shared_memory(Kernel kernel, size_t bytes) {
+  int device = 0, optin = 0;
+  XCOMP_CUDA_CHECK(cudaGetDevice(&device));
+  XCOMP_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  CHECK_LE(bytes, static_cast<size_t>(optin))
+      << "flash attention: " << bytes << " bytes of shared memory per block; the device allows " << optin;
+  XCOMP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+}
+
+unsigned tiles(int64_t rows) { return static_cast<unsigned>((rows + flash::kOwnRows - 1) / flash::kOwnRows); }
+
+template <int Dp>
+void launch_forward(const flash::Dims& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_valid,
+                    Tensor& out, cudaStream_t stream) {
+  const size_t bytes = flash::forward_shared_floats<Dp>() * sizeof(float);
+  allow_flash_shared_memory(flash_forward_kernel<Dp>, bytes);
+  const dim3 grid(tiles(s.t), static_cast<unsigned>(s.heads), static_cast<unsigned>(s.batch));
+  flash_forward_kernel<Dp><<<grid, flash::kThreads, bytes, stream>>>(
+      s, static_cast<const float*>(q.raw()), static_cast<const float*>(k.raw()), static_cast<const float*>(v.raw()),
+      static_cast<const int32_t*>(key_valid.raw()), static_cast<float*>(out.raw()));
+  XCOMP_CUDA_CHECK(cudaGetLastError());
+}
+
+template <int Dp>
+void launch_backward(const flash::Dims& s, const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                     const Tensor& key_valid, Tensor& dq, Tensor& dk, Tensor& dv, Tensor& log_sum_exps,
+                     Tensor& weighted_means, cudaStream_t stream) {
+  const size_t query_bytes = flash::backward_query_shared_floats<Dp>() * sizeof(float);
+  const size_t key_bytes = flash::backward_key_value_shared_floats<Dp>() * sizeof(float);
+  allow_flash_shared_memory(flash_backward_query_kernel<Dp>, query_bytes);
+  allow_flash_shared_memory(flash_backward_key_value_kernel<Dp>, key_bytes);
+  const dim3 query_grid(tiles(s.t), static_cast<unsigned>(s.heads), static_cast<unsigned>(s.batch));
+  flash_backward_query_kernel<Dp><<<query_grid, flash::kThreads, query_bytes, stream>>>(
+      s, static_cast<const float*>(dout.raw()), static_cast<const float*>(q.raw()),
+      static_cast<const float*>(k.raw()), static_cast<const float*>(v.raw()),
+      static_cast<const int32_t*>(key_valid.raw()), static_cast<float*>(dq.raw()),
+      static_cast<float*>(log_sum_exps.raw()), static_cast<float*>(weighted_means.raw()));
+  XCOMP_CUDA_CHECK(cudaGetLastError());
+  const dim3 key_grid(tiles(s.length), static_cast<unsigned>(s.kv_heads), static_cast<unsigned>(s.batch));
+  flash_backward_key_value_kernel<Dp><<<key_grid, flash::kThreads, key_bytes, stream>>>(
+      s, static_cast<const float*>(dout.raw()), static_cast<const float*>(q.raw()),
+      static_cast<const float*>(k.raw()), static_cast<const float*>(v.raw()),
+      static_cast<const int32_t*>(key_valid.raw()), static_cast<const float*>(log_sum_exps.raw()),
+      static_cast<const float*>(weighted_means.raw()), static_cast<float*>(dk.raw()), static_cast<float*>(dv.raw()));
+  XCOMP_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace
+
+bool flash_attention_applies(int64_t head_dim) { return head_dim >= 1 && head_dim <= flash::kMaxHeadDim; }
+
+void CudaOps::flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length,
+                              const Tensor& key_valid, Tensor& out) {
+  const flash::Dims s = flash_dims(q, k, length);
+  CHECK(flash_attention_applies(s.d)) << "flash attention: head_dim " << s.d;
+  if (s.d <= 16) return launch_forward<16>(s, q, k, v, key_valid, out, stream_);
+  if (s.d <= 32) return launch_forward<32>(s, q, k, v, key_valid, out, stream_);
+  if (s.d <= 64) return launch_forward<64>(s, q, k, v, key_valid, out, stream_);
+  launch_forward<128>(s, q, k, v, key_valid, out, stream_);
+}
+
+void CudaOps::flash_attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                                       int64_t length, const Tensor& key_valid, Tensor& dq, Tensor& dk, Tensor& dv) {
+  const flash::Dims s = flash_dims(q, k, length);
+  CHECK(flash_attention_applies(s.d)) << "flash attention: head_dim " << s.d;
+  // Per query: log-sum-exp and D = sum_j P_j dP_j, from the query pass to the key pass.
+  Tensor log_sum_exps = empty({s.batch * s.t * s.heads}), weighted_means = empty({s.batch * s.t * s.heads});
+  if (s.d <= 16) return launch_backward<16>(s, dout, q, k, v, key_valid, dq, dk, dv, log_sum_exps, weighted_means, stream_);
+  if (s.d <= 32) return launch_backward<32>(s, dout, q, k, v, key_valid, dq, dk, dv, log_sum_exps, weighted_means, stream_);
+  if (s.d <= 64) return launch_backward<64>(s, dout, q, k, v, key_valid, dq, dk, dv, log_sum_exps, weighted_means, stream_);
+  launch_backward<128>(s, dout, q, k, v, key_valid, dq, dk, dv, log_sum_exps, weighted_means, stream_);
+}
+
+}  // namespace xcomp::cuda

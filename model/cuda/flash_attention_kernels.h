@@ -1,0 +1,389 @@
+// FlashAttention-2 style grouped-query causal attention on tensor cores (TF32 products,
+// fp32 softmax and accumulation; Ops::attention's visibility rule), written once for two
+// executors: a CUDA thread block (flash_attention.cu) and a CPU emulation of one
+// (tests/emulated_thread_block.h), which runs this same code, barriers included, so that
+// the unit suite checks the kernels' indexing, masking and synchronisation against the
+// CPU backend on machines without a GPU.
+//
+// A body is a template over its executor, which gives the thread's lane and warp, the
+// block's index, sync() (__syncthreads) and sync_warp() (__syncwarp), and 16x16x8 TF32
+// fragments with load, fill, mma and store (nvcuda::wmma on the GPU, where a load also
+// rounds to TF32). The bodies touch fragments only through those calls, never element by
+// element, so nothing here depends on the fragments' register layout.
+//
+// Blocks of kWarps warps own kOwnRows rows (queries for the forward and dq, keys for dk
+// and dv), 16 per warp, and walk through the other side kStreamRows rows at a time; the
+// scores of a warp's 16 rows against the streamed rows are stored to shared memory,
+// where plain code applies the mask and the softmax, and read back as the next product's
+// input. No kernel writes an output another block writes (no atomics, a fixed order):
+//  - forward: per query tile, a pass for each query's log-sum-exp, then one for
+//    out = sum_j exp(score_j - lse) v_j (three products instead of two, and no
+//    rescaling of an accumulator whose layout the code does not know);
+//  - backward_query: per query tile, a pass for the log-sum-exp and
+//    D = sum_j P_j dP_j (dP = dout v^T, both rescaled online as scalars), kept in memory
+//    for backward_key_value, then dq = sum_j dS_j k_j with dS = P (dP - D) scale;
+//  - backward_key_value: per key tile of a kv head, over the group's heads and the query
+//    tiles that see its keys: dv += P^T dout and dk += dS^T q, added to dk and dv.
+// Scores are scale * (q . k) as the CPU backend computes them.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define XCOMP_FLASH_FN __device__ __forceinline__
+#define XCOMP_FLASH_CONSTEXPR constexpr __host__ __device__
+#define XCOMP_FLASH_UNROLL _Pragma("unroll")
+#else
+#define XCOMP_FLASH_FN inline
+#define XCOMP_FLASH_CONSTEXPR constexpr
+#define XCOMP_FLASH_UNROLL
+#endif
+
+namespace xcomp::flash {
+
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+constexpr int kOwnRows = 16 * kWarps;  // a block's own queries or keys
+constexpr int kStreamRows = 32;        // the other side's rows per step
+constexpr int kScoreStride = kStreamRows + 8;
+constexpr int kMaxHeadDim = 128;
+
+struct Dims {
+  int64_t batch, t, heads, d, capacity, kv_heads, group, length;
+  float scale;
+};
+
+// Tiles hold head_dim padded with zeros to Dp, a multiple of 16 (whole fragments), in rows
+// of Dp + 8 floats: 32-byte aligned, as fragment loads need, and successive rows start in
+// different banks.
+template <int Dp> XCOMP_FLASH_CONSTEXPR int tile_stride() { return Dp + 8; }
+
+// Floats of shared memory each body takes.
+template <int Dp> XCOMP_FLASH_CONSTEXPR int forward_shared_floats() {
+  return (kOwnRows + 2 * kStreamRows) * tile_stride<Dp>() + kOwnRows * kScoreStride + kOwnRows;
+}
+template <int Dp> XCOMP_FLASH_CONSTEXPR int backward_query_shared_floats() {
+  return (2 * kOwnRows + 2 * kStreamRows) * tile_stride<Dp>() + 2 * kOwnRows * kScoreStride + 2 * kOwnRows;
+}
+template <int Dp> XCOMP_FLASH_CONSTEXPR int backward_key_value_shared_floats() {
+  return (2 * kOwnRows + 2 * kStreamRows) * tile_stride<Dp>() + 2 * kOwnRows * kScoreStride + 2 * kStreamRows;
+}
+
+// Whether query t (of the T newest) of a row sees entry pos; valid_row: the row's key_valid.
+XCOMP_FLASH_FN bool visible(const Dims& s, const int32_t* valid_row, int64_t t, int64_t pos) {
+  return t < s.t && pos < s.length && pos <= s.length - s.t + t && valid_row[pos] != 0;
+}
+
+// tile[r][i] = rows[r * row_stride + i] for r < count and i < d, 0 elsewhere in the
+// tile's `tile_rows` x Dp (count may be 0 or less: all zeros).
+template <int Dp, class Ex>
+XCOMP_FLASH_FN void load_rows(const Ex& ex, const float* rows, int64_t row_stride, int64_t count, int64_t d,
+                              int tile_rows, float* tile) {
+  for (int e = ex.thread(); e < tile_rows * Dp; e += kThreads) {
+    const int r = e / Dp, i = e % Dp;
+    tile[r * tile_stride<Dp>() + i] = r < count && i < d ? rows[r * row_stride + i] : 0.f;
+  }
+}
+
+// The keys and values of one kv head in one row, walked through tiles of kStreamRows.
+struct KeyStream {
+  const float* keys;  // entry 0
+  const float* values;
+  int64_t row_stride, end, d;  // entries from `end` on load as zeros
+  float* key_tile;
+  float* value_tile;
+
+  // Entries [k0, k0 + kStreamRows): keys, and values if `with_values`, between two block
+  // barriers (the first: every warp is done with the previous tile).
+  template <int Dp, class Ex> XCOMP_FLASH_FN void load(const Ex& ex, int64_t k0, bool with_values) const {
+    ex.sync();
+    load_rows<Dp>(ex, keys + k0 * row_stride, row_stride, end - k0, d, kStreamRows, key_tile);
+    if (with_values) load_rows<Dp>(ex, values + k0 * row_stride, row_stride, end - k0, d, kStreamRows, value_tile);
+    ex.sync();
+  }
+};
+
+// out [16][kStreamRows] (rows kScoreStride apart) = a [16][Dp] . b [kStreamRows][Dp]^T,
+// a and b tiles with rows tile_stride apart. A warp's call.
+template <int Dp, class Ex>
+XCOMP_FLASH_FN void product_with_transposed(const Ex& ex, const float* a, const float* b, float* out) {
+  constexpr int stride = tile_stride<Dp>();
+XCOMP_FLASH_UNROLL
+  for (int n0 = 0; n0 < kStreamRows; n0 += 16) {
+    typename Ex::Accumulator acc;
+    ex.fill(acc, 0.f);
+XCOMP_FLASH_UNROLL
+    for (int k0 = 0; k0 < Dp; k0 += 8) {
+      typename Ex::MatrixA fa;
+      typename Ex::MatrixBColMajor fb;
+      ex.load(fa, a + k0, stride);
+      ex.load(fb, b + n0 * stride + k0, stride);
+      ex.mma(acc, fa, fb);
+    }
+    ex.store(out + n0, acc, kScoreStride);
+  }
+}
+
+// acc[n] += p [16][kStreamRows] (rows kScoreStride apart) . b [kStreamRows][Dp], column
+// block n of 16. A warp's call.
+template <int Dp, class Ex>
+XCOMP_FLASH_FN void accumulate_product(const Ex& ex, typename Ex::Accumulator (&acc)[Dp / 16], const float* p,
+                                       const float* b) {
+  constexpr int stride = tile_stride<Dp>();
+XCOMP_FLASH_UNROLL
+  for (int n = 0; n < Dp / 16; ++n) {
+XCOMP_FLASH_UNROLL
+    for (int k0 = 0; k0 < kStreamRows; k0 += 8) {
+      typename Ex::MatrixA fa;
+      typename Ex::MatrixBRowMajor fb;
+      ex.load(fa, p + k0, kScoreStride);
+      ex.load(fb, b + k0 * stride + n * 16, stride);
+      ex.mma(acc[n], fa, fb);
+    }
+  }
+}
+
+// The warp's accumulators into its 16 rows of `tile` (rows only this warp reads), then
+// rows[r * row_stride + i] = that (add: +=) for r < count, i < d. A warp's call.
+template <int Dp, class Ex>
+XCOMP_FLASH_FN void write_warp_rows(const Ex& ex, typename Ex::Accumulator (&acc)[Dp / 16], float* tile,
+                                    float* rows, int64_t row_stride, int64_t count, int64_t d, bool add) {
+  constexpr int stride = tile_stride<Dp>();
+  ex.sync_warp();  // the warp is done reading its rows of the tile
+XCOMP_FLASH_UNROLL
+  for (int n = 0; n < Dp / 16; ++n) ex.store(tile + n * 16, acc[n], stride);
+  ex.sync_warp();
+  for (int64_t e = ex.lane(); e < 16 * d; e += 32) {
+    const int64_t r = e / d, i = e % d;
+    if (r >= count) break;
+    float& target = rows[r * row_stride + i];
+    target = add ? target + tile[r * stride + i] : tile[r * stride + i];
+  }
+}
+
+// Lane r < 16's running softmax statistics of the warp's query r over a tile of scores:
+// max m, normaliser l = sum exp(x - m) and, with dp, w = sum exp(x - m) dp. Keys the
+// query does not see are skipped.
+struct RowStatistics {
+  float m = -INFINITY, l = 0.f, w = 0.f;
+
+  XCOMP_FLASH_FN void add_tile(const Dims& s, const int32_t* valid, int64_t t, int64_t k0, const float* scores,
+                               const float* dp) {
+    float tile_max = -INFINITY;
+    for (int j = 0; j < kStreamRows; ++j)
+      if (visible(s, valid, t, k0 + j)) tile_max = fmaxf(tile_max, scores[j] * s.scale);
+    const float m_new = fmaxf(m, tile_max);
+    if (m_new == -INFINITY) return;  // nothing visible so far
+    const float correction = expf(m - m_new);  // 0 while m was -inf
+    float sum = 0.f, weighted = 0.f;
+    for (int j = 0; j < kStreamRows; ++j) {
+      if (!visible(s, valid, t, k0 + j)) continue;
+      const float p = expf(scores[j] * s.scale - m_new);
+      sum += p;
+      if (dp != nullptr) weighted += p * dp[j];
+    }
+    l = l * correction + sum;
+    w = w * correction + weighted;
+    m = m_new;
+  }
+  // +inf for a query that sees no key: exp(x - lse) is then 0 for every key.
+  XCOMP_FLASH_FN float log_sum_exp() const { return m == -INFINITY ? INFINITY : m + logf(l); }
+  XCOMP_FLASH_FN float weighted_mean() const { return m == -INFINITY ? 0.f : w / l; }
+};
+
+// Block (query tile, head h, row b): out for the tile's queries.
+template <int Dp, class Ex>
+XCOMP_FLASH_FN void forward_body(const Ex& ex, const Dims& s, const float* q, const float* k, const float* v,
+                                 const int32_t* key_valid, float* out, float* shared) {
+  constexpr int stride = tile_stride<Dp>();
+  float* q_tile = shared;                                // [kOwnRows][stride]
+  float* k_tile = q_tile + kOwnRows * stride;            // [kStreamRows][stride]
+  float* v_tile = k_tile + kStreamRows * stride;         // [kStreamRows][stride]
+  float* scores = v_tile + kStreamRows * stride;         // [kOwnRows][kScoreStride]
+  float* lse_tile = scores + kOwnRows * kScoreStride;    // [kOwnRows]
+  const int64_t t0 = ex.block_x() * int64_t{kOwnRows}, h = ex.block_y(), b = ex.block_z(), kh = h / s.group;
+  const int lane = ex.lane(), warp = ex.warp();
+  const int64_t queries = s.t - t0 < kOwnRows ? s.t - t0 : kOwnRows;
+  const int64_t key_end = s.length - s.t + t0 + queries;  // no query of the tile sees a key past it
+  const int32_t* valid = key_valid + b * s.capacity;
+  const int64_t q_stride = s.heads * s.d, kv_stride = s.kv_heads * s.d;
+  const int64_t kv_offset = (b * s.capacity * s.kv_heads + kh) * s.d;
+  const KeyStream stream{k + kv_offset, v + kv_offset, kv_stride, key_end, s.d, k_tile, v_tile};
+  load_rows<Dp>(ex, q + ((b * s.t + t0) * s.heads + h) * s.d, q_stride, queries, s.d, kOwnRows, q_tile);
+  const int first = warp * 16;  // the warp's rows of the tile
+  float* warp_scores = scores + first * kScoreStride;
+
+  RowStatistics stats;  // lanes < 16: query t0 + first + lane
+  const int64_t lane_t = t0 + first + (lane & 15);
+  for (int64_t k0 = 0; k0 < key_end; k0 += kStreamRows) {
+    stream.load<Dp>(ex, k0, false);  // (the first barrier also orders the query tile's writes)
+    product_with_transposed<Dp>(ex, q_tile + first * stride, k_tile, warp_scores);
+    ex.sync_warp();
+    if (lane < 16) stats.add_tile(s, valid, lane_t, k0, warp_scores + lane * kScoreStride, nullptr);
+  }
+  if (lane < 16) lse_tile[first + lane] = stats.log_sum_exp();
+
+  typename Ex::Accumulator acc[Dp / 16];
+XCOMP_FLASH_UNROLL
+  for (int n = 0; n < Dp / 16; ++n) ex.fill(acc[n], 0.f);
+  for (int64_t k0 = 0; k0 < key_end; k0 += kStreamRows) {
+    stream.load<Dp>(ex, k0, true);  // (the first barrier also orders lse_tile's writes)
+    product_with_transposed<Dp>(ex, q_tile + first * stride, k_tile, warp_scores);
+    ex.sync_warp();
+    for (int e = lane; e < 16 * kStreamRows; e += 32) {
+      const int r = e / kStreamRows, j = e % kStreamRows;
+      float& x = warp_scores[r * kScoreStride + j];
+      x = visible(s, valid, t0 + first + r, k0 + j) ? expf(x * s.scale - lse_tile[first + r]) : 0.f;
+    }
+    ex.sync_warp();
+    accumulate_product<Dp>(ex, acc, warp_scores, v_tile);
+  }
+  write_warp_rows<Dp>(ex, acc, q_tile + first * stride, out + ((b * s.t + t0 + first) * s.heads + h) * s.d, q_stride,
+                      queries - first, s.d, false);
+}
+
+// Block (query tile, head h, row b): dq for the tile's queries (overwritten), and each
+// query's log-sum-exp and D at (b * T + t) * heads + h for backward_key_value.
+template <int Dp, class Ex>
+XCOMP_FLASH_FN void backward_query_body(const Ex& ex, const Dims& s, const float* dout, const float* q,
+                                        const float* k, const float* v, const int32_t* key_valid, float* dq,
+                                        float* log_sum_exps, float* weighted_means, float* shared) {
+  constexpr int stride = tile_stride<Dp>();
+  float* q_tile = shared;                                 // [kOwnRows][stride]
+  float* dout_tile = q_tile + kOwnRows * stride;          // [kOwnRows][stride]
+  float* k_tile = dout_tile + kOwnRows * stride;          // [kStreamRows][stride]
+  float* v_tile = k_tile + kStreamRows * stride;          // [kStreamRows][stride]
+  float* scores = v_tile + kStreamRows * stride;          // [kOwnRows][kScoreStride]
+  float* dprobs = scores + kOwnRows * kScoreStride;       // [kOwnRows][kScoreStride]
+  float* lse_tile = dprobs + kOwnRows * kScoreStride;     // [kOwnRows]
+  float* mean_tile = lse_tile + kOwnRows;                 // [kOwnRows]
+  const int64_t t0 = ex.block_x() * int64_t{kOwnRows}, h = ex.block_y(), b = ex.block_z(), kh = h / s.group;
+  const int lane = ex.lane(), warp = ex.warp();
+  const int64_t queries = s.t - t0 < kOwnRows ? s.t - t0 : kOwnRows;
+  const int64_t key_end = s.length - s.t + t0 + queries;
+  const int32_t* valid = key_valid + b * s.capacity;
+  const int64_t q_stride = s.heads * s.d, kv_stride = s.kv_heads * s.d;
+  const int64_t q_offset = ((b * s.t + t0) * s.heads + h) * s.d;
+  const int64_t kv_offset = (b * s.capacity * s.kv_heads + kh) * s.d;
+  const KeyStream stream{k + kv_offset, v + kv_offset, kv_stride, key_end, s.d, k_tile, v_tile};
+  load_rows<Dp>(ex, q + q_offset, q_stride, queries, s.d, kOwnRows, q_tile);
+  load_rows<Dp>(ex, dout + q_offset, q_stride, queries, s.d, kOwnRows, dout_tile);
+  const int first = warp * 16;
+  float* warp_scores = scores + first * kScoreStride;
+  float* warp_dprobs = dprobs + first * kScoreStride;
+
+  RowStatistics stats;
+  const int64_t lane_t = t0 + first + (lane & 15);
+  for (int64_t k0 = 0; k0 < key_end; k0 += kStreamRows) {
+    stream.load<Dp>(ex, k0, true);
+    product_with_transposed<Dp>(ex, q_tile + first * stride, k_tile, warp_scores);
+    product_with_transposed<Dp>(ex, dout_tile + first * stride, v_tile, warp_dprobs);  // dP
+    ex.sync_warp();
+    if (lane < 16)
+      stats.add_tile(s, valid, lane_t, k0, warp_scores + lane * kScoreStride, warp_dprobs + lane * kScoreStride);
+  }
+  if (lane < 16) {
+    lse_tile[first + lane] = stats.log_sum_exp();
+    mean_tile[first + lane] = stats.weighted_mean();
+    if (lane_t < s.t) {
+      const int64_t row = (b * s.t + lane_t) * s.heads + h;
+      log_sum_exps[row] = lse_tile[first + lane];
+      weighted_means[row] = mean_tile[first + lane];
+    }
+  }
+
+  typename Ex::Accumulator acc[Dp / 16];
+XCOMP_FLASH_UNROLL
+  for (int n = 0; n < Dp / 16; ++n) ex.fill(acc[n], 0.f);
+  for (int64_t k0 = 0; k0 < key_end; k0 += kStreamRows) {
+    stream.load<Dp>(ex, k0, true);
+    product_with_transposed<Dp>(ex, q_tile + first * stride, k_tile, warp_scores);
+    product_with_transposed<Dp>(ex, dout_tile + first * stride, v_tile, warp_dprobs);  // dP
+    ex.sync_warp();
+    for (int e = lane; e < 16 * kStreamRows; e += 32) {
+      const int r = e / kStreamRows, j = e % kStreamRows;
+      float& x = warp_scores[r * kScoreStride + j];
+      const float p =
+          visible(s, valid, t0 + first + r, k0 + j) ? expf(x * s.scale - lse_tile[first + r]) : 0.f;
+      x = p * (warp_dprobs[r * kScoreStride + j] - mean_tile[first + r]) * s.scale;  // dS
+    }
+    ex.sync_warp();
+    accumulate_product<Dp>(ex, acc, warp_scores, k_tile);
+  }
+  write_warp_rows<Dp>(ex, acc, q_tile + first * stride, dq + q_offset + first * q_stride, q_stride, queries - first,
+                      s.d, false);
+}
+
+// Block (key tile, kv head kh, row b): dk and dv of the tile's entries (added), over every
+// head of the group and every query tile that sees one of them.
+template <int Dp, class Ex>
+XCOMP_FLASH_FN void backward_key_value_body(const Ex& ex, const Dims& s, const float* dout, const float* q,
+                                            const float* k, const float* v, const int32_t* key_valid,
+                                            const float* log_sum_exps, const float* weighted_means, float* dk,
+                                            float* dv, float* shared) {
+  constexpr int stride = tile_stride<Dp>();
+  float* k_tile = shared;                                  // [kOwnRows][stride]
+  float* v_tile = k_tile + kOwnRows * stride;              // [kOwnRows][stride]
+  float* q_tile = v_tile + kOwnRows * stride;              // [kStreamRows][stride]
+  float* dout_tile = q_tile + kStreamRows * stride;        // [kStreamRows][stride]
+  float* probs = dout_tile + kStreamRows * stride;         // [kOwnRows keys][kScoreStride queries]
+  float* dscores = probs + kOwnRows * kScoreStride;        // [kOwnRows keys][kScoreStride queries]
+  float* lse_tile = dscores + kOwnRows * kScoreStride;     // [kStreamRows]
+  float* mean_tile = lse_tile + kStreamRows;               // [kStreamRows]
+  const int64_t k0 = ex.block_x() * int64_t{kOwnRows}, kh = ex.block_y(), b = ex.block_z();
+  const int lane = ex.lane(), warp = ex.warp();
+  const int64_t keys = s.length - k0 < kOwnRows ? s.length - k0 : kOwnRows;
+  const int32_t* valid = key_valid + b * s.capacity;
+  const int64_t q_stride = s.heads * s.d, kv_stride = s.kv_heads * s.d;
+  const int64_t kv_offset = ((b * s.capacity + k0) * s.kv_heads + kh) * s.d;
+  load_rows<Dp>(ex, k + kv_offset, kv_stride, keys, s.d, kOwnRows, k_tile);
+  load_rows<Dp>(ex, v + kv_offset, kv_stride, keys, s.d, kOwnRows, v_tile);
+  const int first = warp * 16;  // the warp's keys of the tile
+  float* warp_probs = probs + first * kScoreStride;
+  float* warp_dscores = dscores + first * kScoreStride;
+
+  typename Ex::Accumulator dk_acc[Dp / 16], dv_acc[Dp / 16];
+XCOMP_FLASH_UNROLL
+  for (int n = 0; n < Dp / 16; ++n) {
+    ex.fill(dk_acc[n], 0.f);
+    ex.fill(dv_acc[n], 0.f);
+  }
+  // Query t sees entry k0 from t = k0 - prefix on; start at the query tile holding it.
+  const int64_t prefix = s.length - s.t;
+  const int64_t first_t = (k0 > prefix ? k0 - prefix : 0) / kStreamRows * kStreamRows;
+  for (int64_t h = kh * s.group; h < (kh + 1) * s.group; ++h) {
+    for (int64_t t0 = first_t; t0 < s.t; t0 += kStreamRows) {
+      ex.sync();  // the previous query tile is consumed (the first time: k and v are written)
+      const int64_t q_offset = ((b * s.t + t0) * s.heads + h) * s.d;
+      load_rows<Dp>(ex, q + q_offset, q_stride, s.t - t0, s.d, kStreamRows, q_tile);
+      load_rows<Dp>(ex, dout + q_offset, q_stride, s.t - t0, s.d, kStreamRows, dout_tile);
+      for (int i = ex.thread(); i < kStreamRows; i += kThreads) {
+        const int64_t t = t0 + i, row = (b * s.t + t) * s.heads + h;
+        lse_tile[i] = t < s.t ? log_sum_exps[row] : INFINITY;
+        mean_tile[i] = t < s.t ? weighted_means[row] : 0.f;
+      }
+      ex.sync();
+      product_with_transposed<Dp>(ex, k_tile + first * stride, q_tile, warp_probs);       // scores^T
+      product_with_transposed<Dp>(ex, v_tile + first * stride, dout_tile, warp_dscores);  // dP^T
+      ex.sync_warp();
+      for (int e = lane; e < 16 * kStreamRows; e += 32) {
+        const int r = e / kStreamRows, j = e % kStreamRows;  // key k0 + first + r, query t0 + j
+        float& x = warp_probs[r * kScoreStride + j];
+        float& g = warp_dscores[r * kScoreStride + j];
+        const float p = visible(s, valid, t0 + j, k0 + first + r) ? expf(x * s.scale - lse_tile[j]) : 0.f;
+        g = p * (g - mean_tile[j]) * s.scale;
+        x = p;
+      }
+      ex.sync_warp();
+      accumulate_product<Dp>(ex, dv_acc, warp_probs, dout_tile);
+      accumulate_product<Dp>(ex, dk_acc, warp_dscores, q_tile);
+    }
+  }
+  float* dk_rows = dk + kv_offset + first * kv_stride;
+  float* dv_rows = dv + kv_offset + first * kv_stride;
+  write_warp_rows<Dp>(ex, dk_acc, k_tile + first * stride, dk_rows, kv_stride, keys - first, s.d, true);
+  write_warp_rows<Dp>(ex, dv_acc, v_tile + first * stride, dv_rows, kv_stride, keys - first, s.d, true);
+}
+
+}  // namespace xcomp::flash
