@@ -3,7 +3,9 @@
 // synchronisation run in the unit suite on machines without a GPU:
 //  - every thread of a block is a std::thread; blocks run one after another;
 //  - sync() and sync_warp() are barriers; one that waits a minute aborts, naming itself
-//    (a barrier some thread never reaches would hang on a GPU, or worse);
+//    (a barrier some thread never reaches would hang on a GPU, or worse); shuffle_xor
+//    exchanges through a per-warp buffer between two warp barriers (so every lane must
+//    call it, as __shfl_xor_sync with a full mask requires);
 //  - shared memory starts as NaN, so a read of a value no thread wrote shows in the result;
 //  - a 16x16x8 fragment is held by lane 0 of its warp, whose load, fill, mma and store do
 //    the work (the other lanes' calls do nothing): a lane reading a tile another lane's
@@ -59,6 +61,7 @@ struct EmulatedBlock {
   bool tf32 = false;
   std::unique_ptr<EmulatedBarrier> block_barrier;
   std::vector<std::unique_ptr<EmulatedBarrier>> warp_barriers;
+  std::vector<float> exchange;  // a slot per thread, for shuffle_xor
 };
 
 // One thread of an emulated block: the executor the kernel bodies take.
@@ -87,6 +90,13 @@ class EmulatedExecutor {
   int64_t block_z() const { return block_->z; }
   void sync() const { block_->block_barrier->wait("sync"); }
   void sync_warp() const { block_->warp_barriers[warp()]->wait("sync_warp"); }
+  float shuffle_xor(float value, int lane_mask) const {
+    block_->exchange[thread_] = value;
+    block_->warp_barriers[warp()]->wait("shuffle_xor");
+    const float other = block_->exchange[warp() * 32 + (lane() ^ lane_mask)];
+    block_->warp_barriers[warp()]->wait("shuffle_xor");
+    return other;
+  }
 
   void load(MatrixA& f, const float* p, int ld) const {
     if (lane() != 0) return;
@@ -151,6 +161,7 @@ void run_emulated_grid(int64_t grid_x, int64_t grid_y, int64_t grid_z, int threa
         block.tf32 = tf32;
         block.block_barrier = std::make_unique<EmulatedBarrier>(threads);
         for (int w = 0; w < threads / 32; ++w) block.warp_barriers.push_back(std::make_unique<EmulatedBarrier>(32));
+        block.exchange.assign(threads, 0.f);
         std::fill(shared.begin(), shared.end(), std::numeric_limits<float>::quiet_NaN());
         std::vector<std::thread> workers;
         workers.reserve(threads);

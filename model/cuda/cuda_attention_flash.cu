@@ -36,6 +36,9 @@ struct DeviceExecutor {
   __device__ int64_t block_z() const { return blockIdx.z; }
   __device__ void sync() const { __syncthreads(); }
   __device__ void sync_warp() const { __syncwarp(); }
+  __device__ float shuffle_xor(float value, int lane_mask) const {
+    return __shfl_xor_sync(0xffffffffu, value, lane_mask);
+  }
 
   // The hardware reads a TF32 operand's top 19 bits; rounding first (as cuBLAS's TF32
   // mode does) halves the error of truncating.

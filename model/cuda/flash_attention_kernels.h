@@ -6,7 +6,8 @@
 // CPU backend on machines without a GPU.
 //
 // A body is a template over its executor, which gives the thread's lane and warp, the
-// block's index, sync() (__syncthreads) and sync_warp() (__syncwarp), and 16x16x8 TF32
+// block's index, sync() (__syncthreads), sync_warp() (__syncwarp), shuffle_xor
+// (__shfl_xor_sync over the whole warp), and 16x16x8 TF32
 // fragments with load, fill, mma and store (nvcuda::wmma on the GPU, where a load also
 // rounds to TF32). The bodies touch fragments only through those calls, never element by
 // element, so nothing here depends on the fragments' register layout.
@@ -162,27 +163,36 @@ XCOMP_FLASH_UNROLL
   }
 }
 
-// Lane r < 16's running softmax statistics of the warp's query r over a tile of scores:
-// max m, normaliser l = sum exp(x - m) and, with dp, w = sum exp(x - m) dp. Keys the
-// query does not see are skipped.
+// The running softmax statistics of query r of a warp's 16 over the tiles of scores: max
+// m, normaliser l = sum exp(x - m) and, with dp, w = sum exp(x - m) dp. Lanes r and r + 16
+// hold query r's, each adding half of a tile's keys and exchanging the partial results
+// (every lane of the warp calls add_tile). Keys the query does not see are skipped.
 struct RowStatistics {
   float m = -INFINITY, l = 0.f, w = 0.f;
 
-  XCOMP_FLASH_FN void add_tile(const Dims& s, const int32_t* valid, int64_t t, int64_t k0, const float* scores,
-                               const float* dp) {
+  template <class Ex>
+  XCOMP_FLASH_FN void add_tile(const Ex& ex, const Dims& s, const int32_t* valid, int64_t t, int64_t k0,
+                               const float* scores, const float* dp) {
+    constexpr int kHalf = kStreamRows / 2;
+    const int j0 = (ex.lane() >> 4) * kHalf;
     float tile_max = -INFINITY;
-    for (int j = 0; j < kStreamRows; ++j)
+    for (int j = j0; j < j0 + kHalf; ++j)
       if (visible(s, valid, t, k0 + j)) tile_max = fmaxf(tile_max, scores[j] * s.scale);
+    tile_max = fmaxf(tile_max, ex.shuffle_xor(tile_max, 16));
     const float m_new = fmaxf(m, tile_max);
+    float sum = 0.f, weighted = 0.f;
+    if (m_new != -INFINITY) {
+      for (int j = j0; j < j0 + kHalf; ++j) {
+        if (!visible(s, valid, t, k0 + j)) continue;
+        const float p = expf(scores[j] * s.scale - m_new);
+        sum += p;
+        if (dp != nullptr) weighted += p * dp[j];
+      }
+    }
+    sum += ex.shuffle_xor(sum, 16);
+    if (dp != nullptr) weighted += ex.shuffle_xor(weighted, 16);
     if (m_new == -INFINITY) return;  // nothing visible so far
     const float correction = expf(m - m_new);  // 0 while m was -inf
-    float sum = 0.f, weighted = 0.f;
-    for (int j = 0; j < kStreamRows; ++j) {
-      if (!visible(s, valid, t, k0 + j)) continue;
-      const float p = expf(scores[j] * s.scale - m_new);
-      sum += p;
-      if (dp != nullptr) weighted += p * dp[j];
-    }
     l = l * correction + sum;
     w = w * correction + weighted;
     m = m_new;
@@ -214,15 +224,16 @@ XCOMP_FLASH_FN void forward_body(const Ex& ex, const Dims& s, const float* q, co
   const int first = warp * 16;  // the warp's rows of the tile
   float* warp_scores = scores + first * kScoreStride;
 
-  RowStatistics stats;  // lanes < 16: query t0 + first + lane
+  RowStatistics stats;  // lanes r and r + 16: query t0 + first + r
   const int64_t lane_t = t0 + first + (lane & 15);
   for (int64_t k0 = 0; k0 < key_end; k0 += kStreamRows) {
     stream.load<Dp>(ex, k0, false);  // (the first barrier also orders the query tile's writes)
     product_with_transposed<Dp>(ex, q_tile + first * stride, k_tile, warp_scores);
     ex.sync_warp();
-    if (lane < 16) stats.add_tile(s, valid, lane_t, k0, warp_scores + lane * kScoreStride, nullptr);
+    stats.add_tile(ex, s, valid, lane_t, k0, warp_scores + (lane & 15) * kScoreStride, nullptr);
   }
   if (lane < 16) lse_tile[first + lane] = stats.log_sum_exp();
+  ex.sync_warp();  // the warp converges before its next fragment calls
 
   typename Ex::Accumulator acc[Dp / 16];
 XCOMP_FLASH_UNROLL
@@ -280,8 +291,8 @@ XCOMP_FLASH_FN void backward_query_body(const Ex& ex, const Dims& s, const float
     product_with_transposed<Dp>(ex, q_tile + first * stride, k_tile, warp_scores);
     product_with_transposed<Dp>(ex, dout_tile + first * stride, v_tile, warp_dprobs);  // dP
     ex.sync_warp();
-    if (lane < 16)
-      stats.add_tile(s, valid, lane_t, k0, warp_scores + lane * kScoreStride, warp_dprobs + lane * kScoreStride);
+    stats.add_tile(ex, s, valid, lane_t, k0, warp_scores + (lane & 15) * kScoreStride,
+                   warp_dprobs + (lane & 15) * kScoreStride);
   }
   if (lane < 16) {
     lse_tile[first + lane] = stats.log_sum_exp();
@@ -292,6 +303,7 @@ XCOMP_FLASH_FN void backward_query_body(const Ex& ex, const Dims& s, const float
       weighted_means[row] = mean_tile[first + lane];
     }
   }
+  ex.sync_warp();  // the warp converges before its next fragment calls
 
   typename Ex::Accumulator acc[Dp / 16];
 XCOMP_FLASH_UNROLL
