@@ -20,8 +20,7 @@ namespace {
 
 namespace wmma = nvcuda::wmma;
 
-// The executor of flash_attention_kernels.h on the GPU: one thread of a block of
-// flash::kThreads.
+// The executor of flash_attention_kernels.h on the GPU: one thread of a block.
 struct DeviceExecutor {
   using MatrixA = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
   using MatrixBRowMajor = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
@@ -74,7 +73,7 @@ __global__ void __launch_bounds__(flash::kThreads)
 }
 
 template <int Dp>
-__global__ void __launch_bounds__(flash::kThreads)
+__global__ void __launch_bounds__(flash::kKeyValueThreads)
     flash_backward_key_value_kernel(flash::Dims s, const float* dout, const float* q, const float* k, const float* v,
                                     const int32_t* key_valid, const float* log_sum_exps,
                                     const float* weighted_means, float* dk, float* dv) {
@@ -133,7 +132,7 @@ void launch_backward(const flash::Dims& s, const Tensor& dout, const Tensor& q, 
       static_cast<float*>(log_sum_exps.raw()), static_cast<float*>(weighted_means.raw()));
   XCOMP_CUDA_CHECK(cudaGetLastError());
   const dim3 key_grid(tiles(s.length), static_cast<unsigned>(s.kv_heads), static_cast<unsigned>(s.batch));
-  flash_backward_key_value_kernel<Dp><<<key_grid, flash::kThreads, key_bytes, stream>>>(
+  flash_backward_key_value_kernel<Dp><<<key_grid, flash::kKeyValueThreads, key_bytes, stream>>>(
       s, static_cast<const float*>(dout.raw()), static_cast<const float*>(q.raw()),
       static_cast<const float*>(k.raw()), static_cast<const float*>(v.raw()),
       static_cast<const int32_t*>(key_valid.raw()), static_cast<const float*>(log_sum_exps.raw()),

@@ -24,7 +24,8 @@
 //    D = sum_j P_j dP_j (dP = dout v^T, both rescaled online as scalars), kept in memory
 //    for backward_key_value, then dq = sum_j dS_j k_j with dS = P (dP - D) scale;
 //  - backward_key_value: per key tile of a kv head, over the group's heads and the query
-//    tiles that see its keys: dv += P^T dout and dk += dS^T q, added to dk and dv.
+//    tiles that see its keys: dv += P^T dout and dk += dS^T q, added to dk and dv (twice
+//    the warps, kKeyValueThreads: a pair per 16 keys, one for dv and one for dk).
 // Scores are scale * (q . k) as the CPU backend computes them.
 #pragma once
 
@@ -77,11 +78,11 @@ XCOMP_FLASH_FN bool visible(const Dims& s, const int32_t* valid_row, int64_t t, 
 }
 
 // tile[r][i] = rows[r * row_stride + i] for r < count and i < d, 0 elsewhere in the
-// tile's `tile_rows` x Dp (count may be 0 or less: all zeros).
-template <int Dp, class Ex>
+// tile's `tile_rows` x Dp (count may be 0 or less: all zeros). All Threads of the block.
+template <int Dp, int Threads = kThreads, class Ex>
 XCOMP_FLASH_FN void load_rows(const Ex& ex, const float* rows, int64_t row_stride, int64_t count, int64_t d,
                               int tile_rows, float* tile) {
-  for (int e = ex.thread(); e < tile_rows * Dp; e += kThreads) {
+  for (int e = ex.thread(); e < tile_rows * Dp; e += Threads) {
     const int r = e / Dp, i = e % Dp;
     tile[r * tile_stride<Dp>() + i] = r < count && i < d ? rows[r * row_stride + i] : 0.f;
   }
@@ -106,39 +107,44 @@ struct KeyStream {
 };
 
 // out [16][kStreamRows] (rows kScoreStride apart) = a [16][Dp] . b [kStreamRows][Dp]^T,
-// a and b tiles with rows tile_stride apart. A warp's call.
+// a and b tiles with rows tile_stride apart. A warp's call. Each fragment of a is loaded
+// once for all column blocks: shared memory's bandwidth, not the tensor cores, bounds
+// these small products.
 template <int Dp, class Ex>
 XCOMP_FLASH_FN void product_with_transposed(const Ex& ex, const float* a, const float* b, float* out) {
   constexpr int stride = tile_stride<Dp>();
+  constexpr int kBlocks = kStreamRows / 16;
+  typename Ex::Accumulator acc[kBlocks];
 XCOMP_FLASH_UNROLL
-  for (int n0 = 0; n0 < kStreamRows; n0 += 16) {
-    typename Ex::Accumulator acc;
-    ex.fill(acc, 0.f);
+  for (int n = 0; n < kBlocks; ++n) ex.fill(acc[n], 0.f);
 XCOMP_FLASH_UNROLL
-    for (int k0 = 0; k0 < Dp; k0 += 8) {
-      typename Ex::MatrixA fa;
+  for (int k0 = 0; k0 < Dp; k0 += 8) {
+    typename Ex::MatrixA fa;
+    ex.load(fa, a + k0, stride);
+XCOMP_FLASH_UNROLL
+    for (int n = 0; n < kBlocks; ++n) {
       typename Ex::MatrixBColMajor fb;
-      ex.load(fa, a + k0, stride);
-      ex.load(fb, b + n0 * stride + k0, stride);
-      ex.mma(acc, fa, fb);
+      ex.load(fb, b + n * 16 * stride + k0, stride);
+      ex.mma(acc[n], fa, fb);
     }
-    ex.store(out + n0, acc, kScoreStride);
   }
+XCOMP_FLASH_UNROLL
+  for (int n = 0; n < kBlocks; ++n) ex.store(out + n * 16, acc[n], kScoreStride);
 }
 
 // acc[n] += p [16][kStreamRows] (rows kScoreStride apart) . b [kStreamRows][Dp], column
-// block n of 16. A warp's call.
+// block n of 16. A warp's call; each fragment of p is loaded once for all column blocks.
 template <int Dp, class Ex>
 XCOMP_FLASH_FN void accumulate_product(const Ex& ex, typename Ex::Accumulator (&acc)[Dp / 16], const float* p,
                                        const float* b) {
   constexpr int stride = tile_stride<Dp>();
 XCOMP_FLASH_UNROLL
-  for (int n = 0; n < Dp / 16; ++n) {
+  for (int k0 = 0; k0 < kStreamRows; k0 += 8) {
+    typename Ex::MatrixA fa;
+    ex.load(fa, p + k0, kScoreStride);
 XCOMP_FLASH_UNROLL
-    for (int k0 = 0; k0 < kStreamRows; k0 += 8) {
-      typename Ex::MatrixA fa;
+    for (int n = 0; n < Dp / 16; ++n) {
       typename Ex::MatrixBRowMajor fb;
-      ex.load(fa, p + k0, kScoreStride);
       ex.load(fb, b + k0 * stride + n * 16, stride);
       ex.mma(acc[n], fa, fb);
     }
@@ -327,8 +333,13 @@ XCOMP_FLASH_UNROLL
                       s.d, false);
 }
 
-// Block (key tile, kv head kh, row b): dk and dv of the tile's entries (added), over every
-// head of the group and every query tile that sees one of them.
+// Block (key tile, kv head kh, row b), kKeyValueThreads: dk and dv of the tile's entries
+// (added), over every head of the group and every query tile that sees one of them. Two
+// warps share each 16 keys: the value side computes scores^T and adds dv += P^T dout, the
+// key side dP^T and dk += dS^T q (so each keeps one set of head_dim accumulators: both
+// sets in one warp spill at head_dim 128); the pair computes P and dS between them.
+constexpr int kKeyValueThreads = 2 * kThreads;
+
 template <int Dp, class Ex>
 XCOMP_FLASH_FN void backward_key_value_body(const Ex& ex, const Dims& s, const float* dout, const float* q,
                                             const float* k, const float* v, const int32_t* key_valid,
@@ -345,22 +356,20 @@ XCOMP_FLASH_FN void backward_key_value_body(const Ex& ex, const Dims& s, const f
   float* mean_tile = lse_tile + kStreamRows;               // [kStreamRows]
   const int64_t k0 = ex.block_x() * int64_t{kOwnRows}, kh = ex.block_y(), b = ex.block_z();
   const int lane = ex.lane(), warp = ex.warp();
+  const bool value_side = warp < kWarps;
   const int64_t keys = s.length - k0 < kOwnRows ? s.length - k0 : kOwnRows;
   const int32_t* valid = key_valid + b * s.capacity;
   const int64_t q_stride = s.heads * s.d, kv_stride = s.kv_heads * s.d;
   const int64_t kv_offset = ((b * s.capacity + k0) * s.kv_heads + kh) * s.d;
-  load_rows<Dp>(ex, k + kv_offset, kv_stride, keys, s.d, kOwnRows, k_tile);
-  load_rows<Dp>(ex, v + kv_offset, kv_stride, keys, s.d, kOwnRows, v_tile);
-  const int first = warp * 16;  // the warp's keys of the tile
-  float* warp_probs = probs + first * kScoreStride;
-  float* warp_dscores = dscores + first * kScoreStride;
+  load_rows<Dp, kKeyValueThreads>(ex, k + kv_offset, kv_stride, keys, s.d, kOwnRows, k_tile);
+  load_rows<Dp, kKeyValueThreads>(ex, v + kv_offset, kv_stride, keys, s.d, kOwnRows, v_tile);
+  const int first = warp % kWarps * 16;  // the pair's keys of the tile
+  float* pair_probs = probs + first * kScoreStride;
+  float* pair_dscores = dscores + first * kScoreStride;
 
-  typename Ex::Accumulator dk_acc[Dp / 16], dv_acc[Dp / 16];
+  typename Ex::Accumulator acc[Dp / 16];  // dv on the value side, dk on the key side
 XCOMP_FLASH_UNROLL
-  for (int n = 0; n < Dp / 16; ++n) {
-    ex.fill(dk_acc[n], 0.f);
-    ex.fill(dv_acc[n], 0.f);
-  }
+  for (int n = 0; n < Dp / 16; ++n) ex.fill(acc[n], 0.f);
   // Query t sees entry k0 from t = k0 - prefix on; start at the query tile holding it.
   const int64_t prefix = s.length - s.t;
   const int64_t first_t = (k0 > prefix ? k0 - prefix : 0) / kStreamRows * kStreamRows;
@@ -368,34 +377,42 @@ XCOMP_FLASH_UNROLL
     for (int64_t t0 = first_t; t0 < s.t; t0 += kStreamRows) {
       ex.sync();  // the previous query tile is consumed (the first time: k and v are written)
       const int64_t q_offset = ((b * s.t + t0) * s.heads + h) * s.d;
-      load_rows<Dp>(ex, q + q_offset, q_stride, s.t - t0, s.d, kStreamRows, q_tile);
-      load_rows<Dp>(ex, dout + q_offset, q_stride, s.t - t0, s.d, kStreamRows, dout_tile);
-      for (int i = ex.thread(); i < kStreamRows; i += kThreads) {
+      load_rows<Dp, kKeyValueThreads>(ex, q + q_offset, q_stride, s.t - t0, s.d, kStreamRows, q_tile);
+      load_rows<Dp, kKeyValueThreads>(ex, dout + q_offset, q_stride, s.t - t0, s.d, kStreamRows, dout_tile);
+      for (int i = ex.thread(); i < kStreamRows; i += kKeyValueThreads) {
         const int64_t t = t0 + i, row = (b * s.t + t) * s.heads + h;
         lse_tile[i] = t < s.t ? log_sum_exps[row] : INFINITY;
         mean_tile[i] = t < s.t ? weighted_means[row] : 0.f;
       }
       ex.sync();
-      product_with_transposed<Dp>(ex, k_tile + first * stride, q_tile, warp_probs);       // scores^T
-      product_with_transposed<Dp>(ex, v_tile + first * stride, dout_tile, warp_dscores);  // dP^T
-      ex.sync_warp();
-      for (int e = lane; e < 16 * kStreamRows; e += 32) {
+      if (value_side) {
+        product_with_transposed<Dp>(ex, k_tile + first * stride, q_tile, pair_probs);  // scores^T
+      } else {
+        product_with_transposed<Dp>(ex, v_tile + first * stride, dout_tile, pair_dscores);  // dP^T
+      }
+      ex.sync();  // both of the pair's products are written
+      // The pair's 64 lanes take alternate entries.
+      for (int e = lane + (value_side ? 0 : 32); e < 16 * kStreamRows; e += 64) {
         const int r = e / kStreamRows, j = e % kStreamRows;  // key k0 + first + r, query t0 + j
-        float& x = warp_probs[r * kScoreStride + j];
-        float& g = warp_dscores[r * kScoreStride + j];
+        float& x = pair_probs[r * kScoreStride + j];
+        float& g = pair_dscores[r * kScoreStride + j];
         const float p = visible(s, valid, t0 + j, k0 + first + r) ? expf(x * s.scale - lse_tile[j]) : 0.f;
         g = p * (g - mean_tile[j]) * s.scale;
         x = p;
       }
-      ex.sync_warp();
-      accumulate_product<Dp>(ex, dv_acc, warp_probs, dout_tile);
-      accumulate_product<Dp>(ex, dk_acc, warp_dscores, q_tile);
+      ex.sync();
+      if (value_side) {
+        accumulate_product<Dp>(ex, acc, pair_probs, dout_tile);
+      } else {
+        accumulate_product<Dp>(ex, acc, pair_dscores, q_tile);
+      }
     }
   }
-  float* dk_rows = dk + kv_offset + first * kv_stride;
-  float* dv_rows = dv + kv_offset + first * kv_stride;
-  write_warp_rows<Dp>(ex, dk_acc, k_tile + first * stride, dk_rows, kv_stride, keys - first, s.d, true);
-  write_warp_rows<Dp>(ex, dv_acc, v_tile + first * stride, dv_rows, kv_stride, keys - first, s.d, true);
+  // Through the pair's rows of v_tile (dv) or k_tile (dk): the other side's products,
+  // which read them, finished before the last barrier.
+  float* tile = (value_side ? v_tile : k_tile) + first * stride;
+  float* rows = (value_side ? dv : dk) + kv_offset + first * kv_stride;
+  write_warp_rows<Dp>(ex, acc, tile, rows, kv_stride, keys - first, s.d, true);
 }
 
 }  // namespace xcomp::flash

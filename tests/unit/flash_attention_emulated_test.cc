@@ -67,7 +67,7 @@ void emulated_backward(const flash::Dims& s, const Tensor& dout, const Tensor& q
                                                      v.data<float>(), valid.data<int32_t>(), dq.data<float>(),
                                                      lse.data<float>(), means.data<float>(), shared);
                     });
-  run_emulated_grid(tiles(s.length), s.kv_heads, s.batch, flash::kThreads,
+  run_emulated_grid(tiles(s.length), s.kv_heads, s.batch, flash::kKeyValueThreads,
                     flash::backward_key_value_shared_floats<Dp>(), tf32,
                     [&](const EmulatedExecutor& ex, float* shared) {
                       flash::backward_key_value_body<Dp>(ex, s, dout.data<float>(), q.data<float>(), k.data<float>(),
