@@ -19,6 +19,7 @@ struct Benchmark {
 const Benchmark kBenchmarks[] = {
     {"tokenize", run_tokenize_benchmark, "MB/s of text encoded by each tokenizer, one thread and all cores"},
     {"train", run_train_benchmark, "one training step: time, tokens/s, model FLOPs and MFU (--reference: PyTorch beside it)"},
+    {"attention", run_attention_benchmark, "the attention op at a step's shapes, each CUDA kernel side by side: ms, TFLOP/s, agreement"},
 };
 
 std::string usage() {

@@ -18,6 +18,7 @@
 #include "io/tokenizer.h"
 #include "io/tokenizer_gguf.h"
 #include "model/input_error.h"
+#include "trainer/bench_environment.h"
 #include "trainer/benchmarks.h"
 #include "trainer/command_line.h"
 
@@ -28,12 +29,6 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using Documents = std::vector<std::string>;
 
-std::string env_or(const char* name, const std::string& fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? std::string(v) : fallback;
-}
-
-std::string fixtures_dir() { return env_or("XCOMP_FIXTURES", "../shared/fixtures"); }
 std::string models_dir() { return env_or("XCOMP_MODELS", env_or("HOME", "/root") + "/.cache/xcomp"); }
 
 std::string strip(const std::string& s) {
@@ -145,10 +140,10 @@ std::vector<Contender> contenders(const std::vector<std::string>& paths) {
   std::vector<std::pair<std::string, std::string>> wanted;
   for (const auto& p : paths) wanted.emplace_back(fs::path(p).filename().string(), p);
   if (wanted.empty()) {
-    wanted = {{"SentencePiece tok512.model", fixtures_dir() + "/stories260K/tok512.model"},
-              {"llama2.c tok512.bin", fixtures_dir() + "/stories260K/tok512.bin"},
+    wanted = {{"SentencePiece tok512.model", bench_fixtures_dir() + "/stories260K/tok512.model"},
+              {"llama2.c tok512.bin", bench_fixtures_dir() + "/stories260K/tok512.bin"},
               {"SmolLM2 byte-level BPE (GGUF)", models_dir() + "/SmolLM2-135M-Instruct.Q4_1.gguf"},
-              {"LLaMA-3 tiktoken", fixtures_dir() + "/llama3/tokenizer.model"}};
+              {"LLaMA-3 tiktoken", bench_fixtures_dir() + "/llama3/tokenizer.model"}};
   }
   std::vector<Contender> out;
   for (const auto& [label, path] : wanted) {
@@ -179,7 +174,7 @@ int run_tokenize_benchmark(const std::vector<std::string>& args) {
                   {"tokenizer", "PATH", "tokenizer file, directory or .gguf; repeatable (default: the four below)"}});
   if (!cl.parse(args)) return 0;
   cl.expect_positional(0, 0);
-  const std::string text = cl.get("text", fixtures_dir() + "/tinystories/tinystories_sample.txt");
+  const std::string text = cl.get("text", bench_fixtures_dir() + "/tinystories/tinystories_sample.txt");
   const double seconds = cl.get_double("seconds", 2.0, 0.0, 3600.0);
   const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int threads = static_cast<int>(cl.get_int("threads", hardware, 1, 1024));

@@ -34,6 +34,7 @@
 #include "model/random.h"
 #include "trainer/adamw.h"
 #include "trainer/backend.h"
+#include "trainer/bench_environment.h"
 #include "trainer/bench_shapes.h"
 #include "trainer/benchmarks.h"
 #include "trainer/command_line.h"
@@ -53,11 +54,6 @@ std::string wait_policy_note() {
   const char* policy = std::getenv("OMP_WAIT_POLICY");
   return policy != nullptr && *policy != '\0' ? std::string("OMP_WAIT_POLICY=") + policy
                                                : std::string("OMP_WAIT_POLICY unset (spin, then sleep)");
-}
-
-std::string env_or(const char* name, const std::string& fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? std::string(v) : fallback;
 }
 
 struct Settings {
@@ -347,7 +343,7 @@ int run_train_benchmark(const std::vector<std::string>& args) {
     ::setenv("XCOMP_CUDA_ATTENTION_BACKWARD", kernels.c_str(), 1);
   }
   use_cpu_threads(static_cast<int>(s.threads));
-  const std::string fixtures = env_or("XCOMP_FIXTURES", "../shared/fixtures");
+  const std::string fixtures = bench_fixtures_dir();
 
   const LlamaConfig config = bench_config(shape, fixtures);
   CompressorSettings cs;

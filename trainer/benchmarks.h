@@ -9,5 +9,6 @@ namespace xcomp {
 
 int run_tokenize_benchmark(const std::vector<std::string>& args);
 int run_train_benchmark(const std::vector<std::string>& args);
+int run_attention_benchmark(const std::vector<std::string>& args);
 
 }  // namespace xcomp

@@ -1,0 +1,14 @@
+// What the benchmarks read from the environment.
+#pragma once
+
+#include <string>
+
+namespace xcomp {
+
+// The variable's value, or `fallback` when it is unset or empty.
+std::string env_or(const char* name, const std::string& fallback);
+
+// Where the fixtures are: $XCOMP_FIXTURES, else ../shared/fixtures (run from the checkout).
+std::string bench_fixtures_dir();
+
+}  // namespace xcomp
