@@ -21,7 +21,8 @@
 # way of starting it, see run_nccl_tests), bench.log and gpu_check.log (everything
 # printed); when the test binary crashes, each test is rerun alone
 # (cuda_tests_isolated.log). GPU_CHECK_SANITIZE=1 adds a compute-sanitizer memcheck pass
-# over the small shapes (sanitizer.log). XCOMP_GPU_BUNDLE names another bundle file (for
+# over the small shapes (sanitizer.log) and a racecheck pass over the flash attention
+# tests (racecheck.log). XCOMP_GPU_BUNDLE names another bundle file (for
 # trying the script out elsewhere).
 set -euo pipefail
 
@@ -351,6 +352,16 @@ PY
       >"$out/sanitizer.log" 2>&1 || sanitizer_rc=$?
     echo "compute-sanitizer exit $sanitizer_rc (0: clean; log in sanitizer.log)"
     tail -5 "$out/sanitizer.log"
+    # Shared-memory hazards (a barrier missing between a write and another thread's read):
+    # the kernels that share tiles between warps, on shapes with several tiles.
+    echo "==== compute-sanitizer racecheck"
+    local racecheck_rc=0
+    LD_LIBRARY_PATH="$libs" timeout 240 compute-sanitizer --tool racecheck --racecheck-report hazard \
+      --error-exitcode 3 "$dest/bin/cuda_tests" \
+      --gtest_filter="${GPU_CHECK_RACECHECK_FILTER:-*Flash*/stories260k:*Flash*/decoder_blocks_d64}" \
+      >"$out/racecheck.log" 2>&1 || racecheck_rc=$?
+    echo "compute-sanitizer racecheck exit $racecheck_rc (0: clean; log in racecheck.log)"
+    tail -5 "$out/racecheck.log"
   fi
 
   local nccl_reports=()
