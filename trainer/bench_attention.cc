@@ -4,7 +4,9 @@
 // kernels side by side in one run (or the CPU backend's): milliseconds, TFLOP/s by the
 // FLOP count `bench train` uses for attention, and how far each kernel's results are
 // from the first one's, so one short GPU run compares the kernels' speed and agreement
-// at the real shape before a whole step is timed.
+// at the real shape before a whole step is timed. --reference adds PyTorch's attention as
+// Hugging Face's LLaMA runs it (tools/bench/torch_attention_reference.py: repeat_kv, then
+// scaled_dot_product_attention in bf16) on the same shapes.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -23,6 +25,7 @@
 #include "trainer/benchmarks.h"
 #include "trainer/command_line.h"
 #include "trainer/cpu_threads.h"
+#include "trainer/reference_script.h"
 
 namespace xcomp {
 namespace {
@@ -120,6 +123,15 @@ double relative_difference(const Tensor& got, const Tensor& want) {
   return ref > 0 ? diff / ref : diff;
 }
 
+void print_row(const AttentionShape& s, const std::string& kernels, double forward_ms, double backward_ms,
+               const std::string& note) {
+  const double flops = forward_flops(s);
+  std::printf("%-8s %-12s %5ld %6ld %10.3f %11.3f %9.3g %9.3g  %s\n", s.call, kernels.c_str(), static_cast<long>(s.t),
+              static_cast<long>(s.prefix), forward_ms, backward_ms, flops / (forward_ms * 1e9),
+              2 * flops / (backward_ms * 1e9), note.c_str());
+  std::fflush(stdout);
+}
+
 std::vector<std::string> split_commas(const std::string& text) {
   std::vector<std::string> parts;
   std::stringstream in(text);
@@ -145,7 +157,7 @@ std::unique_ptr<Ops> backend_with(const std::string& kernels) {
 int run_attention_benchmark(const std::vector<std::string>& args) {
   CommandLine cl("bench attention",
                  "[--shape NAME] [--device cpu|cuda] [--batch B] [--text-len L] [--num-tokens N] [--kernels K,...] "
-                 "[--repeats R] [--warmup W] [--threads T]",
+                 "[--repeats R] [--warmup W] [--threads T] [--reference]",
                  {{"shape", "NAME", "stories260k (default), dim512, llama3.2-1b or llama3-8b: heads and head_dim"},
                   {"device", "DEV", "cpu (default) or cuda"},
                   {"batch", "B", "samples (default 8)"},
@@ -155,7 +167,10 @@ int run_attention_benchmark(const std::vector<std::string>& args) {
                                        "(default gemm,gemm_causal,flash,tiled; bf16 weights, as training)"},
                   {"repeats", "R", "timed runs; the median is reported (default 10)"},
                   {"warmup", "W", "untimed runs first (default 2)"},
-                  {"threads", "T", "CPU threads (default: all cores)"}});
+                  {"threads", "T", "CPU threads (default: all cores)"},
+                  {"reference", "", "also time PyTorch's attention (tools/bench/torch_attention_reference.py)"},
+                  {"python", "PATH", "Python for --reference (default $XCOMP_PYTHON or /tmp/refvenv/bin/python)"},
+                  {"reference-script", "PATH", "default tools/bench/torch_attention_reference.py (run from the checkout)"}});
   if (!cl.parse(args)) return 0;
   cl.expect_positional(0, 0);
   const BenchShape& shape = find_bench_shape(cl.get("shape", "stories260k"));
@@ -178,7 +193,8 @@ int run_attention_benchmark(const std::vector<std::string>& args) {
   }
   if (!backend_available(device))
     throw_input_error("bench attention: --device ", name_of(device), " is not available in this build");
-  use_cpu_threads(static_cast<int>(cpu_threads_for(cl.get_int("threads", 0, 0, 4096))));
+  const int64_t threads = cpu_threads_for(cl.get_int("threads", 0, 0, 4096));
+  use_cpu_threads(static_cast<int>(threads));
   const LlamaConfig config = bench_config(shape, bench_fixtures_dir());
   const AttentionShape calls[] = {
       {"encoder", batch, text_len + num_tokens, 0, config.num_attention_heads, config.num_key_value_heads,
@@ -193,7 +209,6 @@ int run_attention_benchmark(const std::vector<std::string>& args) {
               "fwd TF/s", "bwd TF/s", "max difference from the first kernels' (out dq dk dv)");
   for (const AttentionShape& s : calls) {
     const HostInputs in = inputs_for(s);
-    const double flops = forward_flops(s);
     Results first;
     for (size_t i = 0; i < kernels.size(); ++i) {
       std::unique_ptr<Ops> ops = backend_with(kernels[i]);
@@ -206,11 +221,28 @@ int run_attention_benchmark(const std::vector<std::string>& args) {
                       relative_difference(r.dv, first.dv));
         differences = text;
       }
-      std::printf("%-8s %-12s %5ld %6ld %10.3f %11.3f %9.3g %9.3g  %s\n", s.call, kernels[i].c_str(),
-                  static_cast<long>(s.t), static_cast<long>(s.prefix), r.forward_ms, r.backward_ms,
-                  flops / (r.forward_ms * 1e9), 2 * flops / (r.backward_ms * 1e9), differences.c_str());
-      std::fflush(stdout);
+      print_row(s, kernels[i], r.forward_ms, r.backward_ms, differences);
       if (i == 0) first = std::move(r);
+    }
+  }
+  if (cl.has("reference")) {
+    const std::string script = cl.get("reference-script", "tools/bench/torch_attention_reference.py");
+    std::ostringstream cmd;
+    cmd << shell_quote(cl.get("python", env_or("XCOMP_PYTHON", "/tmp/refvenv/bin/python"))) << " "
+        << shell_quote(script) << " --device " << name_of(device) << " --batch " << batch << " --heads "
+        << config.num_attention_heads << " --kv-heads " << config.num_key_value_heads << " --head-dim "
+        << config.head_dim << " --text-len " << text_len << " --num-tokens " << num_tokens << " --repeats " << repeats
+        << " --warmup " << warmup << " --threads " << threads;
+    const nlohmann::json j = run_reference_script(cmd.str(), script);
+    if (!j.contains("calls") || !j["calls"].is_array() || j["calls"].size() != 2)
+      throw_input_error("--reference: ", script, " printed no two calls: ", j.dump());
+    const std::string label = "torch " + j.value("torch", std::string("?")) + ", " +
+                              j.value("dtype", std::string("?")) +
+                              (j.value("sdpa", false) ? ", scaled_dot_product_attention" : ", written out (no sdpa)");
+    for (size_t c = 0; c < 2; ++c) {
+      const nlohmann::json& call = j["calls"][c];
+      const double forward_ms = call.value("forward_ms", 0.0), backward_ms = call.value("backward_ms", 0.0);
+      print_row(calls[c], "pytorch", forward_ms, backward_ms, label);
     }
   }
   return 0;

@@ -41,6 +41,7 @@
 #include "trainer/cpu_threads.h"
 #include "trainer/data_parallel.h"
 #include "trainer/grad_clip.h"
+#include "trainer/reference_script.h"
 #include "trainer/step_flops.h"
 #include "trainer/training_communicator.h"
 
@@ -209,12 +210,6 @@ Measured run_xcomp(const Settings& s, const std::string& fixtures) {
   return m;
 }
 
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
 // Runs the PyTorch anchor with the same settings; its last line of output is JSON.
 // Unless the caller chose a wait policy, the anchor runs with passive OpenMP waiting:
 // Debian's PyTorch 1.13 measured 2.4x slower on 2 threads when its threads spin
@@ -230,21 +225,8 @@ Measured run_reference(const Settings& s, const std::string& python, const std::
       << s.lora_r << " --lora-alpha " << s.lora_alpha << " --mode "
       << (s.mode == CompressorMode::kKeyValue ? "kv" : "embedding") << " --steps " << s.steps << " --warmup "
       << s.warmup << " --threads " << s.threads;
-  std::cerr << "bench train: " << cmd.str() << "\n";
-  FILE* pipe = popen(cmd.str().c_str(), "r");
-  if (pipe == nullptr) throw_input_error("--reference: cannot run ", cmd.str());
-  std::string out, last;
-  std::array<char, 4096> buf{};
-  while (fgets(buf.data(), static_cast<int>(buf.size()), pipe) != nullptr) out += buf.data();
-  const int status = pclose(pipe);
-  std::istringstream lines(out);
-  for (std::string line; std::getline(lines, line);)
-    if (!line.empty()) last = line;
-  if (status != 0 || last.empty() || last[0] != '{')
-    throw_input_error("--reference: ", script, " failed (exit status ", status, "); its output:\n", out);
-  const nlohmann::json j = nlohmann::json::parse(last, nullptr, false);
-  if (j.is_discarded() || !j.contains("step_s_median"))
-    throw_input_error("--reference: ", script, " printed no result JSON; last line: ", last);
+  const nlohmann::json j = run_reference_script(cmd.str(), script);
+  if (!j.contains("step_s_median")) throw_input_error("--reference: ", script, " printed no step_s_median: ", j.dump());
   Measured m;
   m.impl = "pytorch";
   m.step_s = j["step_s_median"].get<double>();
