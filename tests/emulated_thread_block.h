@@ -1,7 +1,8 @@
 // A CPU emulation of CUDA thread blocks, for kernels written over an executor
 // (model/cuda/flash_attention_kernels.h), so that their indexing, masking and
 // synchronisation run in the unit suite on machines without a GPU:
-//  - every thread of a block is a std::thread; blocks run one after another;
+//  - every thread of a block is a std::thread (made once per grid); blocks run one after
+//    another;
 //  - sync() and sync_warp() are barriers; one that waits a minute aborts, naming itself
 //    (a barrier some thread never reaches would hang on a GPU, or worse); shuffle_xor
 //    exchanges through a per-warp buffer between two warp barriers (so every lane must
@@ -149,26 +150,36 @@ class EmulatedExecutor {
 
 // Runs body(executor, shared) for every thread of every block of the grid, `threads` (a
 // multiple of 32) per block, each block with `shared_floats` of NaN-filled shared memory.
+// The threads are made once per grid and run its blocks one after another.
 template <class Body>
 void run_emulated_grid(int64_t grid_x, int64_t grid_y, int64_t grid_z, int threads, size_t shared_floats, bool tf32,
                        const Body& body) {
   std::vector<float> shared(shared_floats);
-  for (int64_t z = 0; z < grid_z; ++z)
-    for (int64_t y = 0; y < grid_y; ++y)
-      for (int64_t x = 0; x < grid_x; ++x) {
-        EmulatedBlock block;
-        block.x = x, block.y = y, block.z = z;
-        block.tf32 = tf32;
-        block.block_barrier = std::make_unique<EmulatedBarrier>(threads);
-        for (int w = 0; w < threads / 32; ++w) block.warp_barriers.push_back(std::make_unique<EmulatedBarrier>(32));
-        block.exchange.assign(threads, 0.f);
-        std::fill(shared.begin(), shared.end(), std::numeric_limits<float>::quiet_NaN());
-        std::vector<std::thread> workers;
-        workers.reserve(threads);
-        for (int t = 0; t < threads; ++t)
-          workers.emplace_back([&, t] { body(EmulatedExecutor(&block, t), shared.data()); });
-        for (std::thread& w : workers) w.join();
+  EmulatedBlock block;
+  block.tf32 = tf32;
+  block.block_barrier = std::make_unique<EmulatedBarrier>(threads);
+  for (int w = 0; w < threads / 32; ++w) block.warp_barriers.push_back(std::make_unique<EmulatedBarrier>(32));
+  block.exchange.assign(threads, 0.f);
+  // The block's threads and this one meet before and after each block.
+  EmulatedBarrier start(threads + 1), done(threads + 1);
+  const int64_t blocks = grid_x * grid_y * grid_z;
+  std::vector<std::thread> workers;
+  workers.reserve(threads);
+  for (int t = 0; t < threads; ++t)
+    workers.emplace_back([&, t] {
+      for (int64_t i = 0; i < blocks; ++i) {
+        start.wait("block start");
+        body(EmulatedExecutor(&block, t), shared.data());
+        done.wait("block end");
       }
+    });
+  for (int64_t i = 0; i < blocks; ++i) {
+    block.x = i % grid_x, block.y = i / grid_x % grid_y, block.z = i / (grid_x * grid_y);
+    std::fill(shared.begin(), shared.end(), std::numeric_limits<float>::quiet_NaN());
+    start.wait("block start");
+    done.wait("block end");
+  }
+  for (std::thread& w : workers) w.join();
 }
 
 }  // namespace xcomp::test

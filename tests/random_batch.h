@@ -6,10 +6,12 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "model/compressor.h"
+#include "model/llama.h"
 #include "model/random.h"
 
 namespace xcomp::test {
@@ -77,6 +79,31 @@ inline TwoBackendStep two_backend_step(CompressorMode mode, int64_t vocab) {
   s.options.dropout_seed = 5;
   s.options.dropout_stream = 2;
   return s;
+}
+
+// two_backend_step's step on each of two models (which hold the same weights on two
+// backends, or two ways of computing): each with its own compressor from the same seed,
+// LoRA B perturbed alike; the second keeps or recomputes its activations as asked.
+struct StepOnTwoModels {
+  std::unique_ptr<Compressor> first, second;
+  CompressorLoss first_loss, second_loss;
+};
+
+inline StepOnTwoModels step_on_two_models(const LlamaModel& first, const LlamaModel& second, CompressorMode mode,
+                                          ActivationMemory second_activations = ActivationMemory::kKeep,
+                                          float memory_scale = 1.0f) {
+  TwoBackendStep step = two_backend_step(mode, first.config().vocab_size);
+  step.settings.memory_scale = memory_scale;
+  StepOnTwoModels r;
+  r.first = std::make_unique<Compressor>(first.config(), step.settings, 11);
+  r.second = std::make_unique<Compressor>(second.config(), step.settings, 11);
+  perturb_lora_b(*r.first);
+  perturb_lora_b(*r.second);
+  r.first_loss = compressor_step(first, *r.first, step.batch, step.options);
+  StepOptions options = step.options;
+  options.activations = second_activations;
+  r.second_loss = compressor_step(second, *r.second, step.batch, options);
+  return r;
 }
 
 }  // namespace xcomp::test

@@ -82,21 +82,14 @@ void check_step_against_cpu(CompressorMode mode, CudaWeightStorage storage, floa
   const LlamaModel cpu_model(loaded.config, weights, cpu);
   const LlamaModel cuda_model(loaded.config, weights, *cuda);
 
-  test::TwoBackendStep step = test::two_backend_step(mode, loaded.config.vocab_size);
-  step.settings.memory_scale = memory_scale;
-  Compressor on_cpu(loaded.config, step.settings, 11), on_cuda(loaded.config, step.settings, 11);
-  test::perturb_lora_b(on_cpu);
-  test::perturb_lora_b(on_cuda);
-
-  const CompressorLoss want = compressor_step(cpu_model, on_cpu, step.batch, step.options);
-  StepOptions cuda_options = step.options;
-  cuda_options.activations = cuda_activations;
-  const CompressorLoss got = compressor_step(cuda_model, on_cuda, step.batch, cuda_options);
+  const test::StepOnTwoModels r =
+      test::step_on_two_models(cpu_model, cuda_model, mode, cuda_activations, memory_scale);
+  const CompressorLoss &want = r.first_loss, &got = r.second_loss;
 
   EXPECT_EQ(got.targets, want.targets);
   EXPECT_LT(std::fabs(got.sum - want.sum) / std::fabs(want.sum), tolerance.loss)
       << "loss cuda " << got.sum << " cpu " << want.sum;
-  const auto cpu_params = on_cpu.parameters(), cuda_params = on_cuda.parameters();
+  const auto cpu_params = r.first->parameters(), cuda_params = r.second->parameters();
   ASSERT_EQ(cpu_params.size(), cuda_params.size());
   double worst = 0;
   for (size_t i = 0; i < cpu_params.size(); ++i) {

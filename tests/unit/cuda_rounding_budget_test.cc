@@ -44,16 +44,12 @@ StepError rounded_step_error(CompressorMode mode) {
   CpuOps cpu;
   const LlamaModel fp32_model(loaded.config, rounded_model.weights(), cpu);
 
-  const test::TwoBackendStep step = test::two_backend_step(mode, loaded.config.vocab_size);  // the GPU check's
-  Compressor on_fp32(loaded.config, step.settings, 11), on_rounded(loaded.config, step.settings, 11);
-  test::perturb_lora_b(on_fp32);
-  test::perturb_lora_b(on_rounded);
-  const CompressorLoss want = compressor_step(fp32_model, on_fp32, step.batch, step.options);
-  const CompressorLoss got = compressor_step(rounded_model, on_rounded, step.batch, step.options);
+  const test::StepOnTwoModels r = test::step_on_two_models(fp32_model, rounded_model, mode);  // the GPU check's
+  const CompressorLoss &want = r.first_loss, &got = r.second_loss;
 
   StepError e;
   e.loss = std::fabs(got.sum - want.sum) / std::fabs(want.sum);
-  const auto a = on_fp32.parameters(), b = on_rounded.parameters();
+  const auto a = r.first->parameters(), b = r.second->parameters();
   for (size_t i = 0; i < a.size(); ++i) {
     const double err = test::relative_max_error(*b[i].grad, *a[i].grad);
     if (err > e.worst_gradient) e.worst_gradient = err, e.worst_name = a[i].name;

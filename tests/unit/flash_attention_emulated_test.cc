@@ -13,18 +13,17 @@
 #include <string>
 
 #include "model/cpu/cpu_ops.h"
-#include "model/cuda/flash_attention_kernels.h"
 #include "tests/attention_cases.h"
 #include "tests/cuda/tensor_compare.h"
-#include "tests/emulated_thread_block.h"
+#include "tests/emulated_flash_attention.h"
 
 namespace xcomp {
 namespace {
 
 using test::AttentionCase;
-using test::EmulatedExecutor;
+using test::emulated_flash_attention;
+using test::emulated_flash_attention_backward;
 using test::relative_max_error;
-using test::run_emulated_grid;
 
 constexpr double kF32Tolerance = 1e-5;
 constexpr double kTf32Tolerance = 1e-2;
@@ -37,60 +36,10 @@ Tensor random_tensor(Shape shape, uint32_t seed, float amplitude = 1.0f) {
   return t;
 }
 
-flash::Dims dims_of(const AttentionCase& c) {
-  flash::Dims s;
-  s.batch = c.batch, s.t = c.t, s.heads = c.heads, s.d = c.d;
-  s.capacity = c.capacity, s.kv_heads = c.kv_heads, s.group = c.heads / c.kv_heads, s.length = c.length;
-  s.scale = 1.0f / std::sqrt(static_cast<float>(c.d));
-  return s;
-}
-
-int64_t tiles(int64_t rows) { return (rows + flash::kOwnRows - 1) / flash::kOwnRows; }
-
-template <int Dp>
-void emulated_forward(const flash::Dims& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& valid,
-                      Tensor& out, bool tf32) {
-  run_emulated_grid(tiles(s.t), s.heads, s.batch, flash::kThreads, flash::forward_shared_floats<Dp>(), tf32,
-                    [&](const EmulatedExecutor& ex, float* shared) {
-                      flash::forward_body<Dp>(ex, s, q.data<float>(), k.data<float>(), v.data<float>(),
-                                              valid.data<int32_t>(), out.data<float>(), shared);
-                    });
-}
-
-template <int Dp>
-void emulated_backward(const flash::Dims& s, const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
-                       const Tensor& valid, Tensor& dq, Tensor& dk, Tensor& dv, bool tf32) {
-  Tensor lse = Tensor::empty({s.batch * s.t * s.heads}), means = Tensor::empty({s.batch * s.t * s.heads});
-  run_emulated_grid(tiles(s.t), s.heads, s.batch, flash::kThreads, flash::backward_query_shared_floats<Dp>(), tf32,
-                    [&](const EmulatedExecutor& ex, float* shared) {
-                      flash::backward_query_body<Dp>(ex, s, dout.data<float>(), q.data<float>(), k.data<float>(),
-                                                     v.data<float>(), valid.data<int32_t>(), dq.data<float>(),
-                                                     lse.data<float>(), means.data<float>(), shared);
-                    });
-  run_emulated_grid(tiles(s.length), s.kv_heads, s.batch, flash::kKeyValueThreads,
-                    flash::backward_key_value_shared_floats<Dp>(), tf32,
-                    [&](const EmulatedExecutor& ex, float* shared) {
-                      flash::backward_key_value_body<Dp>(ex, s, dout.data<float>(), q.data<float>(), k.data<float>(),
-                                                         v.data<float>(), valid.data<int32_t>(), lse.data<float>(),
-                                                         means.data<float>(), dk.data<float>(), dv.data<float>(),
-                                                         shared);
-                    });
-}
-
-// head_dim padded as CudaOps::flash_attention pads it.
-template <class Forward16, class Forward32, class Forward64, class Forward128>
-void by_padded_dim(int64_t d, Forward16 f16, Forward32 f32, Forward64 f64, Forward128 f128) {
-  if (d <= 16) return f16();
-  if (d <= 32) return f32();
-  if (d <= 64) return f64();
-  f128();
-}
-
 class FlashAttentionEmulatedTest : public ::testing::TestWithParam<AttentionCase> {
  protected:
   void check(bool tf32, double out_tolerance, double grad_tolerance) {
     const AttentionCase c = GetParam();
-    const flash::Dims s = dims_of(c);
     const std::string label = std::string(c.name) + (tf32 ? "_tf32" : "_exact");
     const Shape q_shape{c.batch, c.t, c.heads, c.d}, kv_shape{c.batch, c.capacity, c.kv_heads, c.d};
     const Tensor q = random_tensor(q_shape, 30, 2.0f), k = random_tensor(kv_shape, 31, 2.0f);
@@ -98,11 +47,7 @@ class FlashAttentionEmulatedTest : public ::testing::TestWithParam<AttentionCase
     Tensor want = Tensor::empty(q_shape);
     cpu_.attention(q, k, v, c.length, valid, want);
     Tensor out = random_tensor(q_shape, 33);  // garbage: every entry must be written
-    by_padded_dim(
-        c.d, [&] { emulated_forward<16>(s, q, k, v, valid, out, tf32); },
-        [&] { emulated_forward<32>(s, q, k, v, valid, out, tf32); },
-        [&] { emulated_forward<64>(s, q, k, v, valid, out, tf32); },
-        [&] { emulated_forward<128>(s, q, k, v, valid, out, tf32); });
+    emulated_flash_attention(q, k, v, c.length, valid, out, tf32);
     const double out_error = relative_max_error(out, want);
     EXPECT_LE(out_error, out_tolerance) << label << " out";
 
@@ -111,11 +56,7 @@ class FlashAttentionEmulatedTest : public ::testing::TestWithParam<AttentionCase
     Tensor want_dq = random_tensor(q_shape, 37), want_dk = dk0.clone(), want_dv = dv0.clone();
     cpu_.attention_backward(dout, q, k, v, c.length, valid, want_dq, want_dk, want_dv);
     Tensor dq = random_tensor(q_shape, 38), dk = dk0.clone(), dv = dv0.clone();  // dq: garbage; dk, dv add
-    by_padded_dim(
-        c.d, [&] { emulated_backward<16>(s, dout, q, k, v, valid, dq, dk, dv, tf32); },
-        [&] { emulated_backward<32>(s, dout, q, k, v, valid, dq, dk, dv, tf32); },
-        [&] { emulated_backward<64>(s, dout, q, k, v, valid, dq, dk, dv, tf32); },
-        [&] { emulated_backward<128>(s, dout, q, k, v, valid, dq, dk, dv, tf32); });
+    emulated_flash_attention_backward(dout, q, k, v, c.length, valid, dq, dk, dv, tf32);
     const double dq_error = relative_max_error(dq, want_dq);
     EXPECT_LE(dq_error, grad_tolerance) << label << " dq";
     // The increments alone (the accumulation onto dk0, dv0 would hide small ones).
