@@ -12,12 +12,16 @@
 //    the work (the other lanes' calls do nothing): a lane reading a tile another lane's
 //    store wrote without sync_warp() between races with it, as on the GPU;
 //  - with `tf32`, a fragment load rounds to TF32 (10-bit mantissa, to nearest, ties away
-//    from zero, as __float_to_tf32); products accumulate in fp32.
+//    from zero, as __float_to_tf32); products accumulate in fp32;
+//  - fragment loads and stores must address shared memory as wmma requires (32-byte
+//    aligned, a row stride that is a multiple of 4 floats) and stay inside it: else the
+//    emulation aborts, naming the offset (on a GPU: a fault, or silently wrong data).
 #pragma once
 
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -60,6 +64,8 @@ class EmulatedBarrier {
 struct EmulatedBlock {
   int64_t x = 0, y = 0, z = 0;
   bool tf32 = false;
+  const float* shared = nullptr;  // the block's shared memory, `shared_floats` long
+  size_t shared_floats = 0;
   std::unique_ptr<EmulatedBarrier> block_barrier;
   std::vector<std::unique_ptr<EmulatedBarrier>> warp_barriers;
   std::vector<float> exchange;  // a slot per thread, for shuffle_xor
@@ -101,16 +107,19 @@ class EmulatedExecutor {
 
   void load(MatrixA& f, const float* p, int ld) const {
     if (lane() != 0) return;
+    check_fragment(p, ld, 16, 8, "load (matrix_a)");
     for (int r = 0; r < 16; ++r)
       for (int c = 0; c < 8; ++c) f.x[r * 8 + c] = operand(p[r * ld + c]);
   }
   void load(MatrixBRowMajor& f, const float* p, int ld) const {
     if (lane() != 0) return;
+    check_fragment(p, ld, 8, 16, "load (matrix_b, row-major)");
     for (int k = 0; k < 8; ++k)
       for (int n = 0; n < 16; ++n) f.x[k * 16 + n] = operand(p[k * ld + n]);
   }
   void load(MatrixBColMajor& f, const float* p, int ld) const {
     if (lane() != 0) return;
+    check_fragment(p, ld, 16, 8, "load (matrix_b, column-major)");
     for (int k = 0; k < 8; ++k)
       for (int n = 0; n < 16; ++n) f.x[k * 16 + n] = operand(p[n * ld + k]);
   }
@@ -129,11 +138,23 @@ class EmulatedExecutor {
   }
   void store(float* p, const Accumulator& f, int ld) const {
     if (lane() != 0) return;
+    check_fragment(p, ld, 16, 16, "store");
     for (int m = 0; m < 16; ++m)
       for (int n = 0; n < 16; ++n) p[m * ld + n] = f.x[m * 16 + n];
   }
 
  private:
+  // A fragment of `rows` x `columns` floats at p, rows ld apart, in shared memory.
+  void check_fragment(const float* p, int ld, int rows, int columns, const char* what) const {
+    const std::ptrdiff_t offset = p - block_->shared;
+    const bool inside = offset >= 0 && offset + static_cast<std::ptrdiff_t>(rows - 1) * ld + columns <=
+                                           static_cast<std::ptrdiff_t>(block_->shared_floats);
+    if (inside && offset % 8 == 0 && ld % 4 == 0) return;
+    std::fprintf(stderr, "emulated thread block: fragment %s at shared float %td, row stride %d: %s\n", what, offset,
+                 ld, inside ? "not 32-byte aligned or a stride wmma does not take" : "outside shared memory");
+    std::abort();
+  }
+
   float operand(float x) const {
     if (!block_->tf32) return x;
     uint32_t bits;
@@ -157,6 +178,8 @@ void run_emulated_grid(int64_t grid_x, int64_t grid_y, int64_t grid_z, int threa
   std::vector<float> shared(shared_floats);
   EmulatedBlock block;
   block.tf32 = tf32;
+  block.shared = shared.data();
+  block.shared_floats = shared_floats;
   block.block_barrier = std::make_unique<EmulatedBarrier>(threads);
   for (int w = 0; w < threads / 32; ++w) block.warp_barriers.push_back(std::make_unique<EmulatedBarrier>(32));
   block.exchange.assign(threads, 0.f);
