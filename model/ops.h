@@ -41,6 +41,9 @@ class Ops {
   // Device memory this backend holds from its driver, in bytes (its high-water mark, as
   // the CUDA backend caches what it frees), or -1 where that is not a separate memory.
   virtual int64_t device_memory_reserved() const { return -1; }
+  // The most device memory this backend's tensors needed at once, in bytes (the CUDA
+  // backend's DeviceAllocator::bytes_needed_at_peak), or -1 as above.
+  virtual int64_t device_memory_needed_at_peak() const { return -1; }
   // The device stream this backend queues its work on, as an opaque handle for whoever
   // must order its own work after it (a communicator reducing gradients that backward
   // is still writing, comm/communicator.h); null where ops finish before they return.

@@ -36,6 +36,7 @@ class ProfilingOps final : public Ops {
   void upload_into(const Tensor& host, Tensor& t) override;
   void synchronize() override { inner_.synchronize(); }
   int64_t device_memory_reserved() const override { return inner_.device_memory_reserved(); }
+  int64_t device_memory_needed_at_peak() const override { return inner_.device_memory_needed_at_peak(); }
   void* stream_handle() override { return inner_.stream_handle(); }
   DType product_dtype() const override { return inner_.product_dtype(); }
 

@@ -206,6 +206,14 @@ Measured run_xcomp(const Settings& s, const std::string& fixtures) {
   m.ranks = parallel.world_size();
   m.peak_memory_bytes = backend == Backend::kCpu ? peak_memory_bytes(backend)
                                                  : std::optional<int64_t>(ops->device_memory_reserved());
+  if (backend != Backend::kCpu) {
+    // peak_MiB is what the allocator holds; this is what the step needed of it at once.
+    const std::string arena = env_or("XCOMP_CUDA_ARENA", "");
+    const std::string allocator = arena.empty() ? "caching allocator" : "arena, XCOMP_CUDA_ARENA=" + arena;
+    char needed[64];
+    std::snprintf(needed, sizeof needed, "%.0f", static_cast<double>(ops->device_memory_needed_at_peak()) / 1048576.0);
+    m.note = std::string("device memory needed at once ") + needed + " MiB (" + allocator + ")";
+  }
   if (s.profile) print_profile(profiler, s.steps);
   return m;
 }

@@ -40,6 +40,11 @@ AttentionKernels attention_backward_requested();
 // XCOMP_CUDA_CAUSAL_BLOCK: queries per block for kGemmCausal (a positive integer; unset or
 // empty gives kCausalQueryBlock), so a GPU run can compare block sizes without a rebuild.
 int64_t causal_query_block_requested();
+// XCOMP_CUDA_ARENA: the size of the memory arena a backend reserves on `device` at
+// start-up, in GiB ("70", "70.5"), or "auto" (the device's free memory less 5% of its
+// total, at least 2 GiB, for cuBLAS, NCCL and the context); unset, empty or 0: no arena
+// (the caching allocator). Anything else is an input error naming the variable.
+size_t arena_bytes_requested(int device);
 // Whether the flash kernels take this head_dim (1 to 128).
 bool flash_attention_applies(int64_t head_dim);
 
@@ -60,6 +65,7 @@ class CudaOps final : public Ops {
   void upload_into(const Tensor& host, Tensor& t) override;
   void synchronize() override;
   int64_t device_memory_reserved() const override;
+  int64_t device_memory_needed_at_peak() const override;
   // bf16 products (bf16 weights) read bf16 inputs.
   DType product_dtype() const override {
     return weight_storage_ == CudaWeightStorage::kBf16 ? DType::BF16 : DType::F32;

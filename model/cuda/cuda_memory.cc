@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -38,7 +39,7 @@ namespace cuda {
 
 CudaOps::CudaOps(int device, CudaWeightStorage weights) : device_(device), weight_storage_(weights) {
   XCOMP_CUDA_CHECK(cudaSetDevice(device));
-  allocator_ = DeviceAllocator::create(device);
+  allocator_ = DeviceAllocator::create(device, arena_bytes_requested(device));
   XCOMP_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   XCOMP_CUBLAS_CHECK(cublasCreate(&cublas_));
   XCOMP_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
@@ -122,6 +123,33 @@ Tensor CudaOps::upload_weight(const Tensor& host) {
 void CudaOps::synchronize() { XCOMP_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
 int64_t CudaOps::device_memory_reserved() const { return static_cast<int64_t>(allocator_->bytes_reserved()); }
+
+int64_t CudaOps::device_memory_needed_at_peak() const {
+  return static_cast<int64_t>(allocator_->bytes_needed_at_peak());
+}
+
+size_t arena_bytes_requested(int device) {
+  const char* text = std::getenv("XCOMP_CUDA_ARENA");
+  if (text == nullptr || *text == '\0') return 0;
+  const std::string value = text;
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+  if (value == "auto") {
+    size_t free_bytes = 0, total_bytes = 0;
+    XCOMP_CUDA_CHECK(cudaSetDevice(device));
+    XCOMP_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    const size_t margin = std::max<size_t>(size_t{2} << 30, total_bytes / 20);
+    if (free_bytes <= margin)
+      throw_input_error("XCOMP_CUDA_ARENA=auto: device ", device, " has only ", free_bytes / kGiB,
+                        " GiB free, not more than the ", margin / kGiB, " GiB kept back");
+    return free_bytes - margin;
+  }
+  char* end = nullptr;
+  errno = 0;
+  const double gib = std::strtod(text, &end);
+  if (errno != 0 || *end != '\0' || !(gib >= 0) || gib > 1e6)
+    throw_input_error("XCOMP_CUDA_ARENA=", value, ": expected a size in GiB (such as 70) or auto");
+  return static_cast<size_t>(gib * kGiB);
+}
 
 Tensor CudaOps::download(const Tensor& t) {
   require_on_device("download", {&t});

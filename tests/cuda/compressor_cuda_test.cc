@@ -134,6 +134,14 @@ TEST(CompressorOnCudaWithFlashAttention, LossAndEveryGradientMatchTheCpuBackend)
     }
 }
 
+// The step with its tensors in a memory arena (XCOMP_CUDA_ARENA) instead of the caching
+// allocator: the same numbers.
+TEST(CompressorOnCudaInAnArena, LossAndEveryGradientMatchTheCpuBackend) {
+  ASSERT_EQ(setenv("XCOMP_CUDA_ARENA", "2", 1), 0);
+  check_step_against_cpu(CompressorMode::kKeyValue, CudaWeightStorage::kF32, 1.0f);
+  ASSERT_EQ(unsetenv("XCOMP_CUDA_ARENA"), 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Modes, CompressorOnCuda,
     ::testing::Combine(::testing::Values(CompressorMode::kKeyValue, CompressorMode::kEmbedding),
