@@ -1,8 +1,9 @@
 // The CUDA backend's class (make_cuda_ops in cuda_ops.h is the public way to get one).
 // Its methods are split by concern: memory and checks (cuda_memory.cc), matrix products
 // and lookups (cuda_linear.cu), row-wise and elementwise ops (cuda_elementwise.cu,
-// rmsnorm.cu), attention (cuda_attention.cu), the loss (cuda_loss.cu) and the
-// optimizer's arithmetic (cuda_optimizer.cu).
+// rmsnorm.cu), attention (cuda_attention.cu, dispatching to the batched products of
+// cuda_attention_gemm.cu and the flash kernels of cuda_attention_flash.cu), the loss
+// (cuda_loss.cu) and the optimizer's arithmetic (cuda_optimizer.cu).
 // Everything runs in order on one stream per object, and every tensor an op receives
 // must already be on this device.
 #pragma once
