@@ -204,15 +204,19 @@ Measured run_xcomp(const Settings& s, const std::string& fixtures) {
   m.step_s = median(wall);
   m.cpu_s = median(cpu);
   m.ranks = parallel.world_size();
-  m.peak_memory_bytes = backend == Backend::kCpu ? peak_memory_bytes(backend)
-                                                 : std::optional<int64_t>(ops->device_memory_reserved());
-  if (backend != Backend::kCpu) {
-    // peak_MiB is what the allocator holds; this is what the step needed of it at once.
+  if (backend == Backend::kCpu) {
+    m.peak_memory_bytes = peak_memory_bytes(backend);
+  } else {
+    // On a GPU, peak_MiB is what the step's tensors needed at once: the measure PyTorch's
+    // torch.cuda.max_memory_allocated gives the reference row. What the allocator held
+    // (the caching allocator keeps each size's freed blocks; an arena is reserved whole)
+    // goes in the note.
+    m.peak_memory_bytes = ops->device_memory_needed_at_peak();
     const std::string arena = env_or("XCOMP_CUDA_ARENA", "");
     const std::string allocator = arena.empty() ? "caching allocator" : "arena, XCOMP_CUDA_ARENA=" + arena;
-    char needed[64];
-    std::snprintf(needed, sizeof needed, "%.0f", static_cast<double>(ops->device_memory_needed_at_peak()) / 1048576.0);
-    m.note = std::string("device memory needed at once ") + needed + " MiB (" + allocator + ")";
+    char held[64];
+    std::snprintf(held, sizeof held, "%.0f", static_cast<double>(ops->device_memory_reserved()) / 1048576.0);
+    m.note = std::string("peak: tensors at once; the ") + allocator + " held " + held + " MiB";
   }
   if (s.profile) print_profile(profiler, s.steps);
   return m;
@@ -247,6 +251,7 @@ Measured run_reference(const Settings& s, const std::string& python, const std::
            ", peft " + j.value("peft", std::string("?")) + ", " + j.value("dtype", std::string("?")) + ", " +
            j.value("attention", std::string("?")) + " attention, " +
            (policy_set ? wait_policy_note() : std::string("OMP_WAIT_POLICY=passive"));
+  if (s.device == "cuda") m.note += "; peak: torch.cuda.max_memory_allocated";
   return m;
 }
 
