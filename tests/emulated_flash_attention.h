@@ -5,7 +5,6 @@
 // compressor step, without a GPU.
 #pragma once
 
-#include <cmath>
 #include <cstdint>
 
 #include "model/cpu/cpu_ops.h"
@@ -15,19 +14,13 @@
 namespace xcomp::test {
 
 inline flash::Dims flash_dims_of(const Tensor& q, const Tensor& k, int64_t length) {
-  flash::Dims s;
-  s.batch = q.dim(0), s.t = q.dim(1), s.heads = q.dim(2), s.d = q.dim(3);
-  s.capacity = k.dim(1), s.kv_heads = k.dim(2), s.group = s.heads / s.kv_heads, s.length = length;
-  s.scale = 1.0f / std::sqrt(static_cast<float>(s.d));
-  return s;
+  return flash::dims_of_attention(q.dim(0), q.dim(1), q.dim(2), q.dim(3), k.dim(1), k.dim(2), length);
 }
-
-inline int64_t flash_tiles(int64_t rows) { return (rows + flash::kOwnRows - 1) / flash::kOwnRows; }
 
 template <int Dp>
 void emulated_flash_forward(const flash::Dims& s, const Tensor& q, const Tensor& k, const Tensor& v,
                             const Tensor& valid, Tensor& out, bool tf32) {
-  run_emulated_grid(flash_tiles(s.t), s.heads, s.batch, flash::kThreads, flash::forward_shared_floats<Dp>(), tf32,
+  run_emulated_grid(flash::tiles_of(s.t), s.heads, s.batch, flash::kThreads, flash::forward_shared_floats<Dp>(), tf32,
                     [&](const EmulatedExecutor& ex, float* shared) {
                       flash::forward_body<Dp>(ex, s, q.data<float>(), k.data<float>(), v.data<float>(),
                                               valid.data<int32_t>(), out.data<float>(), shared);
@@ -38,13 +31,13 @@ template <int Dp>
 void emulated_flash_backward(const flash::Dims& s, const Tensor& dout, const Tensor& q, const Tensor& k,
                              const Tensor& v, const Tensor& valid, Tensor& dq, Tensor& dk, Tensor& dv, bool tf32) {
   Tensor lse = Tensor::empty({s.batch * s.t * s.heads}), means = Tensor::empty({s.batch * s.t * s.heads});
-  run_emulated_grid(flash_tiles(s.t), s.heads, s.batch, flash::kThreads, flash::backward_query_shared_floats<Dp>(),
+  run_emulated_grid(flash::tiles_of(s.t), s.heads, s.batch, flash::kThreads, flash::backward_query_shared_floats<Dp>(),
                     tf32, [&](const EmulatedExecutor& ex, float* shared) {
                       flash::backward_query_body<Dp>(ex, s, dout.data<float>(), q.data<float>(), k.data<float>(),
                                                      v.data<float>(), valid.data<int32_t>(), dq.data<float>(),
                                                      lse.data<float>(), means.data<float>(), shared);
                     });
-  run_emulated_grid(flash_tiles(s.length), s.kv_heads, s.batch, flash::kKeyValueThreads,
+  run_emulated_grid(flash::tiles_of(s.length), s.kv_heads, s.batch, flash::kKeyValueThreads,
                     flash::backward_key_value_shared_floats<Dp>(), tf32,
                     [&](const EmulatedExecutor& ex, float* shared) {
                       flash::backward_key_value_body<Dp>(ex, s, dout.data<float>(), q.data<float>(), k.data<float>(),
@@ -59,10 +52,8 @@ void emulated_flash_backward(const flash::Dims& s, const Tensor& dout, const Ten
 inline void emulated_flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length,
                                      const Tensor& valid, Tensor& out, bool tf32) {
   const flash::Dims s = flash_dims_of(q, k, length);
-  if (s.d <= 16) return emulated_flash_forward<16>(s, q, k, v, valid, out, tf32);
-  if (s.d <= 32) return emulated_flash_forward<32>(s, q, k, v, valid, out, tf32);
-  if (s.d <= 64) return emulated_flash_forward<64>(s, q, k, v, valid, out, tf32);
-  emulated_flash_forward<128>(s, q, k, v, valid, out, tf32);
+  flash::with_padded_head_dim(
+      s.d, [&](auto dp) { emulated_flash_forward<decltype(dp)::value>(s, q, k, v, valid, out, tf32); });
 }
 
 // Ops::attention_backward through the kernels: dq written, dk and dv added to.
@@ -70,28 +61,22 @@ inline void emulated_flash_attention_backward(const Tensor& dout, const Tensor& 
                                               int64_t length, const Tensor& valid, Tensor& dq, Tensor& dk, Tensor& dv,
                                               bool tf32) {
   const flash::Dims s = flash_dims_of(q, k, length);
-  if (s.d <= 16) return emulated_flash_backward<16>(s, dout, q, k, v, valid, dq, dk, dv, tf32);
-  if (s.d <= 32) return emulated_flash_backward<32>(s, dout, q, k, v, valid, dq, dk, dv, tf32);
-  if (s.d <= 64) return emulated_flash_backward<64>(s, dout, q, k, v, valid, dq, dk, dv, tf32);
-  emulated_flash_backward<128>(s, dout, q, k, v, valid, dq, dk, dv, tf32);
+  flash::with_padded_head_dim(s.d, [&](auto dp) {
+    emulated_flash_backward<decltype(dp)::value>(s, dout, q, k, v, valid, dq, dk, dv, tf32);
+  });
 }
 
-// The CPU backend with the emulated flash kernels as its attention.
+// The CPU backend with the emulated flash kernels (exact products) as its attention.
 class FlashEmulatingCpuOps : public CpuOps {
  public:
-  explicit FlashEmulatingCpuOps(bool tf32) : tf32_(tf32) {}
-
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length, const Tensor& key_valid,
                  Tensor& out) override {
-    emulated_flash_attention(q, k, v, length, key_valid, out, tf32_);
+    emulated_flash_attention(q, k, v, length, key_valid, out, /*tf32=*/false);
   }
   void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, int64_t length,
                           const Tensor& key_valid, Tensor& dq, Tensor& dk, Tensor& dv) override {
-    emulated_flash_attention_backward(dout, q, k, v, length, key_valid, dq, dk, dv, tf32_);
+    emulated_flash_attention_backward(dout, q, k, v, length, key_valid, dq, dk, dv, /*tf32=*/false);
   }
-
- private:
-  bool tf32_;
 };
 
 }  // namespace xcomp::test

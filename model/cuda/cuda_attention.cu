@@ -21,6 +21,7 @@
 #include "model/cuda/block_reduce.cuh"
 #include "model/cuda/cuda_backend.h"
 #include "model/cuda/cuda_check.h"
+#include "model/cuda/dynamic_shared_memory.cuh"
 #include "model/input_error.h"
 
 namespace xcomp::cuda {
@@ -680,25 +681,6 @@ AttentionDims check_attention(const char* op, const Tensor& q, const Tensor& k, 
   return s;
 }
 
-// Lets `kernel` use `bytes` of dynamic shared memory, beyond the default 48 KiB when the
-// device allows; fails clearly when even the opt-in maximum is too small.
-template <class Kernel> void allow_shared_memory(Kernel kernel, size_t bytes, const char* op, int64_t length) {
-  constexpr size_t kDefault = 48 * 1024, kStaticReserve = 8 * 1024;
-  if (bytes + kStaticReserve <= kDefault) return;
-  int device = 0, optin = 0;
-  XCOMP_CUDA_CHECK(cudaGetDevice(&device));
-  XCOMP_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  CHECK_LE(bytes + kStaticReserve, static_cast<size_t>(optin))
-      << op << ": " << length << " keys need " << bytes << " bytes of shared memory per block; the device has "
-      << optin;
-  XCOMP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(bytes)));
-}
-
-}  // namespace
-
-namespace {
-
 AttentionKernels requested_kernels(const char* variable, const char* slow_name, AttentionKernels slow) {
   const char* choice = std::getenv(variable);
   if (choice == nullptr || *choice == '\0') return AttentionKernels::kGemm;
@@ -753,7 +735,7 @@ void CudaOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, int64
   }
   if (s.d <= kTiledMaxHeadDim && forward_attention_ != AttentionKernels::kSimple) {
     const size_t bytes = tiled_shared_bytes(s.d);
-    allow_shared_memory(attention_tiled_kernel, bytes, op, s.length);
+    allow_dynamic_shared_memory(attention_tiled_kernel, bytes, op);
     const dim3 grid(static_cast<unsigned>((s.t + kTileQueries - 1) / kTileQueries), static_cast<unsigned>(s.heads),
                     static_cast<unsigned>(s.batch));
     attention_tiled_kernel<<<grid, kTiledWarps * 32, bytes, stream_>>>(
@@ -764,7 +746,7 @@ void CudaOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, int64
     return;
   }
   const size_t bytes = static_cast<size_t>(s.length) * sizeof(float);
-  allow_shared_memory(attention_kernel, bytes, op, s.length);
+  allow_dynamic_shared_memory(attention_kernel, bytes, op);
   const dim3 grid(static_cast<unsigned>(s.heads), static_cast<unsigned>(s.t), static_cast<unsigned>(s.batch));
   attention_kernel<<<grid, kThreads, bytes, stream_>>>(
       s, static_cast<const float*>(q.raw()), static_cast<const float*>(k.raw()), static_cast<const float*>(v.raw()),
@@ -802,8 +784,8 @@ void CudaOps::attention_backward(const Tensor& dout, const Tensor& q, const Tens
   Tensor log_sum_exps = empty({s.batch * s.t * s.heads}), weighted_sums = empty({s.batch * s.t * s.heads});
   if (tiled_backward_applies(s.d) && backward_attention_ != AttentionKernels::kReference) {
     const size_t query_bytes = backward_query_shared_bytes(s.d), key_bytes = backward_key_shared_bytes(s.d);
-    allow_shared_memory(attention_backward_query_tiled_kernel, query_bytes, op, s.length);
-    allow_shared_memory(attention_backward_key_tiled_kernel, key_bytes, op, s.length);
+    allow_dynamic_shared_memory(attention_backward_query_tiled_kernel, query_bytes, op);
+    allow_dynamic_shared_memory(attention_backward_key_tiled_kernel, key_bytes, op);
     const dim3 query_grid(static_cast<unsigned>((s.t + kBwdTile - 1) / kBwdTile), static_cast<unsigned>(s.heads),
                           static_cast<unsigned>(s.batch));
     attention_backward_query_tiled_kernel<<<query_grid, kBwdThreads, query_bytes, stream_>>>(
@@ -825,7 +807,7 @@ void CudaOps::attention_backward(const Tensor& dout, const Tensor& q, const Tens
     return;
   }
   const size_t bytes = 2 * static_cast<size_t>(s.length) * sizeof(float);
-  allow_shared_memory(attention_backward_query_kernel, bytes, op, s.length);
+  allow_dynamic_shared_memory(attention_backward_query_kernel, bytes, op);
   const dim3 query_grid(static_cast<unsigned>(s.heads), static_cast<unsigned>(s.t), static_cast<unsigned>(s.batch));
   attention_backward_query_kernel<<<query_grid, kThreads, bytes, stream_>>>(
       s, static_cast<const float*>(dout.raw()), static_cast<const float*>(q.raw()),

@@ -8,10 +8,9 @@
 #include <glog/logging.h>
 #include <mma.h>
 
-#include <cmath>
-
 #include "model/cuda/cuda_backend.h"
 #include "model/cuda/cuda_check.h"
+#include "model/cuda/dynamic_shared_memory.cuh"
 #include "model/cuda/flash_attention_kernels.h"
 
 namespace xcomp::cuda {
@@ -83,32 +82,16 @@ __global__ void __launch_bounds__(flash::kKeyValueThreads)
 }
 
 flash::Dims flash_dims(const Tensor& q, const Tensor& k, int64_t length) {
-  flash::Dims s;
-  s.batch = q.dim(0), s.t = q.dim(1), s.heads = q.dim(2), s.d = q.dim(3);
-  s.capacity = k.dim(1), s.kv_heads = k.dim(2);
-  s.group = s.heads / s.kv_heads;
-  s.length = length;
-  s.scale = 1.0f / std::sqrt(static_cast<float>(s.d));  // as the CPU backend computes it
-  return s;
+  return flash::dims_of_attention(q.dim(0), q.dim(1), q.dim(2), q.dim(3), k.dim(1), k.dim(2), length);
 }
 
-// Lets `kernel` take `bytes` of dynamic shared memory (beyond the default 48 KiB).
-template <class Kernel> void allow_flash_shared_memory(Kernel kernel, size_t bytes) {
-  int device = 0, optin = 0;
-  XCOMP_CUDA_CHECK(cudaGetDevice(&device));
-  XCOMP_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  CHECK_LE(bytes, static_cast<size_t>(optin))
-      << "flash attention: " << bytes << " bytes of shared memory per block; the device allows " << optin;
-  XCOMP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
-}
-
-unsigned tiles(int64_t rows) { return static_cast<unsigned>((rows + flash::kOwnRows - 1) / flash::kOwnRows); }
+unsigned tiles(int64_t rows) { return static_cast<unsigned>(flash::tiles_of(rows)); }
 
 template <int Dp>
 void launch_forward(const flash::Dims& s, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_valid,
                     Tensor& out, cudaStream_t stream) {
   const size_t bytes = flash::forward_shared_floats<Dp>() * sizeof(float);
-  allow_flash_shared_memory(flash_forward_kernel<Dp>, bytes);
+  allow_dynamic_shared_memory(flash_forward_kernel<Dp>, bytes, "flash attention");
   const dim3 grid(tiles(s.t), static_cast<unsigned>(s.heads), static_cast<unsigned>(s.batch));
   flash_forward_kernel<Dp><<<grid, flash::kThreads, bytes, stream>>>(
       s, static_cast<const float*>(q.raw()), static_cast<const float*>(k.raw()), static_cast<const float*>(v.raw()),
@@ -122,8 +105,8 @@ void launch_backward(const flash::Dims& s, const Tensor& dout, const Tensor& q, 
                      Tensor& weighted_means, cudaStream_t stream) {
   const size_t query_bytes = flash::backward_query_shared_floats<Dp>() * sizeof(float);
   const size_t key_bytes = flash::backward_key_value_shared_floats<Dp>() * sizeof(float);
-  allow_flash_shared_memory(flash_backward_query_kernel<Dp>, query_bytes);
-  allow_flash_shared_memory(flash_backward_key_value_kernel<Dp>, key_bytes);
+  allow_dynamic_shared_memory(flash_backward_query_kernel<Dp>, query_bytes, "flash attention backward");
+  allow_dynamic_shared_memory(flash_backward_key_value_kernel<Dp>, key_bytes, "flash attention backward");
   const dim3 query_grid(tiles(s.t), static_cast<unsigned>(s.heads), static_cast<unsigned>(s.batch));
   flash_backward_query_kernel<Dp><<<query_grid, flash::kThreads, query_bytes, stream>>>(
       s, static_cast<const float*>(dout.raw()), static_cast<const float*>(q.raw()),
@@ -148,10 +131,9 @@ void CudaOps::flash_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                               const Tensor& key_valid, Tensor& out) {
   const flash::Dims s = flash_dims(q, k, length);
   CHECK(flash_attention_applies(s.d)) << "flash attention: head_dim " << s.d;
-  if (s.d <= 16) return launch_forward<16>(s, q, k, v, key_valid, out, stream_);
-  if (s.d <= 32) return launch_forward<32>(s, q, k, v, key_valid, out, stream_);
-  if (s.d <= 64) return launch_forward<64>(s, q, k, v, key_valid, out, stream_);
-  launch_forward<128>(s, q, k, v, key_valid, out, stream_);
+  flash::with_padded_head_dim(s.d, [&](auto dp) {
+    launch_forward<decltype(dp)::value>(s, q, k, v, key_valid, out, stream_);
+  });
 }
 
 void CudaOps::flash_attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
@@ -160,10 +142,10 @@ void CudaOps::flash_attention_backward(const Tensor& dout, const Tensor& q, cons
   CHECK(flash_attention_applies(s.d)) << "flash attention: head_dim " << s.d;
   // Per query: log-sum-exp and D = sum_j P_j dP_j, from the query pass to the key pass.
   Tensor log_sum_exps = empty({s.batch * s.t * s.heads}), weighted_means = empty({s.batch * s.t * s.heads});
-  if (s.d <= 16) return launch_backward<16>(s, dout, q, k, v, key_valid, dq, dk, dv, log_sum_exps, weighted_means, stream_);
-  if (s.d <= 32) return launch_backward<32>(s, dout, q, k, v, key_valid, dq, dk, dv, log_sum_exps, weighted_means, stream_);
-  if (s.d <= 64) return launch_backward<64>(s, dout, q, k, v, key_valid, dq, dk, dv, log_sum_exps, weighted_means, stream_);
-  launch_backward<128>(s, dout, q, k, v, key_valid, dq, dk, dv, log_sum_exps, weighted_means, stream_);
+  flash::with_padded_head_dim(s.d, [&](auto dp) {
+    launch_backward<decltype(dp)::value>(s, dout, q, k, v, key_valid, dq, dk, dv, log_sum_exps, weighted_means,
+                                         stream_);
+  });
 }
 
 }  // namespace xcomp::cuda

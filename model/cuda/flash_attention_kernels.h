@@ -31,6 +31,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #if defined(__CUDACC__)
 #define XCOMP_FLASH_FN __device__ __forceinline__
@@ -55,6 +56,30 @@ struct Dims {
   int64_t batch, t, heads, d, capacity, kv_heads, group, length;
   float scale;
 };
+
+// The dims of Ops::attention's arguments: q [batch, t, heads, d], k and v [batch,
+// capacity, kv_heads, d], `length` entries in use. Host code.
+inline Dims dims_of_attention(int64_t batch, int64_t t, int64_t heads, int64_t d, int64_t capacity,
+                              int64_t kv_heads, int64_t length) {
+  Dims s;
+  s.batch = batch, s.t = t, s.heads = heads, s.d = d, s.capacity = capacity, s.kv_heads = kv_heads;
+  s.group = heads / kv_heads;
+  s.length = length;
+  s.scale = 1.0f / std::sqrt(static_cast<float>(d));  // as the CPU backend computes it
+  return s;
+}
+
+// Blocks over `rows` queries (forward, dq) or keys (dk, dv). Host code.
+inline int64_t tiles_of(int64_t rows) { return (rows + kOwnRows - 1) / kOwnRows; }
+
+// Calls f(std::integral_constant<int, Dp>{}) with head_dim d padded to the Dp the
+// kernels are compiled for: 16, 32, 64 or 128. Host code.
+template <class F> void with_padded_head_dim(int64_t d, F&& f) {
+  if (d <= 16) return f(std::integral_constant<int, 16>{});
+  if (d <= 32) return f(std::integral_constant<int, 32>{});
+  if (d <= 64) return f(std::integral_constant<int, 64>{});
+  f(std::integral_constant<int, 128>{});
+}
 
 // Tiles hold head_dim padded with zeros to Dp, a multiple of 16 (whole fragments), in rows
 // of Dp + 8 floats: 32-byte aligned, as fragment loads need, and successive rows start in

@@ -28,7 +28,7 @@ void check_step(CompressorMode mode, ActivationMemory activations) {
       load_model(test::fixture("stories260K/stories260K.bin"), test::fixture("stories260K/tok512.model"));
   const LlamaWeights weights = load_weights(loaded);
   CpuOps cpu;
-  test::FlashEmulatingCpuOps flash(/*tf32=*/false);
+  test::FlashEmulatingCpuOps flash;
   const LlamaModel cpu_model(loaded.config, weights, cpu), flash_model(loaded.config, weights, flash);
   const test::StepOnTwoModels r = test::step_on_two_models(cpu_model, flash_model, mode, activations);
   const CompressorLoss &want = r.first_loss, &got = r.second_loss;
