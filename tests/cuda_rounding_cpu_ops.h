@@ -14,24 +14,13 @@
 // (tests/cuda/compressor_cuda_test.cc): the GPU's error is about 1.25x this one's.
 #pragma once
 
-#include <cstdint>
-#include <cstring>
 #include <set>
 
 #include "model/cpu/cpu_ops.h"
 #include "model/half.h"
+#include "tests/tf32_rounding.h"
 
 namespace xcomp::test {
-
-// x rounded to TF32: the nearest float with 10 mantissa bits (ties to even).
-inline float tf32_rounded(float x) {
-  uint32_t bits;
-  std::memcpy(&bits, &x, sizeof bits);
-  if ((bits & 0x7f800000u) == 0x7f800000u) return x;  // inf, NaN
-  bits = (bits + 0xfffu + ((bits >> 13) & 1u)) & ~0x1fffu;
-  std::memcpy(&x, &bits, sizeof x);
-  return x;
-}
 
 class CudaRoundingCpuOps : public CpuOps {
  public:
@@ -74,7 +63,8 @@ class CudaRoundingCpuOps : public CpuOps {
     if (t.dtype() != DType::F32) return t;
     Tensor r = t.clone();
     float* p = r.data<float>();
-    for (int64_t i = 0; i < r.numel(); ++i) p[i] = to_bf16 ? bf16_to_f32(f32_to_bf16(p[i])) : tf32_rounded(p[i]);
+    for (int64_t i = 0; i < r.numel(); ++i)
+      p[i] = to_bf16 ? bf16_to_f32(f32_to_bf16(p[i])) : tf32_rounded(p[i], Tf32Ties::kToEven);
     return r;
   }
   bool frozen(const Tensor& w) const { return frozen_.count(w.raw()) > 0; }

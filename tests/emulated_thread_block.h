@@ -25,12 +25,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <limits>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "tests/tf32_rounding.h"
 
 namespace xcomp::test {
 
@@ -155,15 +156,7 @@ class EmulatedExecutor {
     std::abort();
   }
 
-  float operand(float x) const {
-    if (!block_->tf32) return x;
-    uint32_t bits;
-    std::memcpy(&bits, &x, sizeof bits);
-    if ((bits & 0x7f800000u) == 0x7f800000u) return x;  // inf, NaN
-    bits = (bits + 0x1000u) & ~0x1fffu;                   // the magnitude, rounded half away from zero
-    std::memcpy(&x, &bits, sizeof x);
-    return x;
-  }
+  float operand(float x) const { return block_->tf32 ? tf32_rounded(x, Tf32Ties::kAwayFromZero) : x; }
 
   EmulatedBlock* block_;
   int thread_;
