@@ -38,8 +38,9 @@ class Ops {
   // Returns when every op queued so far has finished (for timing; the CPU backend's ops
   // finish before they return).
   virtual void synchronize() {}
-  // Device memory this backend holds from its driver, in bytes (its high-water mark, as
-  // the CUDA backend caches what it frees), or -1 where that is not a separate memory.
+  // Device memory this backend holds from its driver, in bytes (the CUDA backend's
+  // caching allocator keeps what it frees, so its high-water mark; its arena, all of it),
+  // or -1 where that is not a separate memory.
   virtual int64_t device_memory_reserved() const { return -1; }
   // The most device memory this backend's tensors needed at once, in bytes (the CUDA
   // backend's DeviceAllocator::bytes_needed_at_peak), or -1 as above.

@@ -9,7 +9,6 @@
 // scaled_dot_product_attention in bf16) on the same shapes.
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -19,6 +18,7 @@
 
 #include "io/config.h"
 #include "model/input_error.h"
+#include "model/tensor_difference.h"
 #include "trainer/backend.h"
 #include "trainer/bench_environment.h"
 #include "trainer/bench_shapes.h"
@@ -26,6 +26,8 @@
 #include "trainer/command_line.h"
 #include "trainer/cpu_threads.h"
 #include "trainer/reference_script.h"
+#include "trainer/step_flops.h"
+#include "trainer/timing_statistics.h"
 
 namespace xcomp {
 namespace {
@@ -61,23 +63,10 @@ HostInputs inputs_for(const AttentionShape& s) {
   return in;
 }
 
-// Forward 4 and backward 8 FLOPs per visible (query, key) pair, head and head_dim element,
-// as compressor_step_flops counts attention.
-double forward_flops(const AttentionShape& s) {
-  const double n = static_cast<double>(s.t);
-  const double pairs = n * static_cast<double>(s.prefix) + n * (n + 1) / 2;
-  return 4.0 * static_cast<double>(s.d * s.heads * s.batch) * pairs;
-}
-
 struct Results {
   double forward_ms = 0, backward_ms = 0;
   Tensor out, dq, dk, dv;  // host copies of the last run's results
 };
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 Results measure(Ops& ops, const AttentionShape& s, const HostInputs& in, int64_t warmup, int64_t repeats) {
   const int64_t length = s.prefix + s.t;
@@ -111,21 +100,9 @@ Results measure(Ops& ops, const AttentionShape& s, const HostInputs& in, int64_t
   return r;
 }
 
-// max |got - want| / max |want|.
-double relative_difference(const Tensor& got, const Tensor& want) {
-  double diff = 0, ref = 0;
-  for (int64_t i = 0; i < want.numel(); ++i) {
-    const double a = got.data<float>()[i], b = want.data<float>()[i];
-    diff = std::max(diff, std::fabs(a - b));
-    if (std::isnan(a)) diff = INFINITY;
-    ref = std::max(ref, std::fabs(b));
-  }
-  return ref > 0 ? diff / ref : diff;
-}
-
-void print_row(const AttentionShape& s, const std::string& kernels, double forward_ms, double backward_ms,
-               const std::string& note) {
-  const double flops = forward_flops(s);
+// flops: the call's forward FLOPs (attention_forward_flops); backward counts twice that.
+void print_row(const AttentionShape& s, double flops, const std::string& kernels, double forward_ms,
+               double backward_ms, const std::string& note) {
   std::printf("%-8s %-12s %5ld %6ld %10.3f %11.3f %9.3g %9.3g  %s\n", s.call, kernels.c_str(), static_cast<long>(s.t),
               static_cast<long>(s.prefix), forward_ms, backward_ms, flops / (forward_ms * 1e9),
               2 * flops / (backward_ms * 1e9), note.c_str());
@@ -209,6 +186,7 @@ int run_attention_benchmark(const std::vector<std::string>& args) {
               "fwd TF/s", "bwd TF/s", "max difference from the first kernels' (out dq dk dv)");
   for (const AttentionShape& s : calls) {
     const HostInputs in = inputs_for(s);
+    const double flops = attention_forward_flops(config, s.batch, s.t, s.prefix);
     Results first;
     for (size_t i = 0; i < kernels.size(); ++i) {
       std::unique_ptr<Ops> ops = backend_with(kernels[i]);
@@ -216,12 +194,12 @@ int run_attention_benchmark(const std::vector<std::string>& args) {
       std::string differences = "(reference)";
       if (i > 0) {
         char text[96];
-        std::snprintf(text, sizeof text, "%.2g %.2g %.2g %.2g", relative_difference(r.out, first.out),
-                      relative_difference(r.dq, first.dq), relative_difference(r.dk, first.dk),
-                      relative_difference(r.dv, first.dv));
+        std::snprintf(text, sizeof text, "%.2g %.2g %.2g %.2g", relative_max_difference(r.out, first.out),
+                      relative_max_difference(r.dq, first.dq), relative_max_difference(r.dk, first.dk),
+                      relative_max_difference(r.dv, first.dv));
         differences = text;
       }
-      print_row(s, kernels[i], r.forward_ms, r.backward_ms, differences);
+      print_row(s, flops, kernels[i], r.forward_ms, r.backward_ms, differences);
       if (i == 0) first = std::move(r);
     }
   }
@@ -242,7 +220,8 @@ int run_attention_benchmark(const std::vector<std::string>& args) {
     for (size_t c = 0; c < 2; ++c) {
       const nlohmann::json& call = j["calls"][c];
       const double forward_ms = call.value("forward_ms", 0.0), backward_ms = call.value("backward_ms", 0.0);
-      print_row(calls[c], "pytorch", forward_ms, backward_ms, label);
+      print_row(calls[c], attention_forward_flops(config, calls[c].batch, calls[c].t, calls[c].prefix), "pytorch",
+                forward_ms, backward_ms, label);
     }
   }
   return 0;

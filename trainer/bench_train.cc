@@ -43,6 +43,7 @@
 #include "trainer/grad_clip.h"
 #include "trainer/reference_script.h"
 #include "trainer/step_flops.h"
+#include "trainer/timing_statistics.h"
 #include "trainer/training_communicator.h"
 
 namespace xcomp {
@@ -78,12 +79,6 @@ struct Measured {
   std::string note;
   int ranks = 1;  // MPI ranks that each ran the step on their own batch
 };
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 double process_cpu_seconds() {
   timespec ts{};

@@ -21,17 +21,10 @@ LayerWeights layer_weights(const LlamaConfig& c) {
           3 * h * static_cast<double>(c.intermediate_size)};
 }
 
-// Sum over queries 0..t-1 of the keys query i sees when `prefix` keys precede them all.
-double causal_pairs(int64_t t, int64_t prefix) {
-  const double n = static_cast<double>(t);
-  return n * static_cast<double>(prefix) + n * (n + 1) / 2;
-}
-
-// Forward 2 (scores) + 2 (weighted sum) FLOPs per multiply per head_dim element; backward
-// twice the forward (dq and dk from the score gradient, dv and the score gradient).
-double attention_flops(const LlamaConfig& c, double pairs_per_sample, int64_t batch) {
-  return 3 * 4 * static_cast<double>(c.head_dim) * static_cast<double>(c.num_attention_heads) * pairs_per_sample *
-         static_cast<double>(batch);
+// Forward and backward: backward is twice the forward (dq and dk from the score
+// gradient, dv and the score gradient).
+double attention_flops(const LlamaConfig& c, int64_t batch, int64_t queries, int64_t prefix) {
+  return 3 * attention_forward_flops(c, batch, queries, prefix);
 }
 
 // Mode none: the decoder alone with LoRA over its decoder_len input rows (the context is
@@ -47,7 +40,7 @@ StepFlops full_context_step_flops(const LlamaConfig& c, const CompressorSettings
     const Shape out_in = lora_projection_shape(c, target);
     f.lora += 3 * 2.0 * static_cast<double>(s.lora.r) * static_cast<double>(out_in[0] + out_in[1]) * rows * layers;
   }
-  f.attention = attention_flops(c, causal_pairs(shape.decoder_len, 0), shape.batch) * layers;
+  f.attention = attention_flops(c, shape.batch, shape.decoder_len, 0) * layers;
   return f;
 }
 
@@ -81,11 +74,21 @@ StepFlops compressor_step_flops(const LlamaConfig& c, const CompressorSettings& 
   }
 
   const int64_t enc_len = shape.text_len + shape.num_tokens;
-  f.attention = attention_flops(c, causal_pairs(enc_len, 0), shape.batch) * static_cast<double>(full_encoder_layers);
-  const double dec_pairs = kv_mode ? causal_pairs(shape.decoder_len, shape.num_tokens)
-                                   : causal_pairs(dec_rows_per_sample, 0);
-  f.attention += attention_flops(c, dec_pairs, shape.batch) * static_cast<double>(layers);
+  f.attention = attention_flops(c, shape.batch, enc_len, 0) * static_cast<double>(full_encoder_layers);
+  // The decoder's rows: in kv mode its input after the N-entry prefix, else the memory
+  // rows are among them.
+  f.attention += attention_flops(c, shape.batch, dec_rows_per_sample, kv_mode ? shape.num_tokens : 0) *
+                 static_cast<double>(layers);
   return f;
+}
+
+double attention_forward_flops(const LlamaConfig& c, int64_t batch, int64_t queries, int64_t prefix) {
+  // The keys all queries see: prefix each, and 1..queries of their own.
+  const double n = static_cast<double>(queries);
+  const double pairs = n * static_cast<double>(prefix) + n * (n + 1) / 2;
+  // 2 FLOPs per multiply-add in the scores and 2 in the weighted sum, per head_dim element.
+  return 4 * static_cast<double>(c.head_dim) * static_cast<double>(c.num_attention_heads) * pairs *
+         static_cast<double>(batch);
 }
 
 }  // namespace xcomp

@@ -30,4 +30,9 @@ struct StepFlops {
 
 StepFlops compressor_step_flops(const LlamaConfig& config, const CompressorSettings& settings, const StepShape& shape);
 
+// Forward FLOPs of causal attention over `batch` rows of `queries` queries, each seeing
+// the `prefix` entries before them and the queries up to itself (backward counts twice
+// this): the attention term of compressor_step_flops, for one call.
+double attention_forward_flops(const LlamaConfig& config, int64_t batch, int64_t queries, int64_t prefix);
+
 }  // namespace xcomp
