@@ -5,26 +5,42 @@
 namespace xcomp {
 
 namespace {
-// Products are named by their weight's storage type, since bf16 and fp32 products take
-// different paths (tensor cores or not).
-std::string with_dtype(const char* op, const Tensor& w) { return std::string(op) + "/" + dtype_name(w.dtype()); }
+// A product's row: the op, its weight's storage type (bf16 and fp32 products take
+// different paths: tensor cores or not), and its sizes for y[M, N] = x[M, K] w[N, K]^T
+// (the input gradient and LoRA's weight gradient have the same three), so each shape of
+// the step gets its own time and rate. `rows` holds the M rows, each N wide (dy) or K
+// wide (x). The wrapped op checks the shapes; these only name them.
+struct Product {
+  std::string op;
+  double flops;
+};
+Product product(const char* op, DType storage, const Tensor& w, const Tensor& rows, bool rows_are_n_wide) {
+  const int64_t n = w.ndim() == 2 ? w.dim(0) : 0, k = w.ndim() == 2 ? w.dim(1) : 0;
+  const int64_t width = rows_are_n_wide ? n : k;
+  const int64_t m = width > 0 ? rows.numel() / width : 0;
+  return {std::string(op) + "/" + dtype_name(storage) + " M=" + std::to_string(m) + " N=" + std::to_string(n) +
+              " K=" + std::to_string(k),
+          2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k)};
+}
 }  // namespace
 
-template <class Call> auto ProfilingOps::timed(const std::string& op, Call&& call) {
+template <class Call> auto ProfilingOps::timed(const std::string& op, Call&& call, double flops) {
   inner_.synchronize();
   const auto start = std::chrono::steady_clock::now();
   struct Record {  // adds the time however the call returns
     ProfilingOps* self;
     const std::string& op;
     std::chrono::steady_clock::time_point start;
+    double flops;
     ~Record() {
       self->inner_.synchronize();
       OpTime& t = self->times_[op];
       t.op = op;
       ++t.calls;
+      t.flops += flops;
       t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
-  } record{this, op, start};
+  } record{this, op, start, flops};
   return call();
 }
 
@@ -57,7 +73,8 @@ void ProfilingOps::embedding(const Tensor& table, const Tensor& ids, Tensor& out
   timed("embedding", [&] { inner_.embedding(table, ids, out); });
 }
 void ProfilingOps::linear(const Tensor& x, const Tensor& w, Tensor& y) {
-  timed(with_dtype("linear", w), [&] { inner_.linear(x, w, y); });
+  const Product p = product("linear", w.dtype(), w, x, false);
+  timed(p.op, [&] { inner_.linear(x, w, y); }, p.flops);
 }
 void ProfilingOps::rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& y) {
   timed("rmsnorm", [&] { inner_.rmsnorm(x, w, eps, y); });
@@ -93,13 +110,16 @@ void ProfilingOps::dropout(const Tensor& x, float p, uint64_t seed, uint64_t str
   timed("dropout", [&] { inner_.dropout(x, p, seed, stream, out); });
 }
 void ProfilingOps::linear_add(const Tensor& x, const Tensor& w, Tensor& y) {
-  timed(with_dtype("linear", w), [&] { inner_.linear_add(x, w, y); });
+  const Product p = product("linear_add", w.dtype(), w, x, false);
+  timed(p.op, [&] { inner_.linear_add(x, w, y); }, p.flops);
 }
 void ProfilingOps::linear_backward_input(const Tensor& dy, const Tensor& w, Tensor& dx, bool accumulate) {
-  timed(with_dtype("linear_backward_input", w), [&] { inner_.linear_backward_input(dy, w, dx, accumulate); });
+  const Product p = product("linear_backward_input", w.dtype(), w, dy, true);
+  timed(p.op, [&] { inner_.linear_backward_input(dy, w, dx, accumulate); }, p.flops);
 }
 void ProfilingOps::linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, bool accumulate) {
-  timed("linear_backward_weight", [&] { inner_.linear_backward_weight(dy, x, dw, accumulate); });
+  const Product p = product("linear_backward_weight", dw.dtype(), dw, dy, true);
+  timed(p.op, [&] { inner_.linear_backward_weight(dy, x, dw, accumulate); }, p.flops);
 }
 void ProfilingOps::rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, float eps, Tensor& dx,
                                     bool accumulate) {

@@ -21,6 +21,7 @@ class ProfilingOps final : public Ops {
     std::string op;
     int64_t calls = 0;
     double seconds = 0;
+    double flops = 0;  // matrix products: 2 M N K a call, summed; 0 for other ops
   };
   // Every op called so far, the most time first.
   std::vector<OpTime> times() const;
@@ -72,8 +73,9 @@ class ProfilingOps final : public Ops {
                     const AdamWStepScalars& scalars) override;
 
  private:
-  // Runs `call` between two waits for the device and adds its time under `op`.
-  template <class Call> auto timed(const std::string& op, Call&& call);
+  // Runs `call` between two waits for the device and adds its time (and `flops`) under
+  // `op`. Matrix products are named by shape (`linear/BF16 M=.. N=.. K=..`).
+  template <class Call> auto timed(const std::string& op, Call&& call, double flops = 0);
 
   Ops& inner_;
   std::map<std::string, OpTime> times_;

@@ -120,15 +120,24 @@ CompressorBatch random_regeneration_batch(int64_t batch, int64_t len, int64_t vo
   return b;
 }
 
-// Where the time of a step goes, op by op, per step.
+// Where the time of a step goes, op by op (matrix products by shape, with their rate),
+// per step, and the products' share in all.
 void print_profile(const ProfilingOps& profiler, int64_t steps) {
-  double total = 0;
-  for (const auto& t : profiler.times()) total += t.seconds;
-  std::fprintf(stderr, "per step, ops timed one at a time (%.4f s in ops):\n%-32s %8s %10s %6s\n", total / steps, "op",
-               "calls", "seconds", "share");
-  for (const auto& t : profiler.times())
-    std::fprintf(stderr, "%-32s %8lld %10.5f %5.1f%%\n", t.op.c_str(), static_cast<long long>(t.calls / steps),
-                 t.seconds / steps, 100.0 * t.seconds / std::max(total, 1e-12));
+  double total = 0, product_seconds = 0, product_flops = 0;
+  for (const auto& t : profiler.times()) {
+    total += t.seconds;
+    if (t.flops > 0) product_seconds += t.seconds, product_flops += t.flops;
+  }
+  std::fprintf(stderr, "per step, ops timed one at a time (%.4f s in ops):\n%-56s %8s %10s %6s %9s\n", total / steps,
+               "op", "calls", "seconds", "share", "TFLOP/s");
+  for (const auto& t : profiler.times()) {
+    char rate[32] = "";
+    if (t.flops > 0) std::snprintf(rate, sizeof rate, "%9.4g", t.flops / std::max(t.seconds, 1e-12) / 1e12);
+    std::fprintf(stderr, "%-56s %8lld %10.5f %5.1f%% %s\n", t.op.c_str(), static_cast<long long>(t.calls / steps),
+                 t.seconds / steps, 100.0 * t.seconds / std::max(total, 1e-12), rate);
+  }
+  std::fprintf(stderr, "matrix products: %.5f s a step (%.1f%%), %.4g TFLOP/s\n", product_seconds / steps,
+               100.0 * product_seconds / std::max(total, 1e-12), product_flops / std::max(product_seconds, 1e-12) / 1e12);
 }
 
 Measured run_xcomp(const Settings& s, const std::string& fixtures) {
