@@ -286,7 +286,7 @@ int run_train_benchmark(const std::vector<std::string>& args) {
   CommandLine cl(
       "bench train",
       "[--shape NAME] [--device cpu|cuda] [--batch B] [--text-len L] [--num-tokens N] [--lora-r R] "
-      "[--mode kv|embedding] [--activations keep|recompute] [--attention KERNELS] [--steps S] [--warmup W] "
+      "[--mode kv|embedding] [--activations keep|recompute] [--attention KERNELS] [--gemm PATH] [--steps S] [--warmup W] "
       "[--threads T] [--peak-tflops P] [--reference]",
       {{"shape", "NAME", "stories260k (default; the fixture's weights), dim512, llama3.2-1b, llama3-8b (random weights)"},
        {"device", "DEV", "cpu (default) or cuda"},
@@ -300,6 +300,8 @@ int run_train_benchmark(const std::vector<std::string>& args) {
                               "them)"},
        {"attention", "KERNELS", "cuda only: gemm (default), gemm_causal, flash or tiled, forward and backward (sets "
                                 "XCOMP_CUDA_ATTENTION and XCOMP_CUDA_ATTENTION_BACKWARD)"},
+       {"gemm", "PATH", "cuda only: the bf16 and TF32 products through cublas (cublasGemmEx, default), lt (cuBLASLt's "
+                        "heuristic) or lt_tuned (the fastest of its candidates); sets XCOMP_CUDA_GEMM"},
        {"steps", "S", "timed steps; the median is reported (default 10)"},
        {"warmup", "W", "untimed steps first (default 2)"},
        {"threads", "T", "CPU threads (OpenMP and BLAS; default: the cores divided by the ranks on this node)"},
@@ -341,6 +343,13 @@ int run_train_benchmark(const std::vector<std::string>& args) {
     ::setenv("XCOMP_CUDA_ATTENTION", kernels.c_str(), 1);
     ::setenv("XCOMP_CUDA_ATTENTION_BACKWARD", kernels.c_str(), 1);
   }
+  if (cl.has("gemm")) {
+    const std::string path = cl.get("gemm", "cublas");
+    if (s.device != "cuda") throw_input_error("--gemm chooses the CUDA backend's products: it needs --device cuda");
+    if (path != "cublas" && path != "lt" && path != "lt_tuned")
+      throw_input_error("--gemm: expected cublas, lt or lt_tuned, got '", path, "'");
+    ::setenv("XCOMP_CUDA_GEMM", path.c_str(), 1);  // read when the backend is made
+  }
   use_cpu_threads(static_cast<int>(s.threads));
   const std::string fixtures = bench_fixtures_dir();
 
@@ -362,9 +371,9 @@ int run_train_benchmark(const std::vector<std::string>& args) {
       static_cast<long>(s.lora_r), s.lora_alpha, name_of(s.activations), static_cast<long>(s.steps),
       static_cast<long>(s.warmup));
   if (s.device == "cuda")
-    std::printf("attention kernels: forward %s, backward %s (gemm_causal blocks: %s queries)\n",
+    std::printf("attention kernels: forward %s, backward %s (gemm_causal blocks: %s queries); products: %s\n",
                 env_or("XCOMP_CUDA_ATTENTION", "gemm").c_str(), env_or("XCOMP_CUDA_ATTENTION_BACKWARD", "gemm").c_str(),
-                env_or("XCOMP_CUDA_CAUSAL_BLOCK", "128").c_str());
+                env_or("XCOMP_CUDA_CAUSAL_BLOCK", "128").c_str(), env_or("XCOMP_CUDA_GEMM", "cublas").c_str());
   std::printf("model FLOPs per step %.4g (encoder %.3g, decoder %.3g, LoRA %.3g, attention %.3g); peak %s\n",
               flops.total(), flops.encoder_matmul, flops.decoder_matmul, flops.lora, flops.attention,
               s.peak_tflops ? (std::to_string(*s.peak_tflops) + " TFLOP/s").c_str() : "n/a");

@@ -16,6 +16,7 @@
 
 #include "model/cuda/cuda_ops.h"
 #include "model/cuda/device_allocator.h"
+#include "model/cuda/lt_matmul.h"
 #include "model/ops.h"
 
 namespace xcomp::cuda {
@@ -112,6 +113,11 @@ class CudaOps final : public Ops {
   // y = x . w^T or its input gradient through cuBLAS; shared by linear and backward.
   void gemm_input_times_weight(const Tensor& x, const Tensor& w, Tensor& y, bool transpose_w, bool accumulate,
                                const char* op);
+  // One column-major product C = op(A) op(B) + beta C (cublasGemmEx's arguments, alpha
+  // 1): bf16 or TF32 (through lt_ when set) or true fp32. Defined in cuda_linear.cu.
+  cublasStatus_t matrix_product(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void* a,
+                                cudaDataType ab_type, int lda, const void* b, int ldb, float beta, void* c, int ldc,
+                                bool bf16_inputs, bool tf32, cudaDataType c_type);
   // x converted to bf16 on the device (a temporary from the allocator).
   Tensor to_bf16(const Tensor& x);
   // Attention through batched cuBLAS products (cuda_attention_gemm.cu): the forward when
@@ -146,6 +152,10 @@ class CudaOps final : public Ops {
   std::shared_ptr<DeviceAllocator> allocator_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
+  // The bf16 and TF32 products' path (XCOMP_CUDA_GEMM, read once, here); lt_ is set for
+  // the cuBLASLt ones.
+  GemmPath gemm_path_ = gemm_path_requested();
+  std::unique_ptr<LtMatmul> lt_;
 };
 
 // CHECKs that every tensor is defined and on the device, naming the op and the argument

@@ -42,31 +42,42 @@ __global__ void embedding_kernel(const T* table, int64_t rows, int64_t width, co
     row[i] = inside ? table_value(table, id * width + i) : __int_as_float(0x7fc00000);
 }
 
-// cublasGemmEx: bf16 inputs accumulate in fp32, into an fp32 or (c_type) bf16 output;
-// fp32 inputs take TF32 when `tf32`, else an fp32 compute type that never takes TF32
-// shortcuts (the pedantic one, or where a cuBLAS build does not offer it for these types,
-// plain COMPUTE_32F, whose default math mode also keeps full fp32).
-cublasStatus_t gemm_ex(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                       const float* alpha, const void* a, cudaDataType ab_type, int lda, const void* b, int ldb,
-                       const float* beta, void* c, int ldc, bool bf16_inputs, bool tf32 = false,
-                       cudaDataType c_type = CUDA_R_32F) {
-  if (bf16_inputs || tf32)
-    return cublasGemmEx(handle, ta, tb, m, n, k, alpha, a, ab_type, lda, b, ab_type, ldb, beta, c, c_type, ldc,
-                        bf16_inputs ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT);
-  const cublasStatus_t status = cublasGemmEx(handle, ta, tb, m, n, k, alpha, a, ab_type, lda, b, ab_type, ldb, beta,
-                                             c, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT);
-  if (status != CUBLAS_STATUS_NOT_SUPPORTED) return status;
-  LOG_FIRST_N(WARNING, 1) << "cuBLAS offers no pedantic fp32 product here; using CUBLAS_COMPUTE_32F";
-  return cublasGemmEx(handle, ta, tb, m, n, k, alpha, a, ab_type, lda, b, ab_type, ldb, beta, c, CUDA_R_32F, ldc,
-                      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-}
-
 int as_int(int64_t v, const char* op) {
   CHECK(v <= std::numeric_limits<int>::max()) << op << ": dimension " << v << " exceeds cuBLAS's int range";
   return static_cast<int>(v);
 }
 
 }  // namespace
+
+// bf16 inputs accumulate in fp32, into an fp32 or (c_type) bf16 output; fp32 inputs take
+// TF32 when `tf32`, else an fp32 compute type that never takes TF32 shortcuts (the
+// pedantic one, or where a cuBLAS build does not offer it for these types, plain
+// COMPUTE_32F, whose default math mode also keeps full fp32). The bf16 and TF32 products
+// go through cuBLASLt when XCOMP_CUDA_GEMM asks (lt_matmul.h), else cublasGemmEx.
+cublasStatus_t CudaOps::matrix_product(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void* a,
+                                       cudaDataType ab_type, int lda, const void* b, int ldb, float beta, void* c,
+                                       int ldc, bool bf16_inputs, bool tf32, cudaDataType c_type) {
+  const float alpha = 1.0f;
+  if (bf16_inputs || tf32) {
+    const cublasComputeType_t compute = bf16_inputs ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
+    if (lt_ != nullptr) {
+      MatmulCall call;
+      call.ta = ta, call.tb = tb, call.m = m, call.n = n, call.k = k;
+      call.a = a, call.lda = lda, call.b = b, call.ldb = ldb, call.c = c, call.ldc = ldc;
+      call.ab_type = ab_type, call.c_type = c_type, call.compute = compute, call.beta = beta;
+      const cublasStatus_t status = lt_->run(call);
+      if (status != CUBLAS_STATUS_NOT_SUPPORTED) return status;
+    }
+    return cublasGemmEx(cublas_, ta, tb, m, n, k, &alpha, a, ab_type, lda, b, ab_type, ldb, &beta, c, c_type, ldc,
+                        compute, CUBLAS_GEMM_DEFAULT);
+  }
+  const cublasStatus_t status = cublasGemmEx(cublas_, ta, tb, m, n, k, &alpha, a, ab_type, lda, b, ab_type, ldb, &beta,
+                                             c, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT);
+  if (status != CUBLAS_STATUS_NOT_SUPPORTED) return status;
+  LOG_FIRST_N(WARNING, 1) << "cuBLAS offers no pedantic fp32 product here; using CUBLAS_COMPUTE_32F";
+  return cublasGemmEx(cublas_, ta, tb, m, n, k, &alpha, a, ab_type, lda, b, ab_type, ldb, &beta, c, CUDA_R_32F, ldc,
+                      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+}
 
 void CudaOps::embedding(const Tensor& table, const Tensor& ids, Tensor& out) {
   require_on_device("embedding", {&table, &ids, &out});
@@ -125,7 +136,7 @@ void CudaOps::gemm_input_times_weight(const Tensor& x, const Tensor& w, Tensor& 
   CHECK_EQ(y.numel(), m * out_width) << op << ": output " << shape_str(y.shape()) << " vs weight "
                                      << shape_str(w.shape());
   if (m == 0) return;
-  const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+  const float beta = accumulate ? 1.0f : 0.0f;
   const bool bf16 = w.dtype() == DType::BF16;
   const bool tf32 = !bf16 && weight_storage_ == CudaWeightStorage::kBf16;  // LoRA's products in training
   Tensor x16;
@@ -134,9 +145,9 @@ void CudaOps::gemm_input_times_weight(const Tensor& x, const Tensor& w, Tensor& 
   const cudaDataType ab_type = bf16 ? CUDA_R_16BF : CUDA_R_32F;
   const cudaDataType c_type = y.dtype() == DType::BF16 ? CUDA_R_16BF : CUDA_R_32F;
   // Column-major: y^T[out_width, M] = op(w) . x^T, with w seen as [K, N] (ld K).
-  XCOMP_CUBLAS_CHECK(gemm_ex(cublas_, transpose_w ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, as_int(out_width, op),
-                             as_int(m, op), as_int(in_width, op), &alpha, w.raw(), ab_type, as_int(k, op), b_matrix,
-                             as_int(in_width, op), &beta, y.raw(), as_int(out_width, op), bf16, tf32, c_type));
+  XCOMP_CUBLAS_CHECK(matrix_product(transpose_w ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, as_int(out_width, op),
+                                    as_int(m, op), as_int(in_width, op), w.raw(), ab_type, as_int(k, op), b_matrix,
+                                    as_int(in_width, op), beta, y.raw(), as_int(out_width, op), bf16, tf32, c_type));
   // x16 goes back to the allocator here; only work queued after the product can reuse it.
 }
 
@@ -168,13 +179,13 @@ void CudaOps::linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& 
     if (!accumulate) zero(dw);
     return;
   }
-  const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+  const float beta = accumulate ? 1.0f : 0.0f;
   // dw[N, K] = dy^T x; column-major dw^T[K, N] = x^T[K, M] . dy[M, N], where x is [K, M]
   // (ld K) as stored and dy is stored as [N, M] (ld N), hence transposed.
-  XCOMP_CUBLAS_CHECK(gemm_ex(cublas_, CUBLAS_OP_N, CUBLAS_OP_T, as_int(k, op), as_int(n, op), as_int(m, op), &alpha,
-                             x.raw(), CUDA_R_32F, as_int(k, op), dy.raw(), as_int(n, op), &beta, dw.raw(),
-                             as_int(k, op), /*bf16_inputs=*/false,
-                             /*tf32=*/weight_storage_ == CudaWeightStorage::kBf16));
+  XCOMP_CUBLAS_CHECK(matrix_product(CUBLAS_OP_N, CUBLAS_OP_T, as_int(k, op), as_int(n, op), as_int(m, op), x.raw(),
+                                    CUDA_R_32F, as_int(k, op), dy.raw(), as_int(n, op), beta, dw.raw(), as_int(k, op),
+                                    /*bf16_inputs=*/false, /*tf32=*/weight_storage_ == CudaWeightStorage::kBf16,
+                                    CUDA_R_32F));
 }
 
 }  // namespace xcomp::cuda

@@ -45,12 +45,14 @@ CudaOps::CudaOps(int device, CudaWeightStorage weights) : device_(device), weigh
   XCOMP_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
   // Default math: no TF32 shortcuts in fp32 products (those are tested to 1e-5).
   XCOMP_CUBLAS_CHECK(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
+  if (gemm_path_ != GemmPath::kCublas) lt_ = std::make_unique<LtMatmul>(gemm_path_, allocator_, stream_);
 }
 
 CudaOps::~CudaOps() {
   // Tensors may outlive this object (they keep the allocator alive), but its queued work
   // must finish before the stream goes.
   XCOMP_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  lt_.reset();
   XCOMP_CUBLAS_CHECK(cublasDestroy(cublas_));
   XCOMP_CUDA_CHECK(cudaStreamDestroy(stream_));
 }

@@ -142,6 +142,18 @@ TEST(CompressorOnCudaInAnArena, LossAndEveryGradientMatchTheCpuBackend) {
   ASSERT_EQ(unsetenv("XCOMP_CUDA_ARENA"), 0);
 }
 
+// The bf16 and TF32 products through cuBLASLt (XCOMP_CUDA_GEMM), its heuristic's kernel
+// and the fastest of its candidates: the bf16 step's bounds, both modes.
+TEST(CompressorOnCudaWithCublasLt, LossAndEveryGradientMatchTheCpuBackend) {
+  for (const char* path : {"lt", "lt_tuned"})
+    for (const CompressorMode mode : {CompressorMode::kKeyValue, CompressorMode::kEmbedding}) {
+      SCOPED_TRACE(std::string(path) + (mode == CompressorMode::kKeyValue ? ", kv" : ", embedding"));
+      ASSERT_EQ(setenv("XCOMP_CUDA_GEMM", path, 1), 0);
+      check_step_against_cpu(mode, CudaWeightStorage::kBf16, 1.0f);
+      ASSERT_EQ(unsetenv("XCOMP_CUDA_GEMM"), 0);
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Modes, CompressorOnCuda,
     ::testing::Combine(::testing::Values(CompressorMode::kKeyValue, CompressorMode::kEmbedding),
