@@ -93,12 +93,6 @@ void rmsnorm_forward_host(const float* x, const float* w, float eps, int64_t row
   XCOMP_CUDA_CHECK(cudaFree(dw));
 }
 
-int device_count() {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) return 0;
-  return n;
-}
-
 namespace {
 void check_rmsnorm_args(const char* op, const Tensor& x, const Tensor& w, const Tensor& out) {
   require_dtype(op, "x", x, DType::F32);

@@ -24,7 +24,4 @@ void rmsnorm_backward(const float* dy, const float* x, const float* w, float eps
 // Host-memory convenience for tests: copies in, runs, copies out, synchronises.
 void rmsnorm_forward_host(const float* x, const float* w, float eps, int64_t rows, int64_t width, float* y);
 
-// Number of CUDA devices visible (0 when the driver or a device is missing).
-int device_count();
-
 }  // namespace xcomp::cuda

@@ -31,6 +31,7 @@
 
 #include "model/adamw_step.h"
 #include "model/cuda/cuda_adamw.h"
+#include "model/cuda/cuda_ops.h"
 #include "model/cuda/cuda_check.h"
 #include "model/cuda/rmsnorm.h"
 #include "trainer/adamw.h"
@@ -107,7 +108,7 @@ constexpr double kLrFactors[] = {1.0, 0.5, 2.0, 1.0, 0.25, 1.0};
 class AdamWCudaTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_GT(cuda::device_count(), 0)
+    ASSERT_GT(cuda_device_count(), 0)
         << "no CUDA device: the cuda_tests run only on a GPU machine (tools/gpu_check.sh)";
     XCOMP_CUDA_CHECK(cudaSetDevice(0));
     XCOMP_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));

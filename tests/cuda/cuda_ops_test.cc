@@ -83,7 +83,7 @@ Tensor inverse_frequencies(int64_t head_dim) {
 class CudaOpsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_GT(cuda::device_count(), 0)
+    ASSERT_GT(cuda_device_count(), 0)
         << "no CUDA device: the cuda_tests run only on a GPU machine (tools/gpu_check.sh)";
     gpu_ = make_cuda_ops(0);
   }

@@ -5,13 +5,14 @@
 #include <vector>
 
 #include "model/cpu/cpu_ops.h"
+#include "model/cuda/cuda_ops.h"
 #include "model/cuda/rmsnorm.h"
 
 namespace xcomp {
 namespace {
 
 TEST(CudaRmsnorm, MatchesCpuBackend) {
-  ASSERT_GT(cuda::device_count(), 0) << "no CUDA device: the cuda_tests run only on a GPU machine (tools/gpu_check.sh)";
+  ASSERT_GT(cuda_device_count(), 0) << "no CUDA device: the cuda_tests run only on a GPU machine (tools/gpu_check.sh)";
   const int64_t rows = 37, width = 576;
   Tensor x = Tensor::empty({rows, width}), w = Tensor::empty({width}), y_cpu = Tensor::empty({rows, width});
   for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = std::sin(0.37f * i) * (1 + i % 7);
