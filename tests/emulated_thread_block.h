@@ -7,19 +7,24 @@
 //    (a barrier some thread never reaches would hang on a GPU, or worse); shuffle_xor
 //    exchanges through a per-warp buffer between two warp barriers (so every lane must
 //    call it, as __shfl_xor_sync with a full mask requires);
-//  - shared memory starts as NaN, so a read of a value no thread wrote shows in the result;
-//  - a 16x16x8 fragment is held by lane 0 of its warp, whose load, fill, mma and store do
-//    the work (the other lanes' calls do nothing): a lane reading a tile another lane's
-//    store wrote without sync_warp() between races with it, as on the GPU;
-//  - with `tf32`, a fragment load rounds to TF32 (10-bit mantissa, to nearest, ties away
-//    from zero, as __float_to_tf32); products accumulate in fp32;
+//  - shared memory starts as all-ones bytes (NaN as float and as bf16), so a read of a
+//    value no thread wrote shows in the result;
+//  - a fragment (16x16x8 for float operands, 16x16x16 for bf16 ones) is held by lane 0 of
+//    its warp, whose load, fill, mma and store do the work (the other lanes' calls do
+//    nothing): a lane reading a tile another lane's store wrote without sync_warp()
+//    between races with it, as on the GPU;
+//  - float operands are exact, or with `tf32` rounded to TF32 at the fragment load
+//    (10-bit mantissa, to nearest, ties away from zero, as __float_to_tf32); bf16
+//    operands are rounded (to nearest even, as __float2bfloat16_rn) when the kernel
+//    converts them; products accumulate in fp32;
 //  - fragment loads and stores must address shared memory as wmma requires (32-byte
-//    aligned, a row stride that is a multiple of 4 floats) and stay inside it: else the
+//    aligned, a row stride that is a multiple of 16 bytes) and stay inside it: else the
 //    emulation aborts, naming the offset (on a GPU: a fault, or silently wrong data).
 #pragma once
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -31,6 +36,7 @@
 #include <thread>
 #include <vector>
 
+#include "model/half.h"
 #include "tests/tf32_rounding.h"
 
 namespace xcomp::test {
@@ -62,27 +68,35 @@ class EmulatedBarrier {
   std::condition_variable changed_;
 };
 
+// A bf16 operand in emulated shared memory: its bits.
+struct EmulatedBf16 {
+  uint16_t bits;
+};
+
 struct EmulatedBlock {
   int64_t x = 0, y = 0, z = 0;
   bool tf32 = false;
-  const float* shared = nullptr;  // the block's shared memory, `shared_floats` long
-  size_t shared_floats = 0;
+  const unsigned char* shared = nullptr;  // the block's shared memory, `shared_bytes` long
+  size_t shared_bytes = 0;
   std::unique_ptr<EmulatedBarrier> block_barrier;
   std::vector<std::unique_ptr<EmulatedBarrier>> warp_barriers;
   std::vector<float> exchange;  // a slot per thread, for shuffle_xor
 };
 
-// One thread of an emulated block: the executor the kernel bodies take.
-class EmulatedExecutor {
+// One thread of an emulated block: the executor the kernel bodies take, with float
+// (exact or TF32) or bf16 (EmulatedBf16) operands.
+template <class OperandType> class EmulatedExecutor {
  public:
-  struct MatrixA {  // [16][8]
-    float x[16 * 8];
+  using Operand = OperandType;
+  static constexpr int kStep = sizeof(Operand) == 4 ? 8 : 16;  // a fragment's depth
+  struct MatrixA {  // [16][kStep]
+    float x[16 * kStep];
   };
-  struct MatrixBRowMajor {  // [8][16]
-    float x[8 * 16];
+  struct MatrixBRowMajor {  // [kStep][16]
+    float x[kStep * 16];
   };
-  struct MatrixBColMajor {  // [8][16], read from column-major memory
-    float x[8 * 16];
+  struct MatrixBColMajor {  // [kStep][16], read from column-major memory
+    float x[kStep * 16];
   };
   struct Accumulator {  // [16][16]
     float x[16 * 16];
@@ -106,23 +120,31 @@ class EmulatedExecutor {
     return other;
   }
 
-  void load(MatrixA& f, const float* p, int ld) const {
+  Operand to_operand(float x) const {
+    if constexpr (sizeof(Operand) == 4) {
+      return x;
+    } else {
+      return Operand{f32_to_bf16(x)};
+    }
+  }
+
+  void load(MatrixA& f, const Operand* p, int ld) const {
     if (lane() != 0) return;
-    check_fragment(p, ld, 16, 8, "load (matrix_a)");
+    check_fragment(p, ld, 16, kStep, "load (matrix_a)");
     for (int r = 0; r < 16; ++r)
-      for (int c = 0; c < 8; ++c) f.x[r * 8 + c] = operand(p[r * ld + c]);
+      for (int c = 0; c < kStep; ++c) f.x[r * kStep + c] = value_of(p[r * ld + c]);
   }
-  void load(MatrixBRowMajor& f, const float* p, int ld) const {
+  void load(MatrixBRowMajor& f, const Operand* p, int ld) const {
     if (lane() != 0) return;
-    check_fragment(p, ld, 8, 16, "load (matrix_b, row-major)");
-    for (int k = 0; k < 8; ++k)
-      for (int n = 0; n < 16; ++n) f.x[k * 16 + n] = operand(p[k * ld + n]);
+    check_fragment(p, ld, kStep, 16, "load (matrix_b, row-major)");
+    for (int k = 0; k < kStep; ++k)
+      for (int n = 0; n < 16; ++n) f.x[k * 16 + n] = value_of(p[k * ld + n]);
   }
-  void load(MatrixBColMajor& f, const float* p, int ld) const {
+  void load(MatrixBColMajor& f, const Operand* p, int ld) const {
     if (lane() != 0) return;
-    check_fragment(p, ld, 16, 8, "load (matrix_b, column-major)");
-    for (int k = 0; k < 8; ++k)
-      for (int n = 0; n < 16; ++n) f.x[k * 16 + n] = operand(p[n * ld + k]);
+    check_fragment(p, ld, 16, kStep, "load (matrix_b, column-major)");
+    for (int k = 0; k < kStep; ++k)
+      for (int n = 0; n < 16; ++n) f.x[k * 16 + n] = value_of(p[n * ld + k]);
   }
   void fill(Accumulator& f, float value) const {
     if (lane() != 0) return;
@@ -133,7 +155,7 @@ class EmulatedExecutor {
     for (int m = 0; m < 16; ++m)
       for (int n = 0; n < 16; ++n) {
         float sum = acc.x[m * 16 + n];
-        for (int k = 0; k < 8; ++k) sum += a.x[m * 8 + k] * b.x[k * 16 + n];
+        for (int k = 0; k < kStep; ++k) sum += a.x[m * kStep + k] * b.x[k * 16 + n];
         acc.x[m * 16 + n] = sum;
       }
   }
@@ -145,34 +167,38 @@ class EmulatedExecutor {
   }
 
  private:
-  // A fragment of `rows` x `columns` floats at p, rows ld apart, in shared memory.
-  void check_fragment(const float* p, int ld, int rows, int columns, const char* what) const {
-    const std::ptrdiff_t offset = p - block_->shared;
-    const bool inside = offset >= 0 && offset + static_cast<std::ptrdiff_t>(rows - 1) * ld + columns <=
-                                           static_cast<std::ptrdiff_t>(block_->shared_floats);
-    if (inside && offset % 8 == 0 && ld % 4 == 0) return;
-    std::fprintf(stderr, "emulated thread block: fragment %s at shared float %td, row stride %d: %s\n", what, offset,
-                 ld, inside ? "not 32-byte aligned or a stride wmma does not take" : "outside shared memory");
+  // A fragment of `rows` x `columns` elements at p, rows ld apart, in shared memory.
+  template <class T> void check_fragment(const T* p, int ld, int rows, int columns, const char* what) const {
+    const std::ptrdiff_t offset = reinterpret_cast<const unsigned char*>(p) - block_->shared;
+    const std::ptrdiff_t end =
+        offset + (static_cast<std::ptrdiff_t>(rows - 1) * ld + columns) * static_cast<std::ptrdiff_t>(sizeof(T));
+    const bool inside = offset >= 0 && end <= static_cast<std::ptrdiff_t>(block_->shared_bytes);
+    if (inside && offset % 32 == 0 && (ld * sizeof(T)) % 16 == 0) return;
+    std::fprintf(stderr, "emulated thread block: fragment %s at shared byte %td, row stride %d elements: %s\n", what,
+                 offset, ld, inside ? "not 32-byte aligned or a stride wmma does not take" : "outside shared memory");
     std::abort();
   }
 
-  float operand(float x) const { return block_->tf32 ? tf32_rounded(x, Tf32Ties::kAwayFromZero) : x; }
+  float value_of(float x) const { return block_->tf32 ? tf32_rounded(x, Tf32Ties::kAwayFromZero) : x; }
+  float value_of(EmulatedBf16 x) const { return bf16_to_f32(x.bits); }
 
   EmulatedBlock* block_;
   int thread_;
 };
 
 // Runs body(executor, shared) for every thread of every block of the grid, `threads` (a
-// multiple of 32) per block, each block with `shared_floats` of NaN-filled shared memory.
-// The threads are made once per grid and run its blocks one after another.
-template <class Body>
-void run_emulated_grid(int64_t grid_x, int64_t grid_y, int64_t grid_z, int threads, size_t shared_floats, bool tf32,
+// multiple of 32) per block, each block with `shared_bytes` of all-ones shared memory,
+// with EmulatedExecutor<Operand> (`tf32`: float operands rounded to TF32). The threads
+// are made once per grid and run its blocks one after another.
+template <class Operand, class Body>
+void run_emulated_grid(int64_t grid_x, int64_t grid_y, int64_t grid_z, int threads, size_t shared_bytes, bool tf32,
                        const Body& body) {
-  std::vector<float> shared(shared_floats);
+  std::vector<float> storage((shared_bytes + sizeof(float) - 1) / sizeof(float));  // float-aligned bytes
+  unsigned char* shared = reinterpret_cast<unsigned char*>(storage.data());
   EmulatedBlock block;
   block.tf32 = tf32;
-  block.shared = shared.data();
-  block.shared_floats = shared_floats;
+  block.shared = shared;
+  block.shared_bytes = shared_bytes;
   block.block_barrier = std::make_unique<EmulatedBarrier>(threads);
   for (int w = 0; w < threads / 32; ++w) block.warp_barriers.push_back(std::make_unique<EmulatedBarrier>(32));
   block.exchange.assign(threads, 0.f);
@@ -185,13 +211,13 @@ void run_emulated_grid(int64_t grid_x, int64_t grid_y, int64_t grid_z, int threa
     workers.emplace_back([&, t] {
       for (int64_t i = 0; i < blocks; ++i) {
         start.wait("block start");
-        body(EmulatedExecutor(&block, t), shared.data());
+        body(EmulatedExecutor<Operand>(&block, t), shared);
         done.wait("block end");
       }
     });
   for (int64_t i = 0; i < blocks; ++i) {
     block.x = i % grid_x, block.y = i / grid_x % grid_y, block.z = i / (grid_x * grid_y);
-    std::fill(shared.begin(), shared.end(), std::numeric_limits<float>::quiet_NaN());
+    std::memset(shared, 0xff, shared_bytes);
     start.wait("block start");
     done.wait("block end");
   }

@@ -32,7 +32,7 @@
 namespace xcomp {
 namespace {
 
-const char* const kCudaKernels[] = {"gemm", "gemm_causal", "flash", "tiled"};
+const char* const kCudaKernels[] = {"gemm", "gemm_causal", "flash", "flash_bf16", "tiled"};
 
 struct AttentionShape {
   const char* call;  // encoder or decoder
@@ -141,7 +141,7 @@ int run_attention_benchmark(const std::vector<std::string>& args) {
                   {"text-len", "L", "tokens per text (default: the shape's, 480 for the llama shapes)"},
                   {"num-tokens", "N", "compression tokens (default 16)"},
                   {"kernels", "K,...", "cuda: the kernels to compare, the first the reference of the differences "
-                                       "(default gemm,gemm_causal,flash,tiled; bf16 weights, as training)"},
+                                       "(default gemm,gemm_causal,flash,flash_bf16,tiled; bf16 weights, as training)"},
                   {"repeats", "R", "timed runs; the median is reported (default 10)"},
                   {"warmup", "W", "untimed runs first (default 2)"},
                   {"threads", "T", "CPU threads (default: all cores)"},
@@ -159,11 +159,11 @@ int run_attention_benchmark(const std::vector<std::string>& args) {
   const int64_t warmup = cl.get_int("warmup", 2, 0, 1 << 20);
   std::vector<std::string> kernels{"cpu"};
   if (device == Backend::kCuda) {
-    kernels = split_commas(cl.get("kernels", "gemm,gemm_causal,flash,tiled"));
+    kernels = split_commas(cl.get("kernels", "gemm,gemm_causal,flash,flash_bf16,tiled"));
     for (const std::string& k : kernels)
       if (std::find(std::begin(kCudaKernels), std::end(kCudaKernels), k) == std::end(kCudaKernels))
-        throw_input_error("--kernels: expected a comma-separated list of gemm, gemm_causal, flash, tiled; got '", k,
-                          "'");
+        throw_input_error(
+            "--kernels: expected a comma-separated list of gemm, gemm_causal, flash, flash_bf16, tiled; got '", k, "'");
     if (kernels.empty()) throw_input_error("--kernels: no kernel named");
   } else if (cl.has("kernels")) {
     throw_input_error("--kernels chooses the CUDA backend's kernels: it needs --device cuda");

@@ -137,7 +137,8 @@ void print_profile(const ProfilingOps& profiler, int64_t steps) {
                  t.seconds / steps, 100.0 * t.seconds / std::max(total, 1e-12), rate);
   }
   std::fprintf(stderr, "matrix products: %.5f s a step (%.1f%%), %.4g TFLOP/s\n", product_seconds / steps,
-               100.0 * product_seconds / std::max(total, 1e-12), product_flops / std::max(product_seconds, 1e-12) / 1e12);
+               100.0 * product_seconds / std::max(total, 1e-12),
+               product_flops / std::max(product_seconds, 1e-12) / 1e12);
 }
 
 Measured run_xcomp(const Settings& s, const std::string& fixtures) {
@@ -286,7 +287,8 @@ int run_train_benchmark(const std::vector<std::string>& args) {
   CommandLine cl(
       "bench train",
       "[--shape NAME] [--device cpu|cuda] [--batch B] [--text-len L] [--num-tokens N] [--lora-r R] "
-      "[--mode kv|embedding] [--activations keep|recompute] [--attention KERNELS] [--gemm PATH] [--steps S] [--warmup W] "
+      "[--mode kv|embedding] [--activations keep|recompute] [--attention KERNELS] [--attention-backward KERNELS] "
+      "[--gemm PATH] [--steps S] [--warmup W] "
       "[--threads T] [--peak-tflops P] [--reference]",
       {{"shape", "NAME", "stories260k (default; the fixture's weights), dim512, llama3.2-1b, llama3-8b (random weights)"},
        {"device", "DEV", "cpu (default) or cuda"},
@@ -298,8 +300,10 @@ int run_train_benchmark(const std::vector<std::string>& args) {
        {"mode", "MODE", "kv (default) or embedding"},
        {"activations", "HOW", "keep (default) or recompute, as train.activations (xcomp only: the PyTorch reference keeps "
                               "them)"},
-       {"attention", "KERNELS", "cuda only: gemm (default), gemm_causal, flash or tiled, forward and backward (sets "
+       {"attention", "KERNELS", "cuda only: gemm (default), gemm_causal, flash, flash_bf16 or tiled, forward and backward (sets "
                                 "XCOMP_CUDA_ATTENTION and XCOMP_CUDA_ATTENTION_BACKWARD)"},
+       {"attention-backward", "KERNELS", "cuda only: the backward's kernels where they differ from --attention's "
+                                         "(e.g. flash_bf16 beside a flash forward)"},
        {"gemm", "PATH", "cuda only: the bf16 and TF32 products through cublas (cublasGemmEx, default), lt (cuBLASLt's "
                         "heuristic) or lt_tuned (the fastest of its candidates); sets XCOMP_CUDA_GEMM"},
        {"steps", "S", "timed steps; the median is reported (default 10)"},
@@ -334,15 +338,21 @@ int run_train_benchmark(const std::vector<std::string>& args) {
     s.peak_tflops = 989.0;
   }
   s.profile = cl.has("profile");
+  // The backend reads these once, when it is made (model/cuda/cuda_backend.h).
+  const auto set_attention_kernels = [&](const char* option, const char* variable) {
+    const std::string kernels = cl.get(option, "gemm");
+    if (s.device != "cuda")
+      throw_input_error("--", option, " chooses the CUDA backend's kernels: it needs --device cuda");
+    if (kernels != "gemm" && kernels != "gemm_causal" && kernels != "flash" && kernels != "flash_bf16" &&
+        kernels != "tiled")
+      throw_input_error("--", option, ": expected gemm, gemm_causal, flash, flash_bf16 or tiled, got '", kernels, "'");
+    ::setenv(variable, kernels.c_str(), 1);
+  };
   if (cl.has("attention")) {
-    const std::string kernels = cl.get("attention", "gemm");
-    if (s.device != "cuda") throw_input_error("--attention chooses the CUDA backend's kernels: it needs --device cuda");
-    if (kernels != "gemm" && kernels != "gemm_causal" && kernels != "flash" && kernels != "tiled")
-      throw_input_error("--attention: expected gemm, gemm_causal, flash or tiled, got '", kernels, "'");
-    // The backend reads these once, when it is made (model/cuda/cuda_backend.h).
-    ::setenv("XCOMP_CUDA_ATTENTION", kernels.c_str(), 1);
-    ::setenv("XCOMP_CUDA_ATTENTION_BACKWARD", kernels.c_str(), 1);
+    set_attention_kernels("attention", "XCOMP_CUDA_ATTENTION");
+    set_attention_kernels("attention", "XCOMP_CUDA_ATTENTION_BACKWARD");
   }
+  if (cl.has("attention-backward")) set_attention_kernels("attention-backward", "XCOMP_CUDA_ATTENTION_BACKWARD");
   if (cl.has("gemm")) {
     const std::string path = cl.get("gemm", "cublas");
     if (s.device != "cuda") throw_input_error("--gemm chooses the CUDA backend's products: it needs --device cuda");

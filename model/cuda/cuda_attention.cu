@@ -688,9 +688,10 @@ AttentionKernels requested_kernels(const char* variable, const char* slow_name, 
   if (value == "gemm") return AttentionKernels::kGemm;
   if (value == "gemm_causal") return AttentionKernels::kGemmCausal;
   if (value == "flash") return AttentionKernels::kFlash;
+  if (value == "flash_bf16") return AttentionKernels::kFlashBf16;
   if (value == "tiled") return AttentionKernels::kTiled;
   if (value == slow_name) return slow;
-  throw_input_error(variable, "=", value, ": expected gemm, gemm_causal, flash, tiled or ", slow_name);
+  throw_input_error(variable, "=", value, ": expected gemm, gemm_causal, flash, flash_bf16, tiled or ", slow_name);
 }
 
 }  // namespace
@@ -720,14 +721,15 @@ void CudaOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, int64
   require_on_device(op, {&q, &k, &v, &key_valid, &out});
   const AttentionDims s = check_attention(op, q, k, v, length, key_valid, out);
   if (s.batch * s.t * s.heads == 0) return;
-  if (forward_attention_ == AttentionKernels::kFlash && flash_applies(s.d)) {
-    flash_attention(q, k, v, length, key_valid, out);
+  const bool flash =
+      forward_attention_ == AttentionKernels::kFlash || forward_attention_ == AttentionKernels::kFlashBf16;
+  if (flash && flash_applies(s.d)) {
+    flash_attention(q, k, v, length, key_valid, out, forward_attention_ == AttentionKernels::kFlashBf16);
     return;
   }
   // Where the flash kernels do not apply, the batched products run.
   const bool forward_gemm = forward_attention_ == AttentionKernels::kGemm ||
-                            forward_attention_ == AttentionKernels::kGemmCausal ||
-                            forward_attention_ == AttentionKernels::kFlash;
+                            forward_attention_ == AttentionKernels::kGemmCausal || flash;
   if (forward_gemm && gemm_attention_fits(s.batch, s.heads, s.t, s.length)) {
     gemm_attention(q, k, v, length, key_valid, nullptr, &out, nullptr, nullptr, nullptr,
                    forward_attention_ == AttentionKernels::kGemmCausal ? causal_query_block_ : s.t);
@@ -767,14 +769,16 @@ void CudaOps::attention_backward(const Tensor& dout, const Tensor& q, const Tens
       << shape_str(dv.shape());
   if (s.batch * s.t * s.heads == 0) return;
   CHECK_LE(s.length, int64_t{1} << 31) << op << ": too many keys";
-  if (backward_attention_ == AttentionKernels::kFlash && flash_applies(s.d)) {
-    flash_attention_backward(dout, q, k, v, length, key_valid, dq, dk, dv);
+  const bool flash =
+      backward_attention_ == AttentionKernels::kFlash || backward_attention_ == AttentionKernels::kFlashBf16;
+  if (flash && flash_applies(s.d)) {
+    flash_attention_backward(dout, q, k, v, length, key_valid, dq, dk, dv,
+                             backward_attention_ == AttentionKernels::kFlashBf16);
     return;
   }
   // Where the flash kernels do not apply, the batched products run.
   const bool backward_gemm = backward_attention_ == AttentionKernels::kGemm ||
-                             backward_attention_ == AttentionKernels::kGemmCausal ||
-                             backward_attention_ == AttentionKernels::kFlash;
+                             backward_attention_ == AttentionKernels::kGemmCausal || flash;
   if (backward_gemm && gemm_attention_fits(s.batch, s.heads, s.t, s.length)) {
     gemm_attention(q, k, v, length, key_valid, &dout, nullptr, &dq, &dk, &dv,
                    backward_attention_ == AttentionKernels::kGemmCausal ? causal_query_block_ : s.t);

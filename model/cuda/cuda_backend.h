@@ -28,13 +28,14 @@ namespace xcomp::cuda {
 // it awaits a GPU run, see the README); kTiled: the flash-style CUDA-core kernels;
 // kSimple (forward) / kReference (backward): one block per query or key entry. The
 // slower ones stay as cross-checks and fallbacks. kFlash: the flash kernels on tensor
-// cores (TF32; cuda_attention_flash.cu), with bf16 weights and head_dim <= 128 (else
-// kGemm runs); opt-in until a GPU run has measured it.
-enum class AttentionKernels { kGemm, kGemmCausal, kFlash, kTiled, kSimple, kReference };
+// cores (TF32 operands; cuda_attention_flash.cu), kFlashBf16 the same with bf16 operands
+// (as PyTorch's bf16 attention: twice the tensor-core rate), with bf16 weights and
+// head_dim <= 128 (else kGemm runs); opt-in until a GPU run has measured them.
+enum class AttentionKernels { kGemm, kGemmCausal, kFlash, kFlashBf16, kTiled, kSimple, kReference };
 constexpr int64_t kCausalQueryBlock = 128;
 
-// XCOMP_CUDA_ATTENTION (gemm, gemm_causal, flash, tiled or simple) and
-// XCOMP_CUDA_ATTENTION_BACKWARD (gemm, gemm_causal, flash, tiled or reference); unset or empty
+// XCOMP_CUDA_ATTENTION (gemm, gemm_causal, flash, flash_bf16, tiled or simple) and
+// XCOMP_CUDA_ATTENTION_BACKWARD (gemm, gemm_causal, flash, flash_bf16, tiled or reference); unset or empty
 // gives kGemm, anything else is an input error naming the variable. Defined with the
 // kernels in cuda_attention.cu.
 AttentionKernels attention_forward_requested();
@@ -125,12 +126,14 @@ class CudaOps final : public Ops {
   // Queries go in blocks of `query_block` (T or more: one block over every key).
   void gemm_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length, const Tensor& key_valid,
                       const Tensor* dout, Tensor* out, Tensor* dq, Tensor* dk, Tensor* dv, int64_t query_block);
-  // Attention through the tensor-core flash kernels (cuda_attention_flash.cu): out, or
-  // dq (written) and dk, dv (added to). head_dim must be flash_attention_applies.
+  // Attention through the tensor-core flash kernels (cuda_attention_flash.cu), TF32 or
+  // bf16 operands: out, or dq (written) and dk, dv (added to). head_dim must be
+  // flash_attention_applies.
   void flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length, const Tensor& key_valid,
-                       Tensor& out);
+                       Tensor& out, bool bf16_operands);
   void flash_attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
-                                int64_t length, const Tensor& key_valid, Tensor& dq, Tensor& dk, Tensor& dv);
+                                int64_t length, const Tensor& key_valid, Tensor& dq, Tensor& dk, Tensor& dv,
+                                bool bf16_operands);
   // Whether the flash kernels run for this head_dim: TF32 is attention's precision only
   // with bf16 weights (with fp32 ones every product is true fp32).
   bool flash_applies(int64_t head_dim) const {

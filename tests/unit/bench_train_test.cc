@@ -45,6 +45,10 @@ TEST(BenchTrain, AttentionKernelsAreForTheCudaDeviceAndNamedOnes) {
   test::CommandResult unknown = test::run_xcomp("bench train --device cuda --attention cudnn");
   EXPECT_NE(unknown.exit_code, 0);
   EXPECT_NE(unknown.err.find("'cudnn'"), std::string::npos) << unknown.err;
+  test::CommandResult backward = test::run_xcomp("bench train --attention-backward flash_bf16");
+  EXPECT_NE(backward.exit_code, 0);
+  EXPECT_NE(backward.err.find("--attention-backward"), std::string::npos) << backward.err;
+  EXPECT_NE(backward.err.find("--device cuda"), std::string::npos) << backward.err;
 }
 
 TEST(BenchTrain, GemmPathIsForTheCudaDeviceAndNamedOnes) {

@@ -10,58 +10,24 @@
 // and fails it.
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <cstdio>
-#include <string>
 
-#include "io/model_loader.h"
-#include "model/compressor.h"
-#include "model/cpu/cpu_ops.h"
-#include "model/llama.h"
-#include "tests/cuda/tensor_compare.h"
 #include "tests/cuda_rounding_cpu_ops.h"
-#include "tests/random_batch.h"
-#include "tests/test_support.h"
+#include "tests/rounded_step_error.h"
 
 namespace xcomp {
 namespace {
 
-// Relative to each gradient tensor's largest element, as the GPU check measures.
-constexpr double kWorstGradientBudget = 0.15;
-constexpr double kLossBudget = 1e-3;  // the GPU check's bound (measured 9e-5 there)
-
-struct StepError {
-  double loss = 0, worst_gradient = 0;
-  std::string worst_name;
-};
-
-StepError rounded_step_error(CompressorMode mode) {
-  const LoadedModel loaded =
-      load_model(test::fixture("stories260K/stories260K.bin"), test::fixture("stories260K/tok512.model"));
-  test::CudaRoundingCpuOps rounding;
-  const LlamaModel rounded_model(loaded.config, load_weights(loaded), rounding);
-  // The fp32 side on the very weights the rounding backend holds (bf16 values).
-  CpuOps cpu;
-  const LlamaModel fp32_model(loaded.config, rounded_model.weights(), cpu);
-
-  const test::StepOnTwoModels r = test::step_on_two_models(fp32_model, rounded_model, mode);  // the GPU check's
-  const CompressorLoss &want = r.first_loss, &got = r.second_loss;
-
-  StepError e;
-  e.loss = std::fabs(got.sum - want.sum) / std::fabs(want.sum);
-  const auto a = r.first->parameters(), b = r.second->parameters();
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double err = test::relative_max_error(*b[i].grad, *a[i].grad);
-    if (err > e.worst_gradient) e.worst_gradient = err, e.worst_name = a[i].name;
-  }
-  return e;
-}
+using test::kLossBudget;
+using test::kWorstGradientBudget;
+using test::StepError;
 
 TEST(CudaRoundingBudget, StepWithTheGpusRoundingsStaysWithinBudget) {
   for (const CompressorMode mode : {CompressorMode::kKeyValue, CompressorMode::kEmbedding}) {
     const char* name = mode == CompressorMode::kKeyValue ? "kv" : "embedding";
     SCOPED_TRACE(name);
-    const StepError e = rounded_step_error(mode);
+    test::CudaRoundingCpuOps rounding;
+    const StepError e = test::rounded_step_error(rounding, mode);
     std::printf("  %s: loss error %.2e, worst gradient error %.3f (%s)\n", name, e.loss, e.worst_gradient,
                 e.worst_name.c_str());
     EXPECT_LT(e.loss, kLossBudget);

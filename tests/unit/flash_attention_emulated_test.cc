@@ -23,10 +23,12 @@ namespace {
 using test::AttentionCase;
 using test::emulated_flash_attention;
 using test::emulated_flash_attention_backward;
+using test::FlashOperands;
 using test::relative_max_error;
 
 constexpr double kF32Tolerance = 1e-5;
 constexpr double kTf32Tolerance = 1e-2;
+constexpr double kBf16Tolerance = 1e-2;
 
 Tensor random_tensor(Shape shape, uint32_t seed, float amplitude = 1.0f) {
   std::mt19937 gen(seed);
@@ -38,16 +40,18 @@ Tensor random_tensor(Shape shape, uint32_t seed, float amplitude = 1.0f) {
 
 class FlashAttentionEmulatedTest : public ::testing::TestWithParam<AttentionCase> {
  protected:
-  void check(bool tf32, double out_tolerance, double grad_tolerance) {
+  void check(FlashOperands operands, double out_tolerance, double grad_tolerance) {
     const AttentionCase c = GetParam();
-    const std::string label = std::string(c.name) + (tf32 ? "_tf32" : "_exact");
+    const std::string label = std::string(c.name) + (operands == FlashOperands::kExact  ? "_exact"
+                                                     : operands == FlashOperands::kTf32 ? "_tf32"
+                                                                                        : "_bf16");
     const Shape q_shape{c.batch, c.t, c.heads, c.d}, kv_shape{c.batch, c.capacity, c.kv_heads, c.d};
     const Tensor q = random_tensor(q_shape, 30, 2.0f), k = random_tensor(kv_shape, 31, 2.0f);
     const Tensor v = random_tensor(kv_shape, 32), valid = test::attention_key_valid(c);
     Tensor want = Tensor::empty(q_shape);
     cpu_.attention(q, k, v, c.length, valid, want);
     Tensor out = random_tensor(q_shape, 33);  // garbage: every entry must be written
-    emulated_flash_attention(q, k, v, c.length, valid, out, tf32);
+    emulated_flash_attention(q, k, v, c.length, valid, out, operands);
     const double out_error = relative_max_error(out, want);
     EXPECT_LE(out_error, out_tolerance) << label << " out";
 
@@ -56,7 +60,7 @@ class FlashAttentionEmulatedTest : public ::testing::TestWithParam<AttentionCase
     Tensor want_dq = random_tensor(q_shape, 37), want_dk = dk0.clone(), want_dv = dv0.clone();
     cpu_.attention_backward(dout, q, k, v, c.length, valid, want_dq, want_dk, want_dv);
     Tensor dq = random_tensor(q_shape, 38), dk = dk0.clone(), dv = dv0.clone();  // dq: garbage; dk, dv add
-    emulated_flash_attention_backward(dout, q, k, v, c.length, valid, dq, dk, dv, tf32);
+    emulated_flash_attention_backward(dout, q, k, v, c.length, valid, dq, dk, dv, operands);
     const double dq_error = relative_max_error(dq, want_dq);
     EXPECT_LE(dq_error, grad_tolerance) << label << " dq";
     // The increments alone (the accumulation onto dk0, dv0 would hide small ones).
@@ -91,9 +95,17 @@ class FlashAttentionEmulatedTest : public ::testing::TestWithParam<AttentionCase
   CpuOps cpu_;
 };
 
-TEST_P(FlashAttentionEmulatedTest, ExactProductsMatchCpu) { check(false, kF32Tolerance, kF32Tolerance); }
+TEST_P(FlashAttentionEmulatedTest, ExactProductsMatchCpu) {
+  check(FlashOperands::kExact, kF32Tolerance, kF32Tolerance);
+}
 
-TEST_P(FlashAttentionEmulatedTest, Tf32ProductsMatchCpuWithinBf16Bound) { check(true, kTf32Tolerance, kTf32Tolerance); }
+TEST_P(FlashAttentionEmulatedTest, Tf32ProductsMatchCpuWithinBf16Bound) {
+  check(FlashOperands::kTf32, kTf32Tolerance, kTf32Tolerance);
+}
+
+TEST_P(FlashAttentionEmulatedTest, Bf16ProductsMatchCpuWithinBf16Bound) {
+  check(FlashOperands::kBf16, kBf16Tolerance, kBf16Tolerance);
+}
 
 // {name, batch, T, heads, kv heads, head_dim, capacity, length}: the stories260K shapes of
 // the CUDA tests; several query tiles with a partial last one and a prefix (head_dim 64);
