@@ -30,10 +30,14 @@
 #include "model/half.h"
 #include "tests/attention_cases.h"
 #include "tests/cuda/tensor_compare.h"
+#include "tests/host_tensors.h"
 
 namespace xcomp {
 namespace {
 
+using test::bf16_rounded;
+using test::random_tensor;
+using test::to_bf16;
 using test::AttentionCase;
 using test::attention_key_valid;
 using test::relative_max_error;
@@ -42,34 +46,12 @@ constexpr double kF32Tolerance = 1e-5;
 constexpr double kLongSumTolerance = 1e-4;
 constexpr double kBf16Tolerance = 1e-2;
 
-Tensor random_tensor(Shape shape, uint32_t seed, float amplitude = 1.0f) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(-amplitude, amplitude);
-  Tensor t = Tensor::empty(std::move(shape));
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(gen);
-  return t;
-}
-
 Tensor random_ints(Shape shape, uint32_t seed, int32_t lo, int32_t hi) {
   std::mt19937 gen(seed);
   std::uniform_int_distribution<int32_t> dist(lo, hi);
   Tensor t = Tensor::empty(std::move(shape), DType::I32);
   for (int64_t i = 0; i < t.numel(); ++i) t.data<int32_t>()[i] = dist(gen);
   return t;
-}
-
-// The values a bf16 copy of t holds, as F32.
-Tensor bf16_rounded(const Tensor& t) {
-  Tensor r = t.clone();
-  for (int64_t i = 0; i < r.numel(); ++i) r.data<float>()[i] = bf16_to_f32(f32_to_bf16(r.data<float>()[i]));
-  return r;
-}
-
-// A BF16 host tensor of t's values rounded (what Ops::product_dtype activations hold).
-Tensor to_bf16(const Tensor& t) {
-  Tensor out = Tensor::empty(t.shape(), DType::BF16);
-  for (int64_t i = 0; i < t.numel(); ++i) out.data<uint16_t>()[i] = f32_to_bf16(t.data<float>()[i]);
-  return out;
 }
 
 // HF's inverse frequencies for a head dimension, base 10000.

@@ -23,34 +23,18 @@
 #include "model/cuda/cuda_ops.h"
 #include "model/half.h"
 #include "tests/cuda/tensor_compare.h"
+#include "tests/host_tensors.h"
 
 namespace xcomp {
 namespace {
 
+using test::bf16_rounded;
+using test::random_tensor;
+using test::to_bf16;
 using test::relative_max_error;
 
 constexpr double kLongSumTolerance = 1e-4;
 constexpr double kRoundingStepTolerance = 1e-2;
-
-Tensor random_tensor(Shape shape, uint32_t seed, float amplitude = 1.0f) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(-amplitude, amplitude);
-  Tensor t = Tensor::empty(std::move(shape));
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(gen);
-  return t;
-}
-
-Tensor bf16_rounded(const Tensor& t) {
-  Tensor r = t.clone();
-  for (int64_t i = 0; i < r.numel(); ++i) r.data<float>()[i] = bf16_to_f32(f32_to_bf16(r.data<float>()[i]));
-  return r;
-}
-
-Tensor to_bf16(const Tensor& t) {
-  Tensor out = Tensor::empty(t.shape(), DType::BF16);
-  for (int64_t i = 0; i < t.numel(); ++i) out.data<uint16_t>()[i] = f32_to_bf16(t.data<float>()[i]);
-  return out;
-}
 
 std::unique_ptr<Ops> backend_with_gemm(const char* path) {
   EXPECT_EQ(setenv("XCOMP_CUDA_GEMM", path, 1), 0);

@@ -16,10 +16,12 @@
 #include "tests/attention_cases.h"
 #include "tests/cuda/tensor_compare.h"
 #include "tests/emulated_flash_attention.h"
+#include "tests/host_tensors.h"
 
 namespace xcomp {
 namespace {
 
+using test::random_tensor;
 using test::AttentionCase;
 using test::emulated_flash_attention;
 using test::emulated_flash_attention_backward;
@@ -29,14 +31,6 @@ using test::relative_max_error;
 constexpr double kF32Tolerance = 1e-5;
 constexpr double kTf32Tolerance = 1e-2;
 constexpr double kBf16Tolerance = 1e-2;
-
-Tensor random_tensor(Shape shape, uint32_t seed, float amplitude = 1.0f) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(-amplitude, amplitude);
-  Tensor t = Tensor::empty(shape);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = dist(gen);
-  return t;
-}
 
 class FlashAttentionEmulatedTest : public ::testing::TestWithParam<AttentionCase> {
  protected:
