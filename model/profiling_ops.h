@@ -28,6 +28,7 @@ class ProfilingOps final : public Ops {
   void reset() { times_.clear(); }
 
   const char* name() const override { return inner_.name(); }
+  std::string configuration() const override { return inner_.configuration(); }
   Tensor empty(Shape shape, DType dtype = DType::F32) override;
   Tensor zeros(Shape shape, DType dtype = DType::F32) override;
   Tensor upload(const Tensor& host) override;

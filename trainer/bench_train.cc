@@ -144,6 +144,7 @@ void print_profile(const ProfilingOps& profiler, int64_t steps) {
 Measured run_xcomp(const Settings& s, const std::string& fixtures) {
   const Backend backend = s.device == "cuda" ? Backend::kCuda : Backend::kCpu;
   std::unique_ptr<Ops> backend_ops = make_backend(backend, mpi_is_running() ? mpi_world_placement().local_rank : 0);
+  if (!backend_ops->configuration().empty()) std::cerr << "bench train: " << backend_ops->configuration() << "\n";
   ProfilingOps profiler(*backend_ops);
   Ops* ops = s.profile ? static_cast<Ops*>(&profiler) : backend_ops.get();
   const BenchShape& shape = find_bench_shape(s.shape);

@@ -696,6 +696,19 @@ AttentionKernels requested_kernels(const char* variable, const char* slow_name, 
 
 }  // namespace
 
+const char* attention_kernels_name(AttentionKernels kernels) {
+  switch (kernels) {
+    case AttentionKernels::kGemm: return "gemm";
+    case AttentionKernels::kGemmCausal: return "gemm_causal";
+    case AttentionKernels::kFlash: return "flash";
+    case AttentionKernels::kFlashBf16: return "flash_bf16";
+    case AttentionKernels::kTiled: return "tiled";
+    case AttentionKernels::kSimple: return "simple";
+    case AttentionKernels::kReference: return "reference";
+  }
+  return "?";
+}
+
 AttentionKernels attention_forward_requested() {
   return requested_kernels("XCOMP_CUDA_ATTENTION", "simple", AttentionKernels::kSimple);
 }

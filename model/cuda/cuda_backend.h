@@ -40,6 +40,8 @@ constexpr int64_t kCausalQueryBlock = 128;
 // kernels in cuda_attention.cu.
 AttentionKernels attention_forward_requested();
 AttentionKernels attention_backward_requested();
+// The setting's name of each choice ("gemm", "flash_bf16", ...; "simple", "reference").
+const char* attention_kernels_name(AttentionKernels kernels);
 // XCOMP_CUDA_CAUSAL_BLOCK: queries per block for kGemmCausal (a positive integer; unset or
 // empty gives kCausalQueryBlock), so a GPU run can compare block sizes without a rebuild.
 int64_t causal_query_block_requested();
@@ -59,6 +61,9 @@ class CudaOps final : public Ops {
   CudaOps& operator=(const CudaOps&) = delete;
 
   const char* name() const override { return "cuda"; }
+  // "weights bf16, attention flash/flash_bf16, products lt_tuned, arena 70 GiB": what the
+  // environment chose (cuda_memory.cc).
+  std::string configuration() const override;
   Tensor empty(Shape shape, DType dtype = DType::F32) override;
   Tensor zeros(Shape shape, DType dtype = DType::F32) override;
   Tensor upload(const Tensor& host) override;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -55,6 +56,19 @@ CudaOps::~CudaOps() {
   lt_.reset();
   XCOMP_CUBLAS_CHECK(cublasDestroy(cublas_));
   XCOMP_CUDA_CHECK(cudaStreamDestroy(stream_));
+}
+
+std::string CudaOps::configuration() const {
+  std::string out = std::string("weights ") + (weight_storage_ == CudaWeightStorage::kBf16 ? "bf16" : "f32") +
+                    ", attention " + attention_kernels_name(forward_attention_) + "/" +
+                    attention_kernels_name(backward_attention_);
+  if (forward_attention_ == AttentionKernels::kGemmCausal || backward_attention_ == AttentionKernels::kGemmCausal)
+    out += " (" + std::to_string(causal_query_block_) + "-query blocks)";
+  out += std::string(", products ") + gemm_path_name(gemm_path_);
+  const size_t arena = allocator_->arena_bytes();
+  char held[64] = "caching allocator";
+  if (arena > 0) std::snprintf(held, sizeof held, "arena %.1f GiB", static_cast<double>(arena) / (1 << 30));
+  return out + ", " + held;
 }
 
 void require_on_device(const char* op, std::initializer_list<const Tensor*> tensors) {
