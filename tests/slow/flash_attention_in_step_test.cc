@@ -71,10 +71,11 @@ class FlashBf16BackwardRoundingCpuOps : public test::CudaRoundingCpuOps {
 
 // The bf16 backward (XCOMP_CUDA_ATTENTION_BACKWARD=flash_bf16 beside a TF32 forward)
 // keeps the step within the budget: measured 0.141 (K/V) and 0.112 (embedding) against
-// 0.057 and 0.081 all TF32. bf16 in the forward too (flash_bf16 both ways, the precision
-// of PyTorch's bf16 attention) measured 0.307 and 0.360, and rounding only attention's
-// inputs to bf16 with exact attention 0.214 and 0.512: over the budget, so not a setting
-// to train with by default.
+// 0.057 and 0.081 with TF32 attention (CudaRoundingBudget: the CPU op on TF32 inputs).
+// bf16 in the forward too (flash_bf16 both ways, the precision of PyTorch's bf16
+// attention) measured 0.307 and 0.360, and rounding only attention's inputs to bf16 with
+// exact attention 0.214 and 0.512: over the budget, so not a setting to train with by
+// default.
 TEST(FlashAttentionInStep, Bf16BackwardKeepsTheStepWithinTheRoundingBudget) {
   for (const CompressorMode mode : {CompressorMode::kKeyValue, CompressorMode::kEmbedding}) {
     const char* name = mode == CompressorMode::kKeyValue ? "kv" : "embedding";
