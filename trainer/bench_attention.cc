@@ -32,8 +32,6 @@
 namespace xcomp {
 namespace {
 
-const char* const kCudaKernels[] = {"gemm", "gemm_causal", "flash", "flash_bf16", "tiled"};
-
 struct AttentionShape {
   const char* call;  // encoder or decoder
   int64_t batch, t, prefix, heads, kv_heads, d;
@@ -159,11 +157,8 @@ int run_attention_benchmark(const std::vector<std::string>& args) {
   const int64_t warmup = cl.get_int("warmup", 2, 0, 1 << 20);
   std::vector<std::string> kernels{"cpu"};
   if (device == Backend::kCuda) {
-    kernels = split_commas(cl.get("kernels", "gemm,gemm_causal,flash,flash_bf16,tiled"));
-    for (const std::string& k : kernels)
-      if (std::find(std::begin(kCudaKernels), std::end(kCudaKernels), k) == std::end(kCudaKernels))
-        throw_input_error(
-            "--kernels: expected a comma-separated list of gemm, gemm_causal, flash, flash_bf16, tiled; got '", k, "'");
+    kernels = cl.has("kernels") ? split_commas(cl.get("kernels")) : cuda_attention_kernel_names();
+    for (const std::string& k : kernels) require_cuda_attention_kernels("--kernels", k);
     if (kernels.empty()) throw_input_error("--kernels: no kernel named");
   } else if (cl.has("kernels")) {
     throw_input_error("--kernels chooses the CUDA backend's kernels: it needs --device cuda");

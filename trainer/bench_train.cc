@@ -86,11 +86,11 @@ double process_cpu_seconds() {
   return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
-// The high-water mark of the memory the step used on its device, where the backend can
-// tell: host peak RSS for cpu. The CUDA backend has no such query yet; when it gets one
-// (its allocator's high-water mark), this is the place to ask it.
-std::optional<int64_t> peak_memory_bytes(Backend backend) {
-  if (backend != Backend::kCpu) return std::nullopt;
+// The peak_MiB column: on the CPU, the process's peak RSS; on a GPU, what the step's
+// tensors needed at once (Ops::device_memory_needed_at_peak), the measure PyTorch's
+// torch.cuda.max_memory_allocated gives the reference row.
+int64_t peak_memory_bytes(Backend backend, const Ops& ops) {
+  if (backend != Backend::kCpu) return ops.device_memory_needed_at_peak();
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
@@ -144,7 +144,9 @@ void print_profile(const ProfilingOps& profiler, int64_t steps) {
 Measured run_xcomp(const Settings& s, const std::string& fixtures) {
   const Backend backend = s.device == "cuda" ? Backend::kCuda : Backend::kCpu;
   std::unique_ptr<Ops> backend_ops = make_backend(backend, mpi_is_running() ? mpi_world_placement().local_rank : 0);
-  if (!backend_ops->configuration().empty()) std::cerr << "bench train: " << backend_ops->configuration() << "\n";
+  // What the backend runs with (the kernels and allocator XCOMP_CUDA_* chose), before the table.
+  if (!backend_ops->configuration().empty()) std::printf("backend %s: %s\n", backend_ops->name(),
+                                                         backend_ops->configuration().c_str());
   ProfilingOps profiler(*backend_ops);
   Ops* ops = s.profile ? static_cast<Ops*>(&profiler) : backend_ops.get();
   const BenchShape& shape = find_bench_shape(s.shape);
@@ -210,19 +212,14 @@ Measured run_xcomp(const Settings& s, const std::string& fixtures) {
   m.step_s = median(wall);
   m.cpu_s = median(cpu);
   m.ranks = parallel.world_size();
-  if (backend == Backend::kCpu) {
-    m.peak_memory_bytes = peak_memory_bytes(backend);
-  } else {
-    // On a GPU, peak_MiB is what the step's tensors needed at once: the measure PyTorch's
-    // torch.cuda.max_memory_allocated gives the reference row. What the allocator held
-    // (the caching allocator keeps each size's freed blocks; an arena is reserved whole)
-    // goes in the note.
-    m.peak_memory_bytes = ops->device_memory_needed_at_peak();
-    const std::string arena = env_or("XCOMP_CUDA_ARENA", "");
-    const std::string allocator = arena.empty() ? "caching allocator" : "arena, XCOMP_CUDA_ARENA=" + arena;
-    char held[64];
-    std::snprintf(held, sizeof held, "%.0f", static_cast<double>(ops->device_memory_reserved()) / 1048576.0);
-    m.note = std::string("peak: tensors at once; the ") + allocator + " held " + held + " MiB";
+  m.peak_memory_bytes = peak_memory_bytes(backend, *ops);
+  if (backend != Backend::kCpu) {
+    // What the allocator held beside it (the caching allocator keeps each size's freed
+    // blocks; an arena is reserved whole; which one: the backend line above).
+    char held[96];
+    std::snprintf(held, sizeof held, "peak: tensors at once; the allocator held %.0f MiB",
+                  static_cast<double>(ops->device_memory_reserved()) / 1048576.0);
+    m.note = held;
   }
   if (s.profile) print_profile(profiler, s.steps);
   return m;
@@ -344,9 +341,7 @@ int run_train_benchmark(const std::vector<std::string>& args) {
     const std::string kernels = cl.get(option, "gemm");
     if (s.device != "cuda")
       throw_input_error("--", option, " chooses the CUDA backend's kernels: it needs --device cuda");
-    if (kernels != "gemm" && kernels != "gemm_causal" && kernels != "flash" && kernels != "flash_bf16" &&
-        kernels != "tiled")
-      throw_input_error("--", option, ": expected gemm, gemm_causal, flash, flash_bf16 or tiled, got '", kernels, "'");
+    require_cuda_attention_kernels(std::string("--") + option, kernels);
     ::setenv(variable, kernels.c_str(), 1);
   };
   if (cl.has("attention")) {
@@ -381,15 +376,11 @@ int run_train_benchmark(const std::vector<std::string>& args) {
       static_cast<long>(s.batch), static_cast<long>(s.text_len), static_cast<long>(s.num_tokens), mode.c_str(),
       static_cast<long>(s.lora_r), s.lora_alpha, name_of(s.activations), static_cast<long>(s.steps),
       static_cast<long>(s.warmup));
-  if (s.device == "cuda")
-    std::printf("attention kernels: forward %s, backward %s (gemm_causal blocks: %s queries); products: %s\n",
-                env_or("XCOMP_CUDA_ATTENTION", "gemm").c_str(), env_or("XCOMP_CUDA_ATTENTION_BACKWARD", "gemm").c_str(),
-                env_or("XCOMP_CUDA_CAUSAL_BLOCK", "128").c_str(), env_or("XCOMP_CUDA_GEMM", "cublas").c_str());
   std::printf("model FLOPs per step %.4g (encoder %.3g, decoder %.3g, LoRA %.3g, attention %.3g); peak %s\n",
               flops.total(), flops.encoder_matmul, flops.decoder_matmul, flops.lora, flops.attention,
               s.peak_tflops ? (std::to_string(*s.peak_tflops) + " TFLOP/s").c_str() : "n/a");
-  print_header();
   const Measured mine = run_xcomp(s, fixtures);
+  print_header();
   print_row(mine, flops.total(), s.peak_tflops);
   if (mine.ranks > 1)
     std::printf("%d ranks, each its own batch of %ld, gradients summed every step: %.1f samples/s per rank, %.1f in all\n",

@@ -160,8 +160,8 @@ class CudaOps final : public Ops {
   std::shared_ptr<DeviceAllocator> allocator_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
-  // The bf16 and TF32 products' path (XCOMP_CUDA_GEMM, read once, here); lt_ is set for
-  // the cuBLASLt ones.
+  // The bf16 and TF32 products' path (XCOMP_CUDA_GEMM, read once, here; cublas with fp32
+  // weights, which take neither); lt_ is set for the cuBLASLt ones.
   GemmPath gemm_path_ = gemm_path_requested();
   std::unique_ptr<LtMatmul> lt_;
 };

@@ -46,6 +46,9 @@ CudaOps::CudaOps(int device, CudaWeightStorage weights) : device_(device), weigh
   XCOMP_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
   // Default math: no TF32 shortcuts in fp32 products (those are tested to 1e-5).
   XCOMP_CUBLAS_CHECK(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
+  // With fp32 weights every product is true fp32 on cublasGemmEx (matrix_product): no
+  // cuBLASLt path, and no workspace for one.
+  if (weight_storage_ == CudaWeightStorage::kF32) gemm_path_ = GemmPath::kCublas;
   if (gemm_path_ != GemmPath::kCublas) lt_ = std::make_unique<LtMatmul>(gemm_path_, allocator_, stream_);
 }
 

@@ -41,6 +41,9 @@ TEST(CudaBackendConfiguration, NamesWhatTheEnvironmentChose) {
             "weights bf16, attention flash/flash_bf16, products lt_tuned, arena 0.5 GiB");
   EXPECT_EQ(backend_with({{"XCOMP_CUDA_ATTENTION", "gemm_causal"}, {"XCOMP_CUDA_CAUSAL_BLOCK", "64"}})->configuration(),
             "weights bf16, attention gemm_causal/gemm (64-query blocks), products cublas, caching allocator");
+  // fp32 weights: every product true fp32 on cublasGemmEx, whatever XCOMP_CUDA_GEMM says.
+  EXPECT_EQ(backend_with({{"XCOMP_CUDA_GEMM", "lt"}}, CudaWeightStorage::kF32)->configuration(),
+            "weights f32, attention gemm/gemm, products cublas, caching allocator");
 }
 
 }  // namespace
