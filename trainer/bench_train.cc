@@ -298,7 +298,7 @@ int run_train_benchmark(const std::vector<std::string>& args) {
        {"mode", "MODE", "kv (default) or embedding"},
        {"activations", "HOW", "keep (default) or recompute, as train.activations (xcomp only: the PyTorch reference keeps "
                               "them)"},
-       {"attention", "KERNELS", "cuda only: gemm (default), gemm_causal, flash, flash_bf16 or tiled, forward and backward (sets "
+       {"attention", "KERNELS", "cuda only: gemm, gemm_causal (default), flash, flash_bf16 or tiled, forward and backward (sets "
                                 "XCOMP_CUDA_ATTENTION and XCOMP_CUDA_ATTENTION_BACKWARD)"},
        {"attention-backward", "KERNELS", "cuda only: the backward's kernels where they differ from --attention's "
                                          "(e.g. flash_bf16 beside a flash forward)"},

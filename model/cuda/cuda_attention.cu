@@ -1,6 +1,7 @@
 // Grouped-query causal attention of the CUDA backend (the visibility rule is
 // Ops::attention's). By default it runs as batched cuBLAS products over materialised
-// scores (cuda_attention_gemm.cu), where their workspace fits. The CUDA-core kernels here
+// scores, a block of 128 queries at a time with the keys those see (gemm_causal,
+// cuda_attention_gemm.cu), where their workspace fits. The CUDA-core kernels here
 // are the fallback and its cross-check. Two forwards: the tiled one
 // (attention_tiled_kernel, head_dim <= 128) and the simple one it is checked against,
 // where one thread block per (row, query, head) keeps the query's scores over all its
@@ -683,7 +684,7 @@ AttentionDims check_attention(const char* op, const Tensor& q, const Tensor& k, 
 
 AttentionKernels requested_kernels(const char* variable, const char* slow_name, AttentionKernels slow) {
   const char* choice = std::getenv(variable);
-  if (choice == nullptr || *choice == '\0') return AttentionKernels::kGemm;
+  if (choice == nullptr || *choice == '\0') return AttentionKernels::kGemmCausal;
   const std::string value = choice;
   if (value == "gemm") return AttentionKernels::kGemm;
   if (value == "gemm_causal") return AttentionKernels::kGemmCausal;

@@ -1,11 +1,12 @@
 // Attention through cuBLAS's batched products: the scores of every (row, head) are
-// materialised as a [T, length] matrix, so the two products of the forward and the four
-// of the backward run on the tensor cores, and only the masked softmax and its backward
-// are our own kernels (one warp per query row). It costs 2 x batch x heads x T x length
-// floats of workspace (about 250 MB at LLaMA-3-8B's 480-token training shape) and the
-// product over the masked half of the causal square; at head_dim 128 that is a few
-// milliseconds of tensor-core time against the CUDA-core tiles' hundreds (see
-// cuda_attention.cu, which dispatches here and keeps those kernels as the cross-check).
+// materialised as a [T, length] matrix (rows padded to a multiple of 16 floats), so the
+// two products of the forward and the four of the backward run on the tensor cores, and
+// only the masked softmax and its backward are our own kernels (one warp per query row).
+// It costs 2 x batch x heads x T x (length padded) floats of workspace (about 250 MB at
+// LLaMA-3-8B's 480-token training shape) and the product over the masked half of the
+// causal square; at head_dim 128 that is a few milliseconds of tensor-core time against
+// the CUDA-core tiles' hundreds (see cuda_attention.cu, which dispatches here and keeps
+// those kernels as the cross-check).
 //
 // Precision: where the frozen weights are bf16 the products take TF32 (10-bit mantissa,
 // scores within about 1e-3 relative: inside the bf16 step's own error); where they are
@@ -53,8 +54,20 @@ constexpr int64_t kMaxWorkspaceBytes = int64_t{6} << 30;
 
 struct GemmAttentionShape {
   int64_t batch, t, heads, kv_heads, d, capacity, length, group;
-  int64_t query_block;  // queries per block (t or more: one block)
+  int64_t query_block;   // queries per block (t or more: one block)
+  int64_t score_stride;  // floats between score rows: score_row_stride(length)
 };
+
+// Score rows are `length` long but start kScoreRowAlignment floats apart. With rows
+// exactly `length` apart an odd length (the decoder's: 481 tokens after a 16-entry
+// prefix) gives every product an odd leading dimension and every (row, head) matrix a
+// base that is only 4-byte aligned, which keeps cuBLAS from its vectorised tensor-core
+// kernels (the decoder's attention ran about 1.5x the encoder's time at LLaMA-3-8B's
+// shape on an H200, for 0.2% more work).
+constexpr int64_t kScoreRowAlignment = 16;  // 64 bytes
+int64_t score_row_stride(int64_t length) {
+  return (length + kScoreRowAlignment - 1) / kScoreRowAlignment * kScoreRowAlignment;
+}
 
 // Keys that query t's block multiplies: those its last query can see.
 __host__ __device__ int64_t block_keys(const GemmAttentionShape& s, int64_t t) {
@@ -77,8 +90,8 @@ struct TableBases {
   float* dq;
   float* dk;
   float* dv;
-  float* scores;  // [B, H, T, length], P after the softmax
-  float* grads;   // [B, H, T, length], dP then dS
+  float* scores;  // [B, H, T, score_stride], P after the softmax
+  float* grads;   // [B, H, T, score_stride], dP then dS
 };
 
 __global__ void fill_pointer_tables(GemmAttentionShape s, int64_t blocks, TableBases base, const void** tables) {
@@ -89,7 +102,7 @@ __global__ void fill_pointer_tables(GemmAttentionShape s, int64_t blocks, TableB
   const int64_t kh = i % s.kv_heads, b = (i / s.kv_heads) % s.batch, g = i / (s.kv_heads * s.batch);
   const int64_t h = kh * s.group + g;
   const int64_t query_at = ((b * s.t + t0) * s.heads + h) * s.d, key_at = (b * s.capacity * s.kv_heads + kh) * s.d;
-  const int64_t scores_at = ((b * s.heads + h) * s.t + t0) * s.length;
+  const int64_t scores_at = ((b * s.heads + h) * s.t + t0) * s.score_stride;
   const void** block_tables = tables + block * kPointerTables * count;
   auto put = [&](Table table, const float* p) { block_tables[table * count + i] = p; };
   put(kQ, base.q + query_at);
@@ -116,7 +129,7 @@ __global__ void masked_softmax_rows(GemmAttentionShape s, const int32_t* key_val
   const int64_t t = row % s.t, b = row / (s.t * s.heads);
   const int64_t n = visible_keys(s, t), columns = block_keys(s, t);
   const int32_t* valid = key_valid + b * s.capacity;
-  float* x = scores + row * s.length;
+  float* x = scores + row * s.score_stride;
   float max_score = -INFINITY;
   for (int64_t j = lane; j < n; j += 32)
     if (valid[j]) max_score = fmaxf(max_score, x[j]);
@@ -142,8 +155,8 @@ __global__ void softmax_backward_rows(GemmAttentionShape s, float scale, const f
   if (row >= s.batch * s.heads * s.t) return;
   const int lane = threadIdx.x % 32;
   const int64_t columns = block_keys(s, row % s.t);  // past them g was never written
-  const float* p = probabilities + row * s.length;
-  float* g = grads + row * s.length;
+  const float* p = probabilities + row * s.score_stride;
+  float* g = grads + row * s.score_stride;
   float dot = 0.f;
   for (int64_t j = lane; j < columns; j += 32) dot += p[j] * g[j];
   dot = warp_sum(dot);
@@ -162,7 +175,7 @@ unsigned row_blocks(const GemmAttentionShape& s) {
 }  // namespace
 
 bool CudaOps::gemm_attention_fits(int64_t batch, int64_t heads, int64_t t, int64_t length) const {
-  const int64_t entries = batch * heads * t * length;
+  const int64_t entries = batch * heads * t * score_row_stride(length);
   return entries <= std::numeric_limits<int>::max() && 2 * entries * int64_t{sizeof(float)} <= kMaxWorkspaceBytes;
 }
 
@@ -192,14 +205,15 @@ void CudaOps::gemm_attention(const Tensor& q, const Tensor& k, const Tensor& v, 
   s.capacity = k.dim(1), s.kv_heads = k.dim(2), s.length = length, s.group = s.heads / s.kv_heads;
   CHECK_GT(query_block, 0) << op << ": query block " << query_block;
   s.query_block = std::min(query_block, s.t);
+  s.score_stride = score_row_stride(s.length);
   const int64_t blocks = (s.t + s.query_block - 1) / s.query_block;
   const float scale = 1.0f / std::sqrt(static_cast<float>(s.d));  // as the CPU backend computes it
   const int64_t count = s.batch * s.heads, group_count = s.batch * s.kv_heads;
-  const int len = checked_int(s.length, op), d = checked_int(s.d, op);
+  const int ld_scores = checked_int(s.score_stride, op), d = checked_int(s.d, op);
   const int ld_query = checked_int(s.heads * s.d, op), ld_key = checked_int(s.kv_heads * s.d, op);
 
-  Tensor scores = empty({s.batch, s.heads, s.t, s.length});
-  Tensor grads = dout ? empty({s.batch, s.heads, s.t, s.length}) : Tensor();
+  Tensor scores = empty({s.batch, s.heads, s.t, s.score_stride});
+  Tensor grads = dout ? empty({s.batch, s.heads, s.t, s.score_stride}) : Tensor();
   std::shared_ptr<void> table_block = allocator_->allocate(blocks * kPointerTables * count * sizeof(void*));
   const void** tables = static_cast<const void**>(table_block.get());
   auto raw = [](Tensor* x) { return x ? static_cast<float*>(x->raw()) : nullptr; };
@@ -239,33 +253,33 @@ void CudaOps::gemm_attention(const Tensor& q, const Tensor& k, const Tensor& v, 
   // S = scale * q . k^T, then P = masked softmax(S), in `scores`.
   for (const QueryBlock& qb : query_blocks)
     attention_gemm(CUBLAS_OP_T, CUBLAS_OP_N, qb.keys, qb.rows, d, scale, table(qb, kK), ld_key, table(qb, kQ),
-                   ld_query, 0.f, out_table(qb, kScores), len, n_all);
+                   ld_query, 0.f, out_table(qb, kScores), ld_scores, n_all);
   masked_softmax_rows<<<row_blocks(s), kRowsPerBlock * 32, 0, stream_>>>(
       s, static_cast<const int32_t*>(key_valid.raw()), static_cast<float*>(scores.raw()));
   XCOMP_CUDA_CHECK(cudaGetLastError());
   if (!dout) {
     for (const QueryBlock& qb : query_blocks)
       attention_gemm(CUBLAS_OP_N, CUBLAS_OP_N, d, qb.rows, qb.keys, 1.f, table(qb, kV), ld_key, table(qb, kScores),
-                     len, 0.f, out_table(qb, kOut), ld_query, n_all);
+                     ld_scores, 0.f, out_table(qb, kOut), ld_query, n_all);
     return;
   }
   // dP = dout . v^T, then dS in `grads`; dq = dS . k (overwritten), dk += dS^T . q and
   // dv += P^T . dout (added, one head of each group at a time).
   for (const QueryBlock& qb : query_blocks)
     attention_gemm(CUBLAS_OP_T, CUBLAS_OP_N, qb.keys, qb.rows, d, 1.f, table(qb, kV), ld_key, table(qb, kDout),
-                   ld_query, 0.f, out_table(qb, kGrads), len, n_all);
+                   ld_query, 0.f, out_table(qb, kGrads), ld_scores, n_all);
   softmax_backward_rows<<<row_blocks(s), kRowsPerBlock * 32, 0, stream_>>>(
       s, scale, static_cast<const float*>(scores.raw()), static_cast<float*>(grads.raw()));
   XCOMP_CUDA_CHECK(cudaGetLastError());
   for (const QueryBlock& qb : query_blocks) {
-    attention_gemm(CUBLAS_OP_N, CUBLAS_OP_N, d, qb.rows, qb.keys, 1.f, table(qb, kK), ld_key, table(qb, kGrads), len,
-                   0.f, out_table(qb, kDq), ld_query, n_all);
+    attention_gemm(CUBLAS_OP_N, CUBLAS_OP_N, d, qb.rows, qb.keys, 1.f, table(qb, kK), ld_key, table(qb, kGrads),
+                   ld_scores, 0.f, out_table(qb, kDq), ld_query, n_all);
     for (int64_t g = 0; g < s.group; ++g) {
       const int64_t first = g * group_count;
       attention_gemm(CUBLAS_OP_N, CUBLAS_OP_T, d, qb.keys, qb.rows, 1.f, table(qb, kQ, first), ld_query,
-                     table(qb, kGrads, first), len, 1.f, out_table(qb, kDk, first), ld_key, n_group);
+                     table(qb, kGrads, first), ld_scores, 1.f, out_table(qb, kDk, first), ld_key, n_group);
       attention_gemm(CUBLAS_OP_N, CUBLAS_OP_T, d, qb.keys, qb.rows, 1.f, table(qb, kDout, first), ld_query,
-                     table(qb, kScores, first), len, 1.f, out_table(qb, kDv, first), ld_key, n_group);
+                     table(qb, kScores, first), ld_scores, 1.f, out_table(qb, kDv, first), ld_key, n_group);
     }
   }
 }

@@ -26,9 +26,9 @@ std::unique_ptr<Ops> backend_with(const std::vector<std::pair<const char*, const
 TEST(CudaBackendConfiguration, NamesTheDefaults) {
   ASSERT_GT(cuda_device_count(), 0) << "no CUDA device: the cuda_tests run only on a GPU machine (tools/gpu_check.sh)";
   EXPECT_EQ(backend_with({})->configuration(),
-            "weights bf16, attention gemm/gemm, products cublas, caching allocator");
+            "weights bf16, attention gemm_causal/gemm_causal (128-query blocks), products cublas, caching allocator");
   EXPECT_EQ(backend_with({}, CudaWeightStorage::kF32)->configuration(),
-            "weights f32, attention gemm/gemm, products cublas, caching allocator");
+            "weights f32, attention gemm_causal/gemm_causal (128-query blocks), products cublas, caching allocator");
 }
 
 TEST(CudaBackendConfiguration, NamesWhatTheEnvironmentChose) {
@@ -40,10 +40,10 @@ TEST(CudaBackendConfiguration, NamesWhatTheEnvironmentChose) {
                 ->configuration(),
             "weights bf16, attention flash/flash_bf16, products lt_tuned, arena 0.5 GiB");
   EXPECT_EQ(backend_with({{"XCOMP_CUDA_ATTENTION", "gemm_causal"}, {"XCOMP_CUDA_CAUSAL_BLOCK", "64"}})->configuration(),
-            "weights bf16, attention gemm_causal/gemm (64-query blocks), products cublas, caching allocator");
+            "weights bf16, attention gemm_causal/gemm_causal (64-query blocks), products cublas, caching allocator");
   // fp32 weights: every product true fp32 on cublasGemmEx, whatever XCOMP_CUDA_GEMM says.
   EXPECT_EQ(backend_with({{"XCOMP_CUDA_GEMM", "lt"}}, CudaWeightStorage::kF32)->configuration(),
-            "weights f32, attention gemm/gemm, products cublas, caching allocator");
+            "weights f32, attention gemm_causal/gemm_causal (128-query blocks), products cublas, caching allocator");
 }
 
 }  // namespace
