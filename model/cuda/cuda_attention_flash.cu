@@ -13,6 +13,7 @@
 
 #include "model/cuda/cuda_backend.h"
 #include "model/cuda/cuda_check.h"
+#include "model/cuda/device_thread.cuh"
 #include "model/cuda/dynamic_shared_memory.cuh"
 #include "model/cuda/flash_attention_kernels.h"
 
@@ -24,20 +25,6 @@ namespace wmma = nvcuda::wmma;
 
 // The executor of flash_attention_kernels.h on the GPU: one thread of a block, with
 // float (TF32) or __nv_bfloat16 operands.
-struct DeviceThread {
-  __device__ int thread() const { return static_cast<int>(threadIdx.x); }
-  __device__ int lane() const { return static_cast<int>(threadIdx.x % 32); }
-  __device__ int warp() const { return static_cast<int>(threadIdx.x / 32); }
-  __device__ int64_t block_x() const { return blockIdx.x; }
-  __device__ int64_t block_y() const { return blockIdx.y; }
-  __device__ int64_t block_z() const { return blockIdx.z; }
-  __device__ void sync() const { __syncthreads(); }
-  __device__ void sync_warp() const { __syncwarp(); }
-  __device__ float shuffle_xor(float value, int lane_mask) const {
-    return __shfl_xor_sync(0xffffffffu, value, lane_mask);
-  }
-};
-
 template <class Operand> struct DeviceExecutor;
 
 template <> struct DeviceExecutor<float> : DeviceThread {

@@ -1,7 +1,8 @@
 // Attention through cuBLAS's batched products: the scores of every (row, head) are
 // materialised as a [T, length] matrix (rows padded to a multiple of 16 floats), so the
 // two products of the forward and the four of the backward run on the tensor cores, and
-// only the masked softmax and its backward are our own kernels (one warp per query row).
+// only the masked softmax and its backward are our own kernels (one warp per query row;
+// score_rows.h).
 // It costs 2 x batch x heads x T x (length padded) floats of workspace (about 250 MB at
 // LLaMA-3-8B's 480-token training shape) and the product over the masked half of the
 // causal square; at head_dim 128 that is a few milliseconds of tensor-core time against
@@ -39,9 +40,10 @@
 #include <limits>
 #include <vector>
 
-#include "model/cuda/block_reduce.cuh"
 #include "model/cuda/cuda_backend.h"
 #include "model/cuda/cuda_check.h"
+#include "model/cuda/device_thread.cuh"
+#include "model/cuda/score_rows.h"
 
 namespace xcomp::cuda {
 
@@ -52,28 +54,10 @@ constexpr int kPointerTables = 10;
 // Past this much workspace (two score matrices) the tiled kernels take over.
 constexpr int64_t kMaxWorkspaceBytes = int64_t{6} << 30;
 
-struct GemmAttentionShape {
-  int64_t batch, t, heads, kv_heads, d, capacity, length, group;
-  int64_t query_block;   // queries per block (t or more: one block)
-  int64_t score_stride;  // floats between score rows: score_row_stride(length)
-};
-
-// Score rows are `length` long but start kScoreRowAlignment floats apart. With rows
-// exactly `length` apart an odd length (the decoder's: 481 tokens after a 16-entry
-// prefix) gives every product an odd leading dimension and every (row, head) matrix a
-// base that is only 4-byte aligned, which keeps cuBLAS from its vectorised tensor-core
-// kernels (the decoder's attention ran about 1.5x the encoder's time at LLaMA-3-8B's
-// shape on an H200, for 0.2% more work).
-constexpr int64_t kScoreRowAlignment = 16;  // 64 bytes
-int64_t score_row_stride(int64_t length) {
-  return (length + kScoreRowAlignment - 1) / kScoreRowAlignment * kScoreRowAlignment;
-}
-
-// Keys that query t's block multiplies: those its last query can see.
-__host__ __device__ int64_t block_keys(const GemmAttentionShape& s, int64_t t) {
-  const int64_t block_end = (t / s.query_block + 1) * s.query_block;
-  return s.length - s.t + (block_end < s.t ? block_end : s.t);
-}
+using score_rows::GemmAttentionShape;
+using score_rows::block_keys;
+using score_rows::score_row_stride;
+using score_rows::score_rows_of;
 
 // The pointer tables of one call, entry i = (g * batch + b) * kv_heads + kh for query head
 // h = kh * group + g: the first batch x heads entries cover every (row, head), and the
@@ -117,50 +101,66 @@ __global__ void fill_pointer_tables(GemmAttentionShape s, int64_t blocks, TableB
   put(kGrads, base.grads ? base.grads + scores_at : nullptr);
 }
 
-// The row of query t of (row b, head h): keys [0, visible) that key_valid allows.
-__device__ int64_t visible_keys(const GemmAttentionShape& s, int64_t t) { return s.length - s.t + t + 1; }
 
-// In place over each row of `scores`, up to its block's keys: the masked softmax (0 for
-// keys the query does not see; a row that sees none is all zeros, and so is its output).
-__global__ void masked_softmax_rows(GemmAttentionShape s, const int32_t* key_valid, float* scores) {
+// One warp per score row (score_rows.h), kRowsPerBlock rows a block; a warp past the last
+// row returns whole, so the others' shuffles still see every lane.
+template <int kPerLane>
+__global__ void masked_softmax_in_registers_kernel(GemmAttentionShape s, const int32_t* key_valid, float* scores) {
   const int64_t row = blockIdx.x * int64_t{kRowsPerBlock} + threadIdx.x / 32;
-  if (row >= s.batch * s.heads * s.t) return;
-  const int lane = threadIdx.x % 32;
-  const int64_t t = row % s.t, b = row / (s.t * s.heads);
-  const int64_t n = visible_keys(s, t), columns = block_keys(s, t);
-  const int32_t* valid = key_valid + b * s.capacity;
-  float* x = scores + row * s.score_stride;
-  float max_score = -INFINITY;
-  for (int64_t j = lane; j < n; j += 32)
-    if (valid[j]) max_score = fmaxf(max_score, x[j]);
-  max_score = warp_max(max_score);
-  if (max_score == -INFINITY) {
-    for (int64_t j = lane; j < columns; j += 32) x[j] = 0.f;
-    return;
-  }
-  float sum = 0.f;
-  for (int64_t j = lane; j < columns; j += 32) {
-    const float e = j < n && valid[j] ? expf(x[j] - max_score) : 0.f;
-    x[j] = e;
-    sum += e;
-  }
-  const float inv = 1.0f / warp_sum(sum);
-  for (int64_t j = lane; j < columns; j += 32) x[j] *= inv;  // the entries this lane wrote
+  if (row >= score_rows_of(s)) return;
+  score_rows::masked_softmax_row_in_registers<kPerLane>(DeviceThread{}, s, key_valid, scores, row);
 }
 
-// In place over each row of `grads` (dP on entry): dS = scale * P * (dP - sum_j P_j dP_j),
-// the gradient with respect to the unscaled products q . k.
-__global__ void softmax_backward_rows(GemmAttentionShape s, float scale, const float* probabilities, float* grads) {
+__global__ void masked_softmax_looped_kernel(GemmAttentionShape s, const int32_t* key_valid, float* scores) {
   const int64_t row = blockIdx.x * int64_t{kRowsPerBlock} + threadIdx.x / 32;
-  if (row >= s.batch * s.heads * s.t) return;
-  const int lane = threadIdx.x % 32;
-  const int64_t columns = block_keys(s, row % s.t);  // past them g was never written
-  const float* p = probabilities + row * s.score_stride;
-  float* g = grads + row * s.score_stride;
-  float dot = 0.f;
-  for (int64_t j = lane; j < columns; j += 32) dot += p[j] * g[j];
-  dot = warp_sum(dot);
-  for (int64_t j = lane; j < columns; j += 32) g[j] = scale * p[j] * (g[j] - dot);
+  if (row >= score_rows_of(s)) return;
+  score_rows::masked_softmax_row_looped(DeviceThread{}, s, key_valid, scores, row);
+}
+
+template <int kPerLane>
+__global__ void softmax_backward_in_registers_kernel(GemmAttentionShape s, float scale, const float* probabilities,
+                                                     float* grads) {
+  const int64_t row = blockIdx.x * int64_t{kRowsPerBlock} + threadIdx.x / 32;
+  if (row >= score_rows_of(s)) return;
+  score_rows::softmax_backward_row_in_registers<kPerLane>(DeviceThread{}, s, scale, probabilities, grads, row);
+}
+
+__global__ void softmax_backward_looped_kernel(GemmAttentionShape s, float scale, const float* probabilities,
+                                               float* grads) {
+  const int64_t row = blockIdx.x * int64_t{kRowsPerBlock} + threadIdx.x / 32;
+  if (row >= score_rows_of(s)) return;
+  score_rows::softmax_backward_row_looped(DeviceThread{}, s, scale, probabilities, grads, row);
+}
+
+unsigned row_blocks(const GemmAttentionShape& s) {
+  return static_cast<unsigned>((score_rows_of(s) + kRowsPerBlock - 1) / kRowsPerBlock);
+}
+
+// P = masked softmax of `scores`, in place: in registers where a row fits them.
+void masked_softmax(const GemmAttentionShape& s, const int32_t* key_valid, float* scores, cudaStream_t stream) {
+  if (score_rows::row_registers(s.length) == 0) {
+    masked_softmax_looped_kernel<<<row_blocks(s), kRowsPerBlock * 32, 0, stream>>>(s, key_valid, scores);
+  } else {
+    score_rows::with_row_registers(s.length, [&](auto per_lane) {
+      masked_softmax_in_registers_kernel<decltype(per_lane)::value>
+          <<<row_blocks(s), kRowsPerBlock * 32, 0, stream>>>(s, key_valid, scores);
+    });
+  }
+  XCOMP_CUDA_CHECK(cudaGetLastError());
+}
+
+// dS from dP in `grads`, in place, and P.
+void softmax_backward(const GemmAttentionShape& s, float scale, const float* probabilities, float* grads,
+                      cudaStream_t stream) {
+  if (score_rows::row_registers(s.length) == 0) {
+    softmax_backward_looped_kernel<<<row_blocks(s), kRowsPerBlock * 32, 0, stream>>>(s, scale, probabilities, grads);
+  } else {
+    score_rows::with_row_registers(s.length, [&](auto per_lane) {
+      softmax_backward_in_registers_kernel<decltype(per_lane)::value>
+          <<<row_blocks(s), kRowsPerBlock * 32, 0, stream>>>(s, scale, probabilities, grads);
+    });
+  }
+  XCOMP_CUDA_CHECK(cudaGetLastError());
 }
 
 int checked_int(int64_t v, const char* op) {
@@ -168,9 +168,6 @@ int checked_int(int64_t v, const char* op) {
   return static_cast<int>(v);
 }
 
-unsigned row_blocks(const GemmAttentionShape& s) {
-  return static_cast<unsigned>((s.batch * s.heads * s.t + kRowsPerBlock - 1) / kRowsPerBlock);
-}
 
 }  // namespace
 
@@ -254,9 +251,7 @@ void CudaOps::gemm_attention(const Tensor& q, const Tensor& k, const Tensor& v, 
   for (const QueryBlock& qb : query_blocks)
     attention_gemm(CUBLAS_OP_T, CUBLAS_OP_N, qb.keys, qb.rows, d, scale, table(qb, kK), ld_key, table(qb, kQ),
                    ld_query, 0.f, out_table(qb, kScores), ld_scores, n_all);
-  masked_softmax_rows<<<row_blocks(s), kRowsPerBlock * 32, 0, stream_>>>(
-      s, static_cast<const int32_t*>(key_valid.raw()), static_cast<float*>(scores.raw()));
-  XCOMP_CUDA_CHECK(cudaGetLastError());
+  masked_softmax(s, static_cast<const int32_t*>(key_valid.raw()), static_cast<float*>(scores.raw()), stream_);
   if (!dout) {
     for (const QueryBlock& qb : query_blocks)
       attention_gemm(CUBLAS_OP_N, CUBLAS_OP_N, d, qb.rows, qb.keys, 1.f, table(qb, kV), ld_key, table(qb, kScores),
@@ -268,9 +263,7 @@ void CudaOps::gemm_attention(const Tensor& q, const Tensor& k, const Tensor& v, 
   for (const QueryBlock& qb : query_blocks)
     attention_gemm(CUBLAS_OP_T, CUBLAS_OP_N, qb.keys, qb.rows, d, 1.f, table(qb, kV), ld_key, table(qb, kDout),
                    ld_query, 0.f, out_table(qb, kGrads), ld_scores, n_all);
-  softmax_backward_rows<<<row_blocks(s), kRowsPerBlock * 32, 0, stream_>>>(
-      s, scale, static_cast<const float*>(scores.raw()), static_cast<float*>(grads.raw()));
-  XCOMP_CUDA_CHECK(cudaGetLastError());
+  softmax_backward(s, scale, static_cast<const float*>(scores.raw()), static_cast<float*>(grads.raw()), stream_);
   for (const QueryBlock& qb : query_blocks) {
     attention_gemm(CUBLAS_OP_N, CUBLAS_OP_N, d, qb.rows, qb.keys, 1.f, table(qb, kK), ld_key, table(qb, kGrads),
                    ld_scores, 0.f, out_table(qb, kDq), ld_query, n_all);
