@@ -59,6 +59,23 @@ enum class CudaWeights {
   kF32,   // "f32": fp32 products and attention, the CPU backend's numbers to fp32 rounding
 };
 
+// The CUDA backend's kernels and allocator (`cuda:`; README "GPU"). Each `default` leaves
+// the choice to its XCOMP_CUDA_* environment variable, and where that is unset too, to
+// the backend's own default (attention gemm_causal, products cublas, the caching
+// allocator). The CPU backend ignores them.
+enum class CudaAttentionChoice { kDefault, kGemm, kGemmCausal, kFlash, kFlashBf16, kTiled };
+enum class CudaGemmChoice { kDefault, kCublas, kLt, kLtTuned };
+
+struct CudaConfig {
+  CudaAttentionChoice attention = CudaAttentionChoice::kDefault;           // the forward's kernels
+  CudaAttentionChoice attention_backward = CudaAttentionChoice::kDefault;  // the backward's
+  int64_t causal_block = 0;  // gemm_causal's queries per block; 0 = XCOMP_CUDA_CAUSAL_BLOCK or 128
+  CudaGemmChoice gemm = CudaGemmChoice::kDefault;  // the bf16 and TF32 products' path
+  // The memory arena: "" = XCOMP_CUDA_ARENA or none, "none" (the caching allocator),
+  // "auto" (the free memory less 5% of the total, at least 2 GiB) or a size in GiB ("70").
+  std::string arena;
+};
+
 // The YAML spelling of each value ("kv", "after_prefix", ...), for logs and messages.
 const char* name_of(CompressorMode value);
 const char* name_of(DecoderPositions value);
@@ -69,6 +86,8 @@ const char* name_of(ProgressMode value);
 const char* name_of(Backend value);
 const char* name_of(CudaWeights value);
 const char* name_of(ActivationMemory value);
+const char* name_of(CudaAttentionChoice value);
+const char* name_of(CudaGemmChoice value);
 
 // The value of E spelled `text` as in the YAML config, for command-line flags that take
 // the same values as a config key (`xcomp eval --device cuda`). InputError naming `what`
@@ -160,6 +179,7 @@ struct ExperimentConfig {
   int64_t seed = 0;  // initialisation and dropout randomness
   Backend backend = Backend::kCpu;
   CudaWeights cuda_weights = CudaWeights::kBf16;  // ignored on the CPU backend
+  CudaConfig cuda;                                // ignored on the CPU backend
   int64_t threads = 0;  // CPU threads; 0 = the cores divided by the ranks on this node
   Objective objective = Objective::kRegeneration;
   ModelConfig model;

@@ -68,6 +68,24 @@ const std::vector<EnumSpelling<CudaWeights>>& enum_spellings() {
 }
 
 template <>
+const std::vector<EnumSpelling<CudaAttentionChoice>>& enum_spellings() {
+  static const std::vector<EnumSpelling<CudaAttentionChoice>> names = {
+      {CudaAttentionChoice::kDefault, "default"}, {CudaAttentionChoice::kGemm, "gemm"},
+      {CudaAttentionChoice::kGemmCausal, "gemm_causal"}, {CudaAttentionChoice::kFlash, "flash"},
+      {CudaAttentionChoice::kFlashBf16, "flash_bf16"}, {CudaAttentionChoice::kTiled, "tiled"}};
+  return names;
+}
+
+template <>
+const std::vector<EnumSpelling<CudaGemmChoice>>& enum_spellings() {
+  static const std::vector<EnumSpelling<CudaGemmChoice>> names = {{CudaGemmChoice::kDefault, "default"},
+                                                                  {CudaGemmChoice::kCublas, "cublas"},
+                                                                  {CudaGemmChoice::kLt, "lt"},
+                                                                  {CudaGemmChoice::kLtTuned, "lt_tuned"}};
+  return names;
+}
+
+template <>
 const std::vector<EnumSpelling<ActivationMemory>>& enum_spellings() {
   static const std::vector<EnumSpelling<ActivationMemory>> names = {{ActivationMemory::kKeep, "keep"},
                                                                     {ActivationMemory::kRecompute, "recompute"}};
@@ -124,5 +142,7 @@ const char* name_of(ProgressMode value) { return spelling(value); }
 const char* name_of(Backend value) { return spelling(value); }
 const char* name_of(CudaWeights value) { return spelling(value); }
 const char* name_of(ActivationMemory value) { return spelling(value); }
+const char* name_of(CudaAttentionChoice value) { return spelling(value); }
+const char* name_of(CudaGemmChoice value) { return spelling(value); }
 
 }  // namespace xcomp

@@ -226,6 +226,28 @@ ConfigKey path_breaking_resume(ConfigKey key, Field<std::string> field) {
   return key;
 }
 
+// cuda.arena: "" (the environment's XCOMP_CUDA_ARENA, else none), "none", "auto" or a size
+// in GiB, more than 0 and at most 1e6 (what the backend reads, model/cuda/cuda_backend.h).
+ConfigKey cuda_arena_key() {
+  ConfigKey key;
+  key.name = "cuda.arena";
+  key.expected = "\"\" (XCOMP_CUDA_ARENA, else none), none, auto or a size in GiB such as 70";
+  key.help = "backend cuda: a memory arena reserved at start-up (running out is an error naming it), or none: the "
+             "caching allocator";
+  key.read = [expected = key.expected](const YAML::Node& value, ExperimentConfig& config) {
+    const auto text = yaml_scalar_text(value);
+    if (!text) return got(expected, value);
+    if (!text->empty() && *text != "none" && *text != "auto") {
+      const auto gib = parse_config_number(*text);
+      if (!gib || !(*gib > 0) || *gib > 1e6) return got(expected, value);
+    }
+    config.cuda.arena = *text;
+    return std::string();
+  };
+  key.write = [](YAML::Emitter& out, const ExperimentConfig& config) { out << YAML::DoubleQuoted << config.cuda.arena; };
+  return key;
+}
+
 const NumberRange kPositive{0.0, std::numeric_limits<double>::infinity(), true, false};
 const NumberRange kNonNegative{0.0, std::numeric_limits<double>::infinity(), false, false};
 const NumberRange kUnitClosed{0.0, 1.0, false, false};
@@ -241,6 +263,19 @@ std::vector<ConfigKey> make_schema() {
       choice_key<Backend>("backend", XCOMP_CONFIG_FIELD(backend), "where the model runs"),
       choice_key<CudaWeights>("cuda_weights", XCOMP_CONFIG_FIELD(cuda_weights),
                               "backend cuda: bf16 (tensor cores, half the memory) or f32 (the CPU backend's numbers)"),
+      choice_key<CudaAttentionChoice>("cuda.attention", XCOMP_CONFIG_FIELD(cuda.attention),
+                                      "backend cuda: the attention forward's kernels; default = XCOMP_CUDA_ATTENTION, "
+                                      "else gemm_causal"),
+      choice_key<CudaAttentionChoice>("cuda.attention_backward", XCOMP_CONFIG_FIELD(cuda.attention_backward),
+                                      "backend cuda: the attention backward's kernels; default = "
+                                      "XCOMP_CUDA_ATTENTION_BACKWARD, else gemm_causal"),
+      integer_key("cuda.causal_block", XCOMP_CONFIG_FIELD(cuda.causal_block), 0, int64_t{1} << 30,
+                  "backend cuda: gemm_causal's queries per block; 0 = XCOMP_CUDA_CAUSAL_BLOCK, else 128"),
+      choice_key<CudaGemmChoice>("cuda.gemm", XCOMP_CONFIG_FIELD(cuda.gemm),
+                                 "backend cuda: the bf16 and TF32 products through cublas (cublasGemmEx), lt "
+                                 "(cuBLASLt's heuristic) or lt_tuned (the fastest of its candidates, not "
+                                 "reproducible to the bit); default = XCOMP_CUDA_GEMM, else cublas"),
+      cuda_arena_key(),
       integer_key("threads", XCOMP_CONFIG_FIELD(threads), 0, 4096, "CPU threads; 0 = the cores divided by the ranks on this node"),
       breaking_resume(choice_key<Objective>("objective", XCOMP_CONFIG_FIELD(objective),
                                             "regeneration (pretraining) or qa (fine-tuning)")),

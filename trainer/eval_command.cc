@@ -238,8 +238,10 @@ int run_eval_command(const std::vector<std::string>& args) {
   to.tokenizer = cl.get("tokenizer");
   const TrainedRun run = find_trained_run(to);
   if (!cuda_weights) cuda_weights = run.config.cuda_weights;
+  // The run's own kernel choices (its cuda: keys) as well: the XCOMP_CUDA_* variables
+  // still decide where it left them at default.
   const std::unique_ptr<Ops> backend =
-      make_backend(device, mpi_is_running() ? mpi_world_placement().local_rank : 0, *cuda_weights);
+      make_backend(device, mpi_is_running() ? mpi_world_placement().local_rank : 0, *cuda_weights, run.config.cuda);
   Ops& ops = *backend;
   std::unique_ptr<TrainedCompressor> trained = load_trained_compressor(to, run, ops);
   const CompressorSettings& settings = trained->compressor->settings();

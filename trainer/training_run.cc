@@ -156,7 +156,8 @@ TrainingRun::TrainingRun(const ExperimentConfig& config, Communicator& comm) : c
               << config.data.micro_batch * config.train.accumulation * parallel_.world_size();
 
   // One GPU per rank: the rank's place among its node's ranks picks it.
-  ops_ = make_backend(config.backend, mpi_is_running() ? mpi_world_placement().local_rank : 0, config.cuda_weights);
+  ops_ = make_backend(config.backend, mpi_is_running() ? mpi_world_placement().local_rank : 0, config.cuda_weights,
+                      config.cuda);
   if (!ops_->configuration().empty()) LOG(INFO) << "backend " << ops_->name() << ": " << ops_->configuration();
   loaded_ = load_model(config.model.path, config.model.tokenizer);
   if (!loaded_.tokenizer) throw_input_error("model.tokenizer: ", config.model.path, " carries no tokenizer; set model.tokenizer");

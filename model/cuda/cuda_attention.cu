@@ -682,17 +682,18 @@ AttentionDims check_attention(const char* op, const Tensor& q, const Tensor& k, 
   return s;
 }
 
-AttentionKernels requested_kernels(const char* variable, const char* slow_name, AttentionKernels slow) {
-  const char* choice = std::getenv(variable);
-  if (choice == nullptr || *choice == '\0') return AttentionKernels::kGemmCausal;
-  const std::string value = choice;
+AttentionKernels requested_kernels(const std::string& configured, const char* key, const char* variable,
+                                   const char* slow_name, AttentionKernels slow) {
+  const BackendSetting setting = backend_setting(configured, key, variable);
+  const std::string& value = setting.value;
+  if (value.empty()) return AttentionKernels::kGemmCausal;
   if (value == "gemm") return AttentionKernels::kGemm;
   if (value == "gemm_causal") return AttentionKernels::kGemmCausal;
   if (value == "flash") return AttentionKernels::kFlash;
   if (value == "flash_bf16") return AttentionKernels::kFlashBf16;
   if (value == "tiled") return AttentionKernels::kTiled;
   if (value == slow_name) return slow;
-  throw_input_error(variable, "=", value, ": expected gemm, gemm_causal, flash, flash_bf16, tiled or ", slow_name);
+  throw_input_error(setting.named, ": expected gemm, gemm_causal, flash, flash_bf16, tiled or ", slow_name);
 }
 
 }  // namespace
@@ -710,11 +711,12 @@ const char* attention_kernels_name(AttentionKernels kernels) {
   return "?";
 }
 
-AttentionKernels attention_forward_requested() {
-  return requested_kernels("XCOMP_CUDA_ATTENTION", "simple", AttentionKernels::kSimple);
+AttentionKernels attention_forward_requested(const std::string& configured) {
+  return requested_kernels(configured, "cuda.attention", "XCOMP_CUDA_ATTENTION", "simple", AttentionKernels::kSimple);
 }
 
-int64_t causal_query_block_requested() {
+int64_t causal_query_block_requested(int64_t configured) {
+  if (configured > 0) return configured;
   const char* text = std::getenv("XCOMP_CUDA_CAUSAL_BLOCK");
   if (text == nullptr || *text == '\0') return kCausalQueryBlock;
   char* end = nullptr;
@@ -725,8 +727,9 @@ int64_t causal_query_block_requested() {
   return value;
 }
 
-AttentionKernels attention_backward_requested() {
-  return requested_kernels("XCOMP_CUDA_ATTENTION_BACKWARD", "reference", AttentionKernels::kReference);
+AttentionKernels attention_backward_requested(const std::string& configured) {
+  return requested_kernels(configured, "cuda.attention_backward", "XCOMP_CUDA_ATTENTION_BACKWARD", "reference",
+                           AttentionKernels::kReference);
 }
 
 void CudaOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length, const Tensor& key_valid,

@@ -14,6 +14,7 @@
 #include <initializer_list>
 #include <memory>
 
+#include "model/cuda/backend_setting.h"
 #include "model/cuda/cuda_ops.h"
 #include "model/cuda/device_allocator.h"
 #include "model/cuda/lt_matmul.h"
@@ -36,28 +37,30 @@ namespace xcomp::cuda {
 enum class AttentionKernels { kGemm, kGemmCausal, kFlash, kFlashBf16, kTiled, kSimple, kReference };
 constexpr int64_t kCausalQueryBlock = 128;
 
-// XCOMP_CUDA_ATTENTION (gemm, gemm_causal, flash, flash_bf16, tiled or simple) and
-// XCOMP_CUDA_ATTENTION_BACKWARD (gemm, gemm_causal, flash, flash_bf16, tiled or reference); unset or empty
-// gives kGemmCausal, anything else is an input error naming the variable. Defined with the
-// kernels in cuda_attention.cu.
-AttentionKernels attention_forward_requested();
-AttentionKernels attention_backward_requested();
+// The attention kernels (cuda.attention, XCOMP_CUDA_ATTENTION: gemm, gemm_causal, flash,
+// flash_bf16, tiled or simple; cuda.attention_backward, XCOMP_CUDA_ATTENTION_BACKWARD:
+// the same with reference for simple); neither set gives kGemmCausal, anything else is
+// an input error naming where it came from. Defined with the kernels in cuda_attention.cu.
+AttentionKernels attention_forward_requested(const std::string& configured = "");
+AttentionKernels attention_backward_requested(const std::string& configured = "");
 // The setting's name of each choice ("gemm", "flash_bf16", ...; "simple", "reference").
 const char* attention_kernels_name(AttentionKernels kernels);
-// XCOMP_CUDA_CAUSAL_BLOCK: queries per block for kGemmCausal (a positive integer; unset or
-// empty gives kCausalQueryBlock), so a GPU run can compare block sizes without a rebuild.
-int64_t causal_query_block_requested();
-// XCOMP_CUDA_ARENA: the size of the memory arena a backend reserves on `device` at
-// start-up, in GiB ("70", "70.5"), or "auto" (the device's free memory less 5% of its
-// total, at least 2 GiB, for cuBLAS, NCCL and the context); unset, empty or 0: no arena
-// (the caching allocator). Anything else is an input error naming the variable.
-size_t arena_bytes_requested(int device);
+// Queries per block for kGemmCausal (cuda.causal_block where positive, else
+// XCOMP_CUDA_CAUSAL_BLOCK, a positive integer; neither gives kCausalQueryBlock), so a GPU
+// run can compare block sizes without a rebuild.
+int64_t causal_query_block_requested(int64_t configured = 0);
+// The size of the memory arena a backend reserves on `device` at start-up (cuda.arena,
+// else XCOMP_CUDA_ARENA): in GiB ("70", "70.5"), or "auto" (the device's free memory less
+// 5% of its total, at least 2 GiB, for cuBLAS, NCCL and the context); neither set, "none"
+// or 0: no arena (the caching allocator). Anything else is an input error naming where it
+// came from.
+size_t arena_bytes_requested(int device, const std::string& configured = "");
 // Whether the flash kernels take this head_dim (1 to 128).
 bool flash_attention_applies(int64_t head_dim);
 
 class CudaOps final : public Ops {
  public:
-  CudaOps(int device, CudaWeightStorage weights);
+  CudaOps(int device, CudaWeightStorage weights, const CudaKernelChoices& choices = {});
   ~CudaOps() override;
   CudaOps(const CudaOps&) = delete;
   CudaOps& operator=(const CudaOps&) = delete;
@@ -156,15 +159,15 @@ class CudaOps final : public Ops {
   CudaWeightStorage weight_storage_;
   // Read once, here: see AttentionKernels. Where the chosen kernels do not apply (the
   // gemm workspace too large, head_dim beyond the tiles) the next one down runs.
-  AttentionKernels forward_attention_ = attention_forward_requested();
-  AttentionKernels backward_attention_ = attention_backward_requested();
-  int64_t causal_query_block_ = causal_query_block_requested();
+  AttentionKernels forward_attention_;
+  AttentionKernels backward_attention_;
+  int64_t causal_query_block_;
   std::shared_ptr<DeviceAllocator> allocator_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
-  // The bf16 and TF32 products' path (XCOMP_CUDA_GEMM, read once, here; cublas with fp32
-  // weights, which take neither); lt_ is set for the cuBLASLt ones.
-  GemmPath gemm_path_ = gemm_path_requested();
+  // The bf16 and TF32 products' path (cuda.gemm or XCOMP_CUDA_GEMM, read once, here;
+  // cublas with fp32 weights, which take neither); lt_ is set for the cuBLASLt ones.
+  GemmPath gemm_path_;
   std::unique_ptr<LtMatmul> lt_;
 };
 

@@ -26,21 +26,27 @@ int cuda_device_count() {
   return count;
 }
 
-std::unique_ptr<Ops> make_cuda_ops(int device, CudaWeightStorage weights) {
+std::unique_ptr<Ops> make_cuda_ops(int device, CudaWeightStorage weights, const CudaKernelChoices& choices) {
   int count = 0;
   const cudaError_t status = cudaGetDeviceCount(&count);
   CHECK(status == cudaSuccess && count > 0)
       << "the CUDA backend needs a GPU, but none is usable ("
       << (status == cudaSuccess ? "no device found" : cudaGetErrorString(status)) << ")";
   CHECK(device >= 0 && device < count) << "CUDA device " << device << " requested, " << count << " visible";
-  return std::make_unique<cuda::CudaOps>(device, weights);
+  return std::make_unique<cuda::CudaOps>(device, weights, choices);
 }
 
 namespace cuda {
 
-CudaOps::CudaOps(int device, CudaWeightStorage weights) : device_(device), weight_storage_(weights) {
+CudaOps::CudaOps(int device, CudaWeightStorage weights, const CudaKernelChoices& choices)
+    : device_(device),
+      weight_storage_(weights),
+      forward_attention_(attention_forward_requested(choices.attention)),
+      backward_attention_(attention_backward_requested(choices.attention_backward)),
+      causal_query_block_(causal_query_block_requested(choices.causal_block)),
+      gemm_path_(gemm_path_requested(choices.gemm)) {
   XCOMP_CUDA_CHECK(cudaSetDevice(device));
-  allocator_ = DeviceAllocator::create(device, arena_bytes_requested(device));
+  allocator_ = DeviceAllocator::create(device, arena_bytes_requested(device, choices.arena));
   XCOMP_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   XCOMP_CUBLAS_CHECK(cublasCreate(&cublas_));
   XCOMP_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
@@ -147,10 +153,10 @@ int64_t CudaOps::device_memory_needed_at_peak() const {
   return static_cast<int64_t>(allocator_->bytes_needed_at_peak());
 }
 
-size_t arena_bytes_requested(int device) {
-  const char* text = std::getenv("XCOMP_CUDA_ARENA");
-  if (text == nullptr || *text == '\0') return 0;
-  const std::string value = text;
+size_t arena_bytes_requested(int device, const std::string& configured) {
+  const BackendSetting setting = backend_setting(configured, "cuda.arena", "XCOMP_CUDA_ARENA");
+  const std::string& value = setting.value;
+  if (value.empty() || value == "none") return 0;
   constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
   if (value == "auto") {
     size_t free_bytes = 0, total_bytes = 0;
@@ -158,15 +164,15 @@ size_t arena_bytes_requested(int device) {
     XCOMP_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
     const size_t margin = std::max<size_t>(size_t{2} << 30, total_bytes / 20);
     if (free_bytes <= margin)
-      throw_input_error("XCOMP_CUDA_ARENA=auto: device ", device, " has only ", free_bytes / kGiB,
+      throw_input_error(setting.named, ": device ", device, " has only ", free_bytes / kGiB,
                         " GiB free, not more than the ", margin / kGiB, " GiB kept back");
     return free_bytes - margin;
   }
   char* end = nullptr;
   errno = 0;
-  const double gib = std::strtod(text, &end);
+  const double gib = std::strtod(value.c_str(), &end);
   if (errno != 0 || *end != '\0' || !(gib >= 0) || gib > 1e6)
-    throw_input_error("XCOMP_CUDA_ARENA=", value, ": expected a size in GiB (such as 70) or auto");
+    throw_input_error(setting.named, ": expected a size in GiB (such as 70), auto or none");
   return static_cast<size_t>(gib * kGiB);
 }
 

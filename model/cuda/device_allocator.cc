@@ -22,7 +22,7 @@ std::shared_ptr<DeviceAllocator> DeviceAllocator::create(int device, size_t aren
   if (arena_bytes > 0) {
     XCOMP_CUDA_CHECK(cudaSetDevice(device));
     const cudaError_t status = cudaMalloc(&allocator->arena_base_, arena_bytes);
-    CHECK(status == cudaSuccess) << "the CUDA memory arena (XCOMP_CUDA_ARENA): cudaMalloc of " << arena_bytes
+    CHECK(status == cudaSuccess) << "the CUDA memory arena (cuda.arena or XCOMP_CUDA_ARENA): cudaMalloc of " << arena_bytes
                                  << " bytes on device " << device << " failed: " << cudaGetErrorString(status);
     allocator->arena_ = std::make_unique<MemoryArena>(arena_bytes, kArenaAlignment);
   }
@@ -63,7 +63,7 @@ std::shared_ptr<void> DeviceAllocator::allocate(size_t bytes) {
   if (arena_) {
     std::lock_guard<std::mutex> lock(mutex_);
     const std::optional<size_t> offset = arena_->allocate(bytes);
-    CHECK(offset.has_value()) << "the CUDA memory arena (XCOMP_CUDA_ARENA, " << arena_->capacity()
+    CHECK(offset.has_value()) << "the CUDA memory arena (cuda.arena or XCOMP_CUDA_ARENA, " << arena_->capacity()
                               << " bytes) has no free block of " << bytes << " bytes: " << arena_->in_use()
                               << " in use, the largest free block " << arena_->largest_free_block()
                               << "; give it more, or train with a smaller micro-batch or activations: recompute";

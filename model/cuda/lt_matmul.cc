@@ -7,19 +7,19 @@
 #include <cstdlib>
 #include <limits>
 
+#include "model/cuda/backend_setting.h"
 #include "model/cuda/cuda_check.h"
 #include "model/cuda/device_allocator.h"
 #include "model/input_error.h"
 
 namespace xcomp::cuda {
 
-GemmPath gemm_path_requested() {
-  const char* text = std::getenv("XCOMP_CUDA_GEMM");
-  const std::string value = text == nullptr ? "" : text;
-  if (value.empty() || value == "cublas") return GemmPath::kCublas;
-  if (value == "lt") return GemmPath::kLt;
-  if (value == "lt_tuned") return GemmPath::kLtTuned;
-  throw_input_error("XCOMP_CUDA_GEMM=", value, ": expected cublas, lt or lt_tuned");
+GemmPath gemm_path_requested(const std::string& configured) {
+  const BackendSetting setting = backend_setting(configured, "cuda.gemm", "XCOMP_CUDA_GEMM");
+  if (setting.value.empty() || setting.value == "cublas") return GemmPath::kCublas;
+  if (setting.value == "lt") return GemmPath::kLt;
+  if (setting.value == "lt_tuned") return GemmPath::kLtTuned;
+  throw_input_error(setting.named, ": expected cublas, lt or lt_tuned");
 }
 
 const char* gemm_path_name(GemmPath path) {

@@ -31,9 +31,9 @@ namespace xcomp::cuda {
 class DeviceAllocator;
 
 enum class GemmPath { kCublas, kLt, kLtTuned };
-// XCOMP_CUDA_GEMM: cublas (also unset or empty), lt or lt_tuned; anything else is an
-// input error naming the variable.
-GemmPath gemm_path_requested();
+// cuda.gemm where the run's config sets it, else XCOMP_CUDA_GEMM: cublas (also neither
+// set), lt or lt_tuned; anything else is an input error naming where it came from.
+GemmPath gemm_path_requested(const std::string& configured = "");
 const char* gemm_path_name(GemmPath path);
 
 // One column-major product D = op(A) op(B) + beta C with D = C (cublasGemmEx's

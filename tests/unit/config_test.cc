@@ -102,6 +102,43 @@ TEST(ExperimentConfig, CudaWeightsTakeBf16OrF32) {
   expect_error(std::string(kMinimal) + "cuda_weights: fp16\n", {}, {"@FILE", "cuda_weights", "bf16, f32"});
 }
 
+// The CUDA backend's kernels and allocator (`cuda:`): each default leaves the choice to
+// its XCOMP_CUDA_* variable; bad values name the key, the file and what it takes.
+TEST(ExperimentConfig, CudaKernelChoicesDefaultToTheEnvironmentAndNameTheirKeys) {
+  const ExperimentConfig defaults = load_text(kMinimal);
+  EXPECT_EQ(defaults.cuda.attention, CudaAttentionChoice::kDefault);
+  EXPECT_EQ(defaults.cuda.attention_backward, CudaAttentionChoice::kDefault);
+  EXPECT_EQ(defaults.cuda.causal_block, 0);
+  EXPECT_EQ(defaults.cuda.gemm, CudaGemmChoice::kDefault);
+  EXPECT_EQ(defaults.cuda.arena, "");
+
+  const ExperimentConfig c = load_text(std::string(kMinimal) +
+                                       "backend: cuda\n"
+                                       "cuda:\n"
+                                       "  attention: flash\n"
+                                       "  attention_backward: flash_bf16\n"
+                                       "  causal_block: 256\n"
+                                       "  gemm: lt_tuned\n"
+                                       "  arena: auto\n");
+  EXPECT_EQ(c.cuda.attention, CudaAttentionChoice::kFlash);
+  EXPECT_EQ(c.cuda.attention_backward, CudaAttentionChoice::kFlashBf16);
+  EXPECT_EQ(c.cuda.causal_block, 256);
+  EXPECT_EQ(c.cuda.gemm, CudaGemmChoice::kLtTuned);
+  EXPECT_EQ(c.cuda.arena, "auto");
+  EXPECT_EQ(load_text(kMinimal, {"cuda.arena=70.5"}).cuda.arena, "70.5");
+  EXPECT_EQ(load_text(kMinimal, {"cuda.arena=none"}).cuda.arena, "none");
+  EXPECT_EQ(load_text(kMinimal, {"cuda={gemm: lt, attention: gemm}"}).cuda.gemm, CudaGemmChoice::kLt);
+
+  expect_error(std::string(kMinimal) + "cuda:\n  attention: flsh\n", {},
+               {"@FILE", "cuda.attention", "gemm_causal", "did you mean 'flash'"});
+  expect_error(kMinimal, {"cuda.attention_backward=simple"}, {"cuda.attention_backward", "flash_bf16"});
+  expect_error(kMinimal, {"cuda.gemm=cublasLt"}, {"cuda.gemm", "lt_tuned"});
+  expect_error(kMinimal, {"cuda.causal_block=-1"}, {"cuda.causal_block", "[0, ", "-1"});
+  for (const char* arena : {"lots", "0", "-2", "[70]"})
+    expect_error(kMinimal, {std::string("cuda.arena=") + arena}, {"cuda.arena", "auto", "GiB"});
+  expect_error(std::string(kMinimal) + "cuda:\n  arena_gb: 70\n", {}, {"@FILE", "cuda.arena_gb"});
+}
+
 TEST(ExperimentConfig, ActivationsAreKeptOrRecomputed) {
   EXPECT_EQ(load_text(kMinimal).train.activations, ActivationMemory::kKeep);
   EXPECT_EQ(load_text(kMinimal, {"train.activations=recompute"}).train.activations, ActivationMemory::kRecompute);
@@ -358,7 +395,8 @@ TEST(ResolvedConfig, ListsEveryKeyAndReadsBackIntoTheSameConfig) {
   ExperimentConfig c = load_experiment_config(shipped("stories260k-regen-kv.yaml"),
                                               {"train.lr=0.1", "lora.dropout=0.05", "train.adam_eps=1e-7",
                                                "lora.targets=[down_proj, q_proj, o_proj]", "train.schedule=cosine",
-                                               "train.min_lr_ratio=0.1", "log.progress=never"});
+                                               "train.min_lr_ratio=0.1", "log.progress=never",
+                                               "cuda.attention_backward=flash_bf16", "cuda.arena=70.5"});
   // Strings a naive writer would break: YAML syntax, words YAML reads as null or bool,
   // leading spaces, and a literal $ that must not be expanded again.
   c.run_dir = "runs/a: b # not a comment";
@@ -383,12 +421,14 @@ TEST(ResolvedConfig, ListsEveryKeyAndReadsBackIntoTheSameConfig) {
   EXPECT_EQ(back.lora.targets, (std::vector<std::string>{"q_proj", "o_proj", "down_proj"}));
   EXPECT_EQ(back.train.schedule, LrScheduleKind::kCosine);
   EXPECT_EQ(back.log.progress, ProgressMode::kNever);
+  EXPECT_EQ(back.cuda.attention_backward, CudaAttentionChoice::kFlashBf16);
+  EXPECT_EQ(back.cuda.arena, "70.5");
   // Deterministic, and every key is there (defaults included).
   EXPECT_EQ(resolved_config_yaml(c), yaml);
   for (const char* key : {"run_dir:", "resume:", "seed:", "backend:", "threads:", "objective:", "tokenizer:",
                           "decoder_positions:", "dropout:", "shuffle_seed:", "min_lr_ratio:", "adam_beta2:",
                           "nonfinite:", "stop_after:", "init_from:", "activations:", "batches:", "keep:",
-                          "progress:"})
+                          "progress:", "cuda:", "attention_backward:", "causal_block:", "gemm:", "arena:"})
     EXPECT_NE(yaml.find(key), std::string::npos) << key << " missing from\n" << yaml;
 }
 
