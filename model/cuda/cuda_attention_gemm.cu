@@ -101,7 +101,6 @@ __global__ void fill_pointer_tables(GemmAttentionShape s, int64_t blocks, TableB
   put(kGrads, base.grads ? base.grads + scores_at : nullptr);
 }
 
-
 // One warp per score row (score_rows.h), kRowsPerBlock rows a block; a warp past the last
 // row returns whole, so the others' shuffles still see every lane.
 template <int kPerLane>
@@ -149,7 +148,7 @@ void masked_softmax(const GemmAttentionShape& s, const int32_t* key_valid, float
   XCOMP_CUDA_CHECK(cudaGetLastError());
 }
 
-// dS from dP in `grads`, in place, and P.
+// dS from P and dP, in place of dP in `grads`.
 void softmax_backward(const GemmAttentionShape& s, float scale, const float* probabilities, float* grads,
                       cudaStream_t stream) {
   if (score_rows::row_registers(s.length) == 0) {
@@ -167,7 +166,6 @@ int checked_int(int64_t v, const char* op) {
   CHECK(v <= std::numeric_limits<int>::max()) << op << ": dimension " << v << " exceeds cuBLAS's int range";
   return static_cast<int>(v);
 }
-
 
 }  // namespace
 
