@@ -80,7 +80,8 @@ struct EmulatedBlock {
   size_t shared_bytes = 0;
   std::unique_ptr<EmulatedBarrier> block_barrier;
   std::vector<std::unique_ptr<EmulatedBarrier>> warp_barriers;
-  std::vector<float> exchange;  // a slot per thread, for shuffle_xor
+  std::vector<float> exchange;           // a slot per thread, for shuffle_xor
+  std::vector<double> exchange_double;   // the same for fp64 values
 };
 
 // One thread of an emulated block: the executor the kernel bodies take, with float
@@ -116,6 +117,13 @@ template <class OperandType> class EmulatedExecutor {
     block_->exchange[thread_] = value;
     block_->warp_barriers[warp()]->wait("shuffle_xor");
     const float other = block_->exchange[warp() * 32 + (lane() ^ lane_mask)];
+    block_->warp_barriers[warp()]->wait("shuffle_xor");
+    return other;
+  }
+  double shuffle_xor(double value, int lane_mask) const {
+    block_->exchange_double[thread_] = value;
+    block_->warp_barriers[warp()]->wait("shuffle_xor");
+    const double other = block_->exchange_double[warp() * 32 + (lane() ^ lane_mask)];
     block_->warp_barriers[warp()]->wait("shuffle_xor");
     return other;
   }
@@ -202,6 +210,7 @@ void run_emulated_grid(int64_t grid_x, int64_t grid_y, int64_t grid_z, int threa
   block.block_barrier = std::make_unique<EmulatedBarrier>(threads);
   for (int w = 0; w < threads / 32; ++w) block.warp_barriers.push_back(std::make_unique<EmulatedBarrier>(32));
   block.exchange.assign(threads, 0.f);
+  block.exchange_double.assign(threads, 0.0);
   // The block's threads and this one meet before and after each block.
   EmulatedBarrier start(threads + 1), done(threads + 1);
   const int64_t blocks = grid_x * grid_y * grid_z;

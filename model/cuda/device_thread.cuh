@@ -19,6 +19,9 @@ struct DeviceThread {
   __device__ float shuffle_xor(float value, int lane_mask) const {
     return __shfl_xor_sync(0xffffffffu, value, lane_mask);
   }
+  __device__ double shuffle_xor(double value, int lane_mask) const {
+    return __shfl_xor_sync(0xffffffffu, value, lane_mask);
+  }
 };
 
 }  // namespace xcomp::cuda

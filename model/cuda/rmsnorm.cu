@@ -1,28 +1,34 @@
 #include "model/cuda/rmsnorm.h"
 
-#include "model/cuda/block_reduce.cuh"
 #include "model/cuda/cuda_backend.h"
 #include "model/cuda/cuda_check.h"
+#include "model/cuda/device_thread.cuh"
+#include "model/cuda/rmsnorm_rows.h"
 
 namespace xcomp::cuda {
 
 namespace {
-constexpr int kThreads = 256;
+
+using rmsnorm_rows::kThreads;
 
 __device__ void store(float* p, int64_t i, float v) { p[i] = v; }
 __device__ void store(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
 
-// One block per row: strided fp64 sums, a block reduction, then the elementwise pass.
+// One block per row (rmsnorm_rows.h), in registers where a row fits them.
+template <int kPerThread, class Out>
+__global__ void __launch_bounds__(kThreads)
+    rmsnorm_in_registers_kernel(const float* x, const float* w, float eps, int64_t width, Out* y) {
+  __shared__ double scratch[rmsnorm_rows::kScratch];
+  rmsnorm_rows::forward_row_in_registers<kPerThread>(DeviceThread{}, x, w, eps, width, scratch,
+                                                     [y](int64_t i, float v) { store(y, i, v); });
+}
+
 template <class Out>
-__global__ void rmsnorm_kernel(const float* x, const float* w, float eps, int64_t width, Out* y) {
-  __shared__ double scratch[32];
-  const float* xr = x + blockIdx.x * width;
-  Out* yr = y + blockIdx.x * width;
-  double sum = 0;
-  for (int64_t i = threadIdx.x; i < width; i += blockDim.x) sum += static_cast<double>(xr[i]) * xr[i];
-  sum = block_sum(sum, scratch);
-  const float inv = static_cast<float>(1.0 / sqrt(sum / width + eps));
-  for (int64_t i = threadIdx.x; i < width; i += blockDim.x) store(yr, i, w[i] * (xr[i] * inv));
+__global__ void __launch_bounds__(kThreads)
+    rmsnorm_looped_kernel(const float* x, const float* w, float eps, int64_t width, Out* y) {
+  __shared__ double scratch[rmsnorm_rows::kScratch];
+  rmsnorm_rows::forward_row_looped(DeviceThread{}, x, w, eps, width, scratch,
+                                   [y](int64_t i, float v) { store(y, i, v); });
 }
 
 template <class Out>
@@ -30,32 +36,32 @@ void launch_rmsnorm(const float* x, const float* w, float eps, int64_t rows, int
                     cudaStream_t stream) {
   if (rows == 0) return;
   CHECK_LT(rows, int64_t{1} << 31);
-  rmsnorm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(x, w, eps, width, y);
+  const auto blocks = static_cast<unsigned>(rows);
+  if (rmsnorm_rows::row_registers(width) == 0) {
+    rmsnorm_looped_kernel<<<blocks, kThreads, 0, stream>>>(x, w, eps, width, y);
+  } else {
+    rmsnorm_rows::with_row_registers(width, [&](auto per_thread) {
+      rmsnorm_in_registers_kernel<decltype(per_thread)::value><<<blocks, kThreads, 0, stream>>>(x, w, eps, width, y);
+    });
+  }
   XCOMP_CUDA_CHECK(cudaGetLastError());
 }
 
-// y = w * x * inv with inv = (mean(x^2) + eps)^(-1/2):
-// dx = inv * w * dy - inv^3 * x * dot(dy * w, x) / width.
-__global__ void rmsnorm_backward_kernel(const float* dy, const float* x, const float* w, float eps, int64_t width,
-                                        bool accumulate, float* dx) {
-  __shared__ double scratch[32];
-  const int64_t base = blockIdx.x * width;
-  double sum_sq = 0, dot = 0;
-  for (int64_t i = threadIdx.x; i < width; i += blockDim.x) {
-    const float xi = x[base + i];
-    sum_sq += static_cast<double>(xi) * xi;
-    dot += static_cast<double>(dy[base + i]) * w[i] * xi;
-  }
-  sum_sq = block_sum(sum_sq, scratch);
-  dot = block_sum(dot, scratch);
-  const double inv = 1.0 / sqrt(sum_sq / width + eps);
-  const float a = static_cast<float>(inv);
-  const float b = static_cast<float>(inv * inv * inv * dot / width);
-  for (int64_t i = threadIdx.x; i < width; i += blockDim.x) {
-    const float g = a * w[i] * dy[base + i] - b * x[base + i];
-    dx[base + i] = accumulate ? dx[base + i] + g : g;
-  }
+template <int kPerThread>
+__global__ void __launch_bounds__(kThreads)
+    rmsnorm_backward_in_registers_kernel(const float* dy, const float* x, const float* w, float eps, int64_t width,
+                                         bool accumulate, float* dx) {
+  __shared__ double scratch[rmsnorm_rows::kScratch];
+  rmsnorm_rows::backward_row_in_registers<kPerThread>(DeviceThread{}, dy, x, w, eps, width, accumulate, dx, scratch);
 }
+
+__global__ void __launch_bounds__(kThreads)
+    rmsnorm_backward_looped_kernel(const float* dy, const float* x, const float* w, float eps, int64_t width,
+                                   bool accumulate, float* dx) {
+  __shared__ double scratch[rmsnorm_rows::kScratch];
+  rmsnorm_rows::backward_row_looped(DeviceThread{}, dy, x, w, eps, width, accumulate, dx, scratch);
+}
+
 }  // namespace
 
 void rmsnorm_forward(const float* x, const float* w, float eps, int64_t rows, int64_t width, float* y,
@@ -72,8 +78,15 @@ void rmsnorm_backward(const float* dy, const float* x, const float* w, float eps
                       bool accumulate, float* dx, cudaStream_t stream) {
   if (rows == 0) return;
   CHECK_LT(rows, int64_t{1} << 31);
-  rmsnorm_backward_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(dy, x, w, eps, width, accumulate,
-                                                                                  dx);
+  const auto blocks = static_cast<unsigned>(rows);
+  if (rmsnorm_rows::row_registers(width) == 0) {
+    rmsnorm_backward_looped_kernel<<<blocks, kThreads, 0, stream>>>(dy, x, w, eps, width, accumulate, dx);
+  } else {
+    rmsnorm_rows::with_row_registers(width, [&](auto per_thread) {
+      rmsnorm_backward_in_registers_kernel<decltype(per_thread)::value>
+          <<<blocks, kThreads, 0, stream>>>(dy, x, w, eps, width, accumulate, dx);
+    });
+  }
   XCOMP_CUDA_CHECK(cudaGetLastError());
 }
 
