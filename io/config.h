@@ -92,7 +92,7 @@ const char* name_of(CudaGemmChoice value);
 // The value of E spelled `text` as in the YAML config, for command-line flags that take
 // the same values as a config key (`xcomp eval --device cuda`). InputError naming `what`
 // and the spellings there are otherwise. Defined for Backend, CudaWeights, CompressorMode,
-// ActivationMemory.
+// ActivationMemory, CudaAttentionChoice, CudaGemmChoice.
 template <class E>
 E value_named(const std::string& text, const std::string& what);
 

@@ -132,6 +132,8 @@ template Backend value_named<Backend>(const std::string&, const std::string&);
 template CudaWeights value_named<CudaWeights>(const std::string&, const std::string&);
 template CompressorMode value_named<CompressorMode>(const std::string&, const std::string&);
 template ActivationMemory value_named<ActivationMemory>(const std::string&, const std::string&);
+template CudaAttentionChoice value_named<CudaAttentionChoice>(const std::string&, const std::string&);
+template CudaGemmChoice value_named<CudaGemmChoice>(const std::string&, const std::string&);
 
 const char* name_of(CompressorMode value) { return spelling(value); }
 const char* name_of(DecoderPositions value) { return spelling(value); }

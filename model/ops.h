@@ -15,9 +15,10 @@ class Ops {
  public:
   virtual ~Ops() = default;
   virtual const char* name() const = 0;
-  // How this backend computes, where that changes the numbers or the speed and is not in
-  // the run's config (the CUDA backend's kernels and allocator, chosen by environment
-  // variables), for logs and reports to record; empty where there is nothing to say.
+  // How this backend computes, where that changes the numbers or the speed beyond what
+  // the backend's name says (the CUDA backend's kernels and allocator, chosen by the cuda:
+  // keys or XCOMP_CUDA_* variables), for logs and reports to record; empty where there is
+  // nothing to say.
   virtual std::string configuration() const { return ""; }
 
   // ---- Memory. The ops read and write tensors where this backend computes; model code

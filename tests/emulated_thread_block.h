@@ -34,6 +34,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "model/half.h"
@@ -80,8 +81,7 @@ struct EmulatedBlock {
   size_t shared_bytes = 0;
   std::unique_ptr<EmulatedBarrier> block_barrier;
   std::vector<std::unique_ptr<EmulatedBarrier>> warp_barriers;
-  std::vector<float> exchange;           // a slot per thread, for shuffle_xor
-  std::vector<double> exchange_double;   // the same for fp64 values
+  std::vector<double> exchange;  // a slot per thread, for shuffle_xor (float values exactly)
 };
 
 // One thread of an emulated block: the executor the kernel bodies take, with float
@@ -113,17 +113,12 @@ template <class OperandType> class EmulatedExecutor {
   int64_t block_z() const { return block_->z; }
   void sync() const { block_->block_barrier->wait("sync"); }
   void sync_warp() const { block_->warp_barriers[warp()]->wait("sync_warp"); }
-  float shuffle_xor(float value, int lane_mask) const {
+  // float or double, as __shfl_xor_sync takes them.
+  template <class T> T shuffle_xor(T value, int lane_mask) const {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "shuffle_xor takes float or double");
     block_->exchange[thread_] = value;
     block_->warp_barriers[warp()]->wait("shuffle_xor");
-    const float other = block_->exchange[warp() * 32 + (lane() ^ lane_mask)];
-    block_->warp_barriers[warp()]->wait("shuffle_xor");
-    return other;
-  }
-  double shuffle_xor(double value, int lane_mask) const {
-    block_->exchange_double[thread_] = value;
-    block_->warp_barriers[warp()]->wait("shuffle_xor");
-    const double other = block_->exchange_double[warp() * 32 + (lane() ^ lane_mask)];
+    const T other = static_cast<T>(block_->exchange[warp() * 32 + (lane() ^ lane_mask)]);
     block_->warp_barriers[warp()]->wait("shuffle_xor");
     return other;
   }
@@ -209,8 +204,7 @@ void run_emulated_grid(int64_t grid_x, int64_t grid_y, int64_t grid_z, int threa
   block.shared_bytes = shared_bytes;
   block.block_barrier = std::make_unique<EmulatedBarrier>(threads);
   for (int w = 0; w < threads / 32; ++w) block.warp_barriers.push_back(std::make_unique<EmulatedBarrier>(32));
-  block.exchange.assign(threads, 0.f);
-  block.exchange_double.assign(threads, 0.0);
+  block.exchange.assign(threads, 0.0);
   // The block's threads and this one meet before and after each block.
   EmulatedBarrier start(threads + 1), done(threads + 1);
   const int64_t blocks = grid_x * grid_y * grid_z;

@@ -115,16 +115,12 @@ std::vector<std::string> split_commas(const std::string& text) {
   return parts;
 }
 
-// A backend whose attention kernels are `kernels` (the CUDA backend reads the variables
-// once, when it is made); "cpu" is the CPU backend.
+// A backend whose attention kernels are `kernels` both ways; "cpu" is the CPU backend.
 std::unique_ptr<Ops> backend_with(const std::string& kernels) {
   if (kernels == "cpu") return make_backend(Backend::kCpu);
-  ::setenv("XCOMP_CUDA_ATTENTION", kernels.c_str(), 1);
-  ::setenv("XCOMP_CUDA_ATTENTION_BACKWARD", kernels.c_str(), 1);
-  std::unique_ptr<Ops> ops = make_backend(Backend::kCuda, 0, CudaWeights::kBf16);
-  ::unsetenv("XCOMP_CUDA_ATTENTION");
-  ::unsetenv("XCOMP_CUDA_ATTENTION_BACKWARD");
-  return ops;
+  CudaConfig cuda;
+  cuda.attention = cuda.attention_backward = value_named<CudaAttentionChoice>(kernels, "--kernels");
+  return make_backend(Backend::kCuda, 0, CudaWeights::kBf16, cuda);
 }
 
 }  // namespace
@@ -158,7 +154,7 @@ int run_attention_benchmark(const std::vector<std::string>& args) {
   std::vector<std::string> kernels{"cpu"};
   if (device == Backend::kCuda) {
     kernels = cl.has("kernels") ? split_commas(cl.get("kernels")) : cuda_attention_kernel_names();
-    for (const std::string& k : kernels) require_cuda_attention_kernels("--kernels", k);
+    for (const std::string& k : kernels) value_named<CudaAttentionChoice>(k, "--kernels");  // before any run
     if (kernels.empty()) throw_input_error("--kernels: no kernel named");
   } else if (cl.has("kernels")) {
     throw_input_error("--kernels chooses the CUDA backend's kernels: it needs --device cuda");

@@ -66,6 +66,7 @@ struct Settings {
   ActivationMemory activations = ActivationMemory::kKeep;
   std::optional<double> peak_tflops;
   bool profile = false;  // time every op of the timed steps (ProfilingOps)
+  CudaConfig cuda;       // --attention, --attention-backward, --gemm (default: XCOMP_CUDA_*)
 };
 
 // One row of the table: what a run measured.
@@ -143,8 +144,9 @@ void print_profile(const ProfilingOps& profiler, int64_t steps) {
 
 Measured run_xcomp(const Settings& s, const std::string& fixtures) {
   const Backend backend = s.device == "cuda" ? Backend::kCuda : Backend::kCpu;
-  std::unique_ptr<Ops> backend_ops = make_backend(backend, mpi_is_running() ? mpi_world_placement().local_rank : 0);
-  // What the backend runs with (the kernels and allocator XCOMP_CUDA_* chose), before the table.
+  std::unique_ptr<Ops> backend_ops =
+      make_backend(backend, mpi_is_running() ? mpi_world_placement().local_rank : 0, CudaWeights::kBf16, s.cuda);
+  // What the backend runs with (the kernels and allocator the flags or XCOMP_CUDA_* chose), before the table.
   if (!backend_ops->configuration().empty()) std::printf("backend %s: %s\n", backend_ops->name(),
                                                          backend_ops->configuration().c_str());
   ProfilingOps profiler(*backend_ops);
@@ -298,12 +300,12 @@ int run_train_benchmark(const std::vector<std::string>& args) {
        {"mode", "MODE", "kv (default) or embedding"},
        {"activations", "HOW", "keep (default) or recompute, as train.activations (xcomp only: the PyTorch reference keeps "
                               "them)"},
-       {"attention", "KERNELS", "cuda only: gemm, gemm_causal (default), flash, flash_bf16 or tiled, forward and backward (sets "
-                                "XCOMP_CUDA_ATTENTION and XCOMP_CUDA_ATTENTION_BACKWARD)"},
+       {"attention", "KERNELS", "cuda only: gemm, gemm_causal (default), flash, flash_bf16 or tiled, forward and "
+                                "backward (as cuda.attention and cuda.attention_backward)"},
        {"attention-backward", "KERNELS", "cuda only: the backward's kernels where they differ from --attention's "
                                          "(e.g. flash_bf16 beside a flash forward)"},
        {"gemm", "PATH", "cuda only: the bf16 and TF32 products through cublas (cublasGemmEx, default), lt (cuBLASLt's "
-                        "heuristic) or lt_tuned (the fastest of its candidates); sets XCOMP_CUDA_GEMM"},
+                        "heuristic) or lt_tuned (the fastest of its candidates); as cuda.gemm"},
        {"steps", "S", "timed steps; the median is reported (default 10)"},
        {"warmup", "W", "untimed steps first (default 2)"},
        {"threads", "T", "CPU threads (OpenMP and BLAS; default: the cores divided by the ranks on this node)"},
@@ -336,26 +338,17 @@ int run_train_benchmark(const std::vector<std::string>& args) {
     s.peak_tflops = 989.0;
   }
   s.profile = cl.has("profile");
-  // The backend reads these once, when it is made (model/cuda/cuda_backend.h).
-  const auto set_attention_kernels = [&](const char* option, const char* variable) {
-    const std::string kernels = cl.get(option, "gemm");
+  // The CUDA backend's choices, as a run's cuda: keys make them; each E spelled as there.
+  const auto cuda_option = [&](auto e, const char* option) {
     if (s.device != "cuda")
       throw_input_error("--", option, " chooses the CUDA backend's kernels: it needs --device cuda");
-    require_cuda_attention_kernels(std::string("--") + option, kernels);
-    ::setenv(variable, kernels.c_str(), 1);
+    return value_named<decltype(e)>(cl.get(option, ""), std::string("--") + option);
   };
-  if (cl.has("attention")) {
-    set_attention_kernels("attention", "XCOMP_CUDA_ATTENTION");
-    set_attention_kernels("attention", "XCOMP_CUDA_ATTENTION_BACKWARD");
-  }
-  if (cl.has("attention-backward")) set_attention_kernels("attention-backward", "XCOMP_CUDA_ATTENTION_BACKWARD");
-  if (cl.has("gemm")) {
-    const std::string path = cl.get("gemm", "cublas");
-    if (s.device != "cuda") throw_input_error("--gemm chooses the CUDA backend's products: it needs --device cuda");
-    if (path != "cublas" && path != "lt" && path != "lt_tuned")
-      throw_input_error("--gemm: expected cublas, lt or lt_tuned, got '", path, "'");
-    ::setenv("XCOMP_CUDA_GEMM", path.c_str(), 1);  // read when the backend is made
-  }
+  if (cl.has("attention"))
+    s.cuda.attention = s.cuda.attention_backward = cuda_option(CudaAttentionChoice{}, "attention");
+  if (cl.has("attention-backward"))
+    s.cuda.attention_backward = cuda_option(CudaAttentionChoice{}, "attention-backward");
+  if (cl.has("gemm")) s.cuda.gemm = cuda_option(CudaGemmChoice{}, "gemm");
   use_cpu_threads(static_cast<int>(s.threads));
   const std::string fixtures = bench_fixtures_dir();
 

@@ -284,7 +284,7 @@ int run_eval_command(const std::vector<std::string>& args) {
   header["batch"] = job.batch;          // items decoded together: may change the last bits, as the device does
   header["limit"] = limit;              // items asked for (0 = all): with the data, which items were decoded
   if (device == Backend::kCuda) header["cuda_weights"] = name_of(*cuda_weights);
-  // The kernels and allocator the environment chose (XCOMP_CUDA_*): they change the last bits.
+  // The kernels and allocator the run's cuda: keys or XCOMP_CUDA_* chose: they change the last bits.
   if (!ops.configuration().empty()) header["backend_configuration"] = ops.configuration();
   if (task == "regeneration") {
     const std::vector<int64_t> lengths = parse_lengths(

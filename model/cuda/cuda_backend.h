@@ -66,8 +66,8 @@ class CudaOps final : public Ops {
   CudaOps& operator=(const CudaOps&) = delete;
 
   const char* name() const override { return "cuda"; }
-  // "weights bf16, attention flash/flash_bf16, products lt_tuned, arena 70 GiB": what the
-  // environment chose (cuda_memory.cc).
+  // "weights bf16, attention flash/flash_bf16, products lt_tuned, arena 70.0 GiB": what the
+  // config or the environment chose (cuda_memory.cc).
   std::string configuration() const override;
   Tensor empty(Shape shape, DType dtype = DType::F32) override;
   Tensor zeros(Shape shape, DType dtype = DType::F32) override;
