@@ -63,7 +63,7 @@ enum class CudaWeights {
 // the choice to its XCOMP_CUDA_* environment variable, and where that is unset too, to
 // the backend's own default (attention gemm_causal, products cublas, the caching
 // allocator). The CPU backend ignores them.
-enum class CudaAttentionChoice { kDefault, kGemm, kGemmCausal, kFlash, kFlashBf16, kTiled };
+enum class CudaAttentionChoice { kDefault, kGemm, kGemmCausal, kGemmCausalBf16, kFlash, kFlashBf16, kTiled };
 enum class CudaGemmChoice { kDefault, kCublas, kLt, kLtTuned };
 
 struct CudaConfig {

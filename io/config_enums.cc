@@ -71,7 +71,8 @@ template <>
 const std::vector<EnumSpelling<CudaAttentionChoice>>& enum_spellings() {
   static const std::vector<EnumSpelling<CudaAttentionChoice>> names = {
       {CudaAttentionChoice::kDefault, "default"}, {CudaAttentionChoice::kGemm, "gemm"},
-      {CudaAttentionChoice::kGemmCausal, "gemm_causal"}, {CudaAttentionChoice::kFlash, "flash"},
+      {CudaAttentionChoice::kGemmCausal, "gemm_causal"}, {CudaAttentionChoice::kGemmCausalBf16, "gemm_causal_bf16"},
+      {CudaAttentionChoice::kFlash, "flash"},
       {CudaAttentionChoice::kFlashBf16, "flash_bf16"}, {CudaAttentionChoice::kTiled, "tiled"}};
   return names;
 }

@@ -101,7 +101,7 @@ Results measure(Ops& ops, const AttentionShape& s, const HostInputs& in, int64_t
 // flops: the call's forward FLOPs (attention_forward_flops); backward counts twice that.
 void print_row(const AttentionShape& s, double flops, const std::string& kernels, double forward_ms,
                double backward_ms, const std::string& note) {
-  std::printf("%-8s %-12s %5ld %6ld %10.3f %11.3f %9.3g %9.3g  %s\n", s.call, kernels.c_str(), static_cast<long>(s.t),
+  std::printf("%-8s %-16s %5ld %6ld %10.3f %11.3f %9.3g %9.3g  %s\n", s.call, kernels.c_str(), static_cast<long>(s.t),
               static_cast<long>(s.prefix), forward_ms, backward_ms, flops / (forward_ms * 1e9),
               2 * flops / (backward_ms * 1e9), note.c_str());
   std::fflush(stdout);
@@ -135,7 +135,7 @@ int run_attention_benchmark(const std::vector<std::string>& args) {
                   {"text-len", "L", "tokens per text (default: the shape's, 480 for the llama shapes)"},
                   {"num-tokens", "N", "compression tokens (default 16)"},
                   {"kernels", "K,...", "cuda: the kernels to compare, the first the reference of the differences "
-                                       "(default gemm,gemm_causal,flash,flash_bf16,tiled; bf16 weights, as training)"},
+                                       "(default gemm,gemm_causal,gemm_causal_bf16,flash,flash_bf16,tiled; bf16 weights, as training)"},
                   {"repeats", "R", "timed runs; the median is reported (default 10)"},
                   {"warmup", "W", "untimed runs first (default 2)"},
                   {"threads", "T", "CPU threads (default: all cores)"},
@@ -173,7 +173,7 @@ int run_attention_benchmark(const std::vector<std::string>& args) {
               shape.name.c_str(), static_cast<long>(config.num_attention_heads),
               static_cast<long>(config.num_key_value_heads), static_cast<long>(config.head_dim),
               static_cast<long>(batch), name_of(device), static_cast<long>(repeats), static_cast<long>(warmup));
-  std::printf("%-8s %-12s %5s %6s %10s %11s %9s %9s  %s\n", "call", "kernels", "T", "prefix", "fwd ms", "bwd ms",
+  std::printf("%-8s %-16s %5s %6s %10s %11s %9s %9s  %s\n", "call", "kernels", "T", "prefix", "fwd ms", "bwd ms",
               "fwd TF/s", "bwd TF/s", "max difference from the first kernels' (out dq dk dv)");
   for (const AttentionShape& s : calls) {
     const HostInputs in = inputs_for(s);

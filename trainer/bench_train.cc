@@ -300,7 +300,7 @@ int run_train_benchmark(const std::vector<std::string>& args) {
        {"mode", "MODE", "kv (default) or embedding"},
        {"activations", "HOW", "keep (default) or recompute, as train.activations (xcomp only: the PyTorch reference keeps "
                               "them)"},
-       {"attention", "KERNELS", "cuda only: gemm, gemm_causal (default), flash, flash_bf16 or tiled, forward and "
+       {"attention", "KERNELS", "cuda only: gemm, gemm_causal (default), gemm_causal_bf16, flash, flash_bf16 or tiled, forward and "
                                 "backward (as cuda.attention and cuda.attention_backward)"},
        {"attention-backward", "KERNELS", "cuda only: the backward's kernels where they differ from --attention's "
                                          "(e.g. flash_bf16 beside a flash forward)"},

@@ -689,11 +689,17 @@ AttentionKernels requested_kernels(const std::string& configured, const char* ke
   if (value.empty()) return AttentionKernels::kGemmCausal;
   if (value == "gemm") return AttentionKernels::kGemm;
   if (value == "gemm_causal") return AttentionKernels::kGemmCausal;
+  if (value == "gemm_causal_bf16") return AttentionKernels::kGemmCausalBf16;
   if (value == "flash") return AttentionKernels::kFlash;
   if (value == "flash_bf16") return AttentionKernels::kFlashBf16;
   if (value == "tiled") return AttentionKernels::kTiled;
   if (value == slow_name) return slow;
-  throw_input_error(setting.named, ": expected gemm, gemm_causal, flash, flash_bf16, tiled or ", slow_name);
+  throw_input_error(setting.named, ": expected gemm, gemm_causal, gemm_causal_bf16, flash, flash_bf16, tiled or ", slow_name);
+}
+
+// The batched products' kernels (gemm_attention).
+bool uses_gemm(AttentionKernels kernels) {
+  return kernels == AttentionKernels::kGemm || runs_causal_blocks(kernels);
 }
 
 }  // namespace
@@ -702,6 +708,7 @@ const char* attention_kernels_name(AttentionKernels kernels) {
   switch (kernels) {
     case AttentionKernels::kGemm: return "gemm";
     case AttentionKernels::kGemmCausal: return "gemm_causal";
+    case AttentionKernels::kGemmCausalBf16: return "gemm_causal_bf16";
     case AttentionKernels::kFlash: return "flash";
     case AttentionKernels::kFlashBf16: return "flash_bf16";
     case AttentionKernels::kTiled: return "tiled";
@@ -732,6 +739,14 @@ AttentionKernels attention_backward_requested(const std::string& configured) {
                            AttentionKernels::kReference);
 }
 
+int64_t CudaOps::gemm_query_block(AttentionKernels kernels, int64_t t) const {
+  return runs_causal_blocks(kernels) ? causal_query_block_ : t;
+}
+
+bool CudaOps::gemm_bf16_operands(AttentionKernels kernels) const {
+  return kernels == AttentionKernels::kGemmCausalBf16 && weight_storage_ == CudaWeightStorage::kBf16;
+}
+
 void CudaOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length, const Tensor& key_valid,
                         Tensor& out) {
   const char* op = "attention";
@@ -745,11 +760,9 @@ void CudaOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, int64
     return;
   }
   // Where the flash kernels do not apply, the batched products run.
-  const bool forward_gemm = forward_attention_ == AttentionKernels::kGemm ||
-                            forward_attention_ == AttentionKernels::kGemmCausal || flash;
-  if (forward_gemm && gemm_attention_fits(s.batch, s.heads, s.t, s.length)) {
+  if ((uses_gemm(forward_attention_) || flash) && gemm_attention_fits(s.batch, s.heads, s.t, s.length)) {
     gemm_attention(q, k, v, length, key_valid, nullptr, &out, nullptr, nullptr, nullptr,
-                   forward_attention_ == AttentionKernels::kGemmCausal ? causal_query_block_ : s.t);
+                   gemm_query_block(forward_attention_, s.t), gemm_bf16_operands(forward_attention_));
     return;
   }
   if (s.d <= kTiledMaxHeadDim && forward_attention_ != AttentionKernels::kSimple) {
@@ -794,11 +807,9 @@ void CudaOps::attention_backward(const Tensor& dout, const Tensor& q, const Tens
     return;
   }
   // Where the flash kernels do not apply, the batched products run.
-  const bool backward_gemm = backward_attention_ == AttentionKernels::kGemm ||
-                             backward_attention_ == AttentionKernels::kGemmCausal || flash;
-  if (backward_gemm && gemm_attention_fits(s.batch, s.heads, s.t, s.length)) {
+  if ((uses_gemm(backward_attention_) || flash) && gemm_attention_fits(s.batch, s.heads, s.t, s.length)) {
     gemm_attention(q, k, v, length, key_valid, &dout, nullptr, &dq, &dk, &dv,
-                   backward_attention_ == AttentionKernels::kGemmCausal ? causal_query_block_ : s.t);
+                   gemm_query_block(backward_attention_, s.t), gemm_bf16_operands(backward_attention_));
     return;
   }
   // Per query: log-sum-exp of the scores and D = sum_j P_j dP_j, read by the key pass.

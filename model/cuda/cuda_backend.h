@@ -27,25 +27,31 @@ namespace xcomp::cuda {
 // over blocks of queries (kCausalQueryBlock, or XCOMP_CUDA_CAUSAL_BLOCK), each
 // multiplying only the keys its queries can see (about 64% of the causal square at 480
 // tokens; on an H200 at LLaMA-3-8B's shape 0.41 ms less a layer than kGemm, forward and
-// backward, encoder and decoder, see the README); kTiled: the flash-style CUDA-core kernels;
+// backward, encoder and decoder, see the README); kGemmCausalBf16: kGemmCausal's products
+// on bf16 copies of their operands, P and dS rounded to bf16 (with bf16 weights; with fp32
+// ones kGemmCausal runs); kTiled: the flash-style CUDA-core kernels;
 // kSimple (forward) / kReference (backward): one block per query or key entry. The
 // slower ones stay as cross-checks and fallbacks. kFlash: the flash kernels on tensor
 // cores (TF32 operands; cuda_attention_flash.cu), kFlashBf16 the same with bf16 operands
 // (as PyTorch's bf16 attention: twice the tensor-core rate), with bf16 weights and
 // head_dim <= 128 (else kGemm runs); opt-in: on an H200 they take 2 to 4 times kGemm's
 // time (README, "GPU").
-enum class AttentionKernels { kGemm, kGemmCausal, kFlash, kFlashBf16, kTiled, kSimple, kReference };
+enum class AttentionKernels { kGemm, kGemmCausal, kGemmCausalBf16, kFlash, kFlashBf16, kTiled, kSimple, kReference };
 constexpr int64_t kCausalQueryBlock = 128;
+// Whether these kernels take their queries in causal blocks (gemm_causal's two forms).
+inline bool runs_causal_blocks(AttentionKernels kernels) {
+  return kernels == AttentionKernels::kGemmCausal || kernels == AttentionKernels::kGemmCausalBf16;
+}
 
-// The attention kernels (cuda.attention, XCOMP_CUDA_ATTENTION: gemm, gemm_causal, flash,
-// flash_bf16, tiled or simple; cuda.attention_backward, XCOMP_CUDA_ATTENTION_BACKWARD:
+// The attention kernels (cuda.attention, XCOMP_CUDA_ATTENTION: gemm, gemm_causal,
+// gemm_causal_bf16, flash, flash_bf16, tiled or simple; cuda.attention_backward, XCOMP_CUDA_ATTENTION_BACKWARD:
 // the same with reference for simple); neither set gives kGemmCausal, anything else is
 // an input error naming where it came from. Defined with the kernels in cuda_attention.cu.
 AttentionKernels attention_forward_requested(const std::string& configured = "");
 AttentionKernels attention_backward_requested(const std::string& configured = "");
 // The setting's name of each choice ("gemm", "flash_bf16", ...; "simple", "reference").
 const char* attention_kernels_name(AttentionKernels kernels);
-// Queries per block for kGemmCausal (cuda.causal_block where positive, else
+// Queries per block for kGemmCausal and kGemmCausalBf16 (cuda.causal_block where positive, else
 // XCOMP_CUDA_CAUSAL_BLOCK, a positive integer; neither gives kCausalQueryBlock), so a GPU
 // run can compare block sizes without a rebuild.
 int64_t causal_query_block_requested(int64_t configured = 0);
@@ -133,9 +139,12 @@ class CudaOps final : public Ops {
   Tensor to_bf16(const Tensor& x);
   // Attention through batched cuBLAS products (cuda_attention_gemm.cu): the forward when
   // dout is null (writes *out), else the backward (writes *dq, adds into *dk and *dv).
-  // Queries go in blocks of `query_block` (T or more: one block over every key).
+  // Queries go in blocks of `query_block` (T or more: one block over every key); the
+  // products take bf16 operands (P and dS rounded to bf16) with bf16_operands, else fp32
+  // ones (TF32 with bf16 weights).
   void gemm_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length, const Tensor& key_valid,
-                      const Tensor* dout, Tensor* out, Tensor* dq, Tensor* dk, Tensor* dv, int64_t query_block);
+                      const Tensor* dout, Tensor* out, Tensor* dq, Tensor* dk, Tensor* dv, int64_t query_block,
+                      bool bf16_operands);
   // Attention through the tensor-core flash kernels (cuda_attention_flash.cu), TF32 or
   // bf16 operands: out, or dq (written) and dk, dv (added to). head_dim must be
   // flash_attention_applies.
@@ -149,11 +158,16 @@ class CudaOps final : public Ops {
   bool flash_applies(int64_t head_dim) const {
     return weight_storage_ == CudaWeightStorage::kBf16 && flash_attention_applies(head_dim);
   }
+  // gemm_attention's query block and operands for these kernels: causal blocks for
+  // kGemmCausal and kGemmCausalBf16 (else one block of all `t` queries), bf16 operands for
+  // kGemmCausalBf16 with bf16 weights (with fp32 ones attention stays true fp32).
+  int64_t gemm_query_block(AttentionKernels kernels, int64_t t) const;
+  bool gemm_bf16_operands(AttentionKernels kernels) const;
   // Whether gemm_attention's score matrices fit its workspace limit.
   bool gemm_attention_fits(int64_t batch, int64_t heads, int64_t t, int64_t length) const;
   void attention_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
                       const void* const* a, int lda, const void* const* b, int ldb, float beta, void* const* c,
-                      int ldc, int count);
+                      int ldc, int count, cudaDataType ab_type);
 
   int device_;
   CudaWeightStorage weight_storage_;

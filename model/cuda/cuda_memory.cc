@@ -71,7 +71,7 @@ std::string CudaOps::configuration() const {
   std::string out = std::string("weights ") + (weight_storage_ == CudaWeightStorage::kBf16 ? "bf16" : "f32") +
                     ", attention " + attention_kernels_name(forward_attention_) + "/" +
                     attention_kernels_name(backward_attention_);
-  if (forward_attention_ == AttentionKernels::kGemmCausal || backward_attention_ == AttentionKernels::kGemmCausal)
+  if (runs_causal_blocks(forward_attention_) || runs_causal_blocks(backward_attention_))
     out += " (" + std::to_string(causal_query_block_) + "-query blocks)";
   out += std::string(", products ") + gemm_path_name(gemm_path_);
   const size_t arena = allocator_->arena_bytes();

@@ -22,7 +22,7 @@ int cuda_device_count();
 // XCOMP_CUDA_* variables take them: each one left empty (0) is that variable's, and where
 // the variable is unset too, the backend's default (model/cuda/cuda_backend.h).
 struct CudaKernelChoices {
-  std::string attention;           // XCOMP_CUDA_ATTENTION: gemm, gemm_causal, flash, flash_bf16, tiled, simple
+  std::string attention;           // XCOMP_CUDA_ATTENTION: gemm, gemm_causal(_bf16), flash(_bf16), tiled, simple
   std::string attention_backward;  // XCOMP_CUDA_ATTENTION_BACKWARD: the same, or reference for simple
   int64_t causal_block = 0;        // XCOMP_CUDA_CAUSAL_BLOCK: queries per block of gemm_causal
   std::string gemm;                // XCOMP_CUDA_GEMM: cublas, lt, lt_tuned

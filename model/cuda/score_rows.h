@@ -15,10 +15,16 @@
 // Lane l owns entries l, l + 32, l + 64, ... of its row; its partial sums run over them
 // in that order, then combine across lanes by the butterfly of shuffle_xor(16, 8, 4, 2,
 // 1), as block_reduce.cuh's warp_sum.
+//
+// Both read fp32 score rows and write their result as float (in place, the fp32
+// products' path) or as bf16 into rows of their own (Bf16Bits: the bf16 products read
+// P and dS rounded, as PyTorch's bf16 attention does); the softmax backward reads P as
+// either. The arithmetic is fp32 either way, rounded once, at the store.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #if defined(__CUDACC__)
@@ -82,6 +88,45 @@ template <class F> void with_row_registers(int64_t length, F&& f) {
   }
 }
 
+// A bf16 entry as its bits (cuBLAS reads such rows as CUDA_R_16BF; the host emulation
+// has no __nv_bfloat16). A distinct type, so that an entry's load and store know it.
+struct Bf16Bits {
+  uint16_t bits;
+};
+
+XCOMP_ROWS_FN uint32_t float_bits(float x) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(x);
+#else
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  return bits;
+#endif
+}
+
+XCOMP_ROWS_FN float float_of_bits(uint32_t bits) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(bits);
+#else
+  float x;
+  std::memcpy(&x, &bits, sizeof x);
+  return x;
+#endif
+}
+
+// Rounded to nearest even, as __float2bfloat16_rn and model/half.h's f32_to_bf16 (a NaN
+// stays a quiet NaN).
+XCOMP_ROWS_FN Bf16Bits to_bf16(float x) {
+  const uint32_t bits = float_bits(x);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return Bf16Bits{static_cast<uint16_t>((bits >> 16) | 0x40)};
+  return Bf16Bits{static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16)};
+}
+
+XCOMP_ROWS_FN float load_entry(const float* p) { return *p; }
+XCOMP_ROWS_FN float load_entry(const Bf16Bits* p) { return float_of_bits(uint32_t{p->bits} << 16); }
+XCOMP_ROWS_FN void store_entry(float* p, float x) { *p = x; }
+XCOMP_ROWS_FN void store_entry(Bf16Bits* p, float x) { *p = to_bf16(x); }
+
 template <class Ex> XCOMP_ROWS_BODY_FN float warp_sum(const Ex& ex, float value) {
 XCOMP_ROWS_UNROLL
   for (int offset = 16; offset > 0; offset /= 2) value += ex.shuffle_xor(value, offset);
@@ -94,18 +139,21 @@ XCOMP_ROWS_UNROLL
   return value;
 }
 
-// In place over score row `row`, up to its block's keys: the masked softmax (0 for keys
-// the query does not see; a row that sees none is all zeros, and so is its output).
-// Entries past the block's keys are neither read nor written. One warp's call, every
-// lane; rows of up to 32 x kPerLane keys.
-template <int kPerLane, class Ex>
+// Score row `row` of `scores` into the same row of `probabilities` (the same rows, in
+// place, where P is float), up to its block's keys: the masked softmax (0 for keys the
+// query does not see; a row that sees none is all zeros, and so is its output). Entries
+// past the block's keys are neither read nor written. One warp's call, every lane; rows
+// of up to 32 x kPerLane keys.
+template <int kPerLane, class Ex, class P>
 XCOMP_ROWS_BODY_FN void masked_softmax_row_in_registers(const Ex& ex, const GemmAttentionShape& s,
-                                                   const int32_t* key_valid, float* scores, int64_t row) {
+                                                   const int32_t* key_valid, const float* scores, P* probabilities,
+                                                   int64_t row) {
   const int lane = ex.lane();
   const int64_t t = row % s.t, b = row / (s.t * s.heads);
   const int64_t n = visible_keys(s, t), columns = block_keys(s, t);
   const int32_t* valid = key_valid + b * s.capacity;
-  float* x = scores + row * s.score_stride;
+  const float* x = scores + row * s.score_stride;
+  P* y = probabilities + row * s.score_stride;
   float value[kPerLane];
   bool seen[kPerLane];
 XCOMP_ROWS_UNROLL
@@ -122,7 +170,7 @@ XCOMP_ROWS_UNROLL
   if (max_score == -INFINITY) {
 XCOMP_ROWS_UNROLL
     for (int i = 0; i < kPerLane; ++i)
-      if (lane + 32 * int64_t{i} < columns) x[lane + 32 * int64_t{i}] = 0.f;
+      if (lane + 32 * int64_t{i} < columns) store_entry(y + lane + 32 * int64_t{i}, 0.f);
     return;
   }
   float sum = 0.f;
@@ -134,52 +182,55 @@ XCOMP_ROWS_UNROLL
   const float inv = 1.0f / warp_sum(ex, sum);
 XCOMP_ROWS_UNROLL
   for (int i = 0; i < kPerLane; ++i)
-    if (lane + 32 * int64_t{i} < columns) x[lane + 32 * int64_t{i}] = value[i] * inv;
+    if (lane + 32 * int64_t{i} < columns) store_entry(y + lane + 32 * int64_t{i}, value[i] * inv);
 }
 
-// The same for rows of any length.
-template <class Ex>
+// The same for rows of any length: three passes over the row, the exponentials computed
+// again in the last (the same values; a float row would take them in place, but a bf16
+// one must not be rounded twice).
+template <class Ex, class P>
 XCOMP_ROWS_BODY_FN void masked_softmax_row_looped(const Ex& ex, const GemmAttentionShape& s, const int32_t* key_valid,
-                                             float* scores, int64_t row) {
+                                             const float* scores, P* probabilities, int64_t row) {
   const int lane = ex.lane();
   const int64_t t = row % s.t, b = row / (s.t * s.heads);
   const int64_t n = visible_keys(s, t), columns = block_keys(s, t);
   const int32_t* valid = key_valid + b * s.capacity;
-  float* x = scores + row * s.score_stride;
+  const float* x = scores + row * s.score_stride;
+  P* y = probabilities + row * s.score_stride;
   float max_score = -INFINITY;
   for (int64_t j = lane; j < n; j += 32)
     if (valid[j]) max_score = fmaxf(max_score, x[j]);
   max_score = warp_max(ex, max_score);
   if (max_score == -INFINITY) {
-    for (int64_t j = lane; j < columns; j += 32) x[j] = 0.f;
+    for (int64_t j = lane; j < columns; j += 32) store_entry(y + j, 0.f);
     return;
   }
   float sum = 0.f;
-  for (int64_t j = lane; j < columns; j += 32) {
-    const float e = j < n && valid[j] ? expf(x[j] - max_score) : 0.f;
-    x[j] = e;
-    sum += e;
-  }
+  for (int64_t j = lane; j < columns; j += 32) sum += j < n && valid[j] ? expf(x[j] - max_score) : 0.f;
   const float inv = 1.0f / warp_sum(ex, sum);
-  for (int64_t j = lane; j < columns; j += 32) x[j] *= inv;  // the entries this lane wrote
+  for (int64_t j = lane; j < columns; j += 32)  // each lane reads its entries before it writes them
+    store_entry(y + j, (j < n && valid[j] ? expf(x[j] - max_score) : 0.f) * inv);
 }
 
-// In place over row `row` of `grads` (dP on entry): dS = scale * P * (dP - sum_j P_j dP_j),
-// the gradient with respect to the unscaled products q . k; up to the block's keys (past
-// them dP was never written). One warp's call; rows of up to 32 x kPerLane keys.
-template <int kPerLane, class Ex>
+// Row `row` of dS = scale * P * (dP - sum_j P_j dP_j), the gradient with respect to the
+// unscaled products q . k, from P (float or bf16) and dP (float; past the block's keys
+// never written) into `grads` (float in place of dP, or bf16 rows of their own); up to
+// the block's keys. One warp's call; rows of up to 32 x kPerLane keys.
+template <int kPerLane, class Ex, class P, class G>
 XCOMP_ROWS_BODY_FN void softmax_backward_row_in_registers(const Ex& ex, const GemmAttentionShape& s, float scale,
-                                                     const float* probabilities, float* grads, int64_t row) {
+                                                     const P* probabilities, const float* dp, G* grads,
+                                                     int64_t row) {
   const int lane = ex.lane();
   const int64_t columns = block_keys(s, row % s.t);
-  const float* p = probabilities + row * s.score_stride;
-  float* g = grads + row * s.score_stride;
+  const P* p = probabilities + row * s.score_stride;
+  const float* dp_row = dp + row * s.score_stride;
+  G* g = grads + row * s.score_stride;
   float p_value[kPerLane], g_value[kPerLane];
 XCOMP_ROWS_UNROLL
   for (int i = 0; i < kPerLane; ++i) {
     const int64_t j = lane + 32 * int64_t{i};
-    p_value[i] = j < columns ? p[j] : 0.f;
-    g_value[i] = j < columns ? g[j] : 0.f;
+    p_value[i] = j < columns ? load_entry(p + j) : 0.f;
+    g_value[i] = j < columns ? dp_row[j] : 0.f;
   }
   float dot = 0.f;
 XCOMP_ROWS_UNROLL
@@ -188,21 +239,23 @@ XCOMP_ROWS_UNROLL
   dot = warp_sum(ex, dot);
 XCOMP_ROWS_UNROLL
   for (int i = 0; i < kPerLane; ++i)
-    if (lane + 32 * int64_t{i} < columns) g[lane + 32 * int64_t{i}] = scale * p_value[i] * (g_value[i] - dot);
+    if (lane + 32 * int64_t{i} < columns)
+      store_entry(g + lane + 32 * int64_t{i}, scale * p_value[i] * (g_value[i] - dot));
 }
 
 // The same for rows of any length.
-template <class Ex>
+template <class Ex, class P, class G>
 XCOMP_ROWS_BODY_FN void softmax_backward_row_looped(const Ex& ex, const GemmAttentionShape& s, float scale,
-                                               const float* probabilities, float* grads, int64_t row) {
+                                               const P* probabilities, const float* dp, G* grads, int64_t row) {
   const int lane = ex.lane();
   const int64_t columns = block_keys(s, row % s.t);
-  const float* p = probabilities + row * s.score_stride;
-  float* g = grads + row * s.score_stride;
+  const P* p = probabilities + row * s.score_stride;
+  const float* dp_row = dp + row * s.score_stride;
+  G* g = grads + row * s.score_stride;
   float dot = 0.f;
-  for (int64_t j = lane; j < columns; j += 32) dot += p[j] * g[j];
+  for (int64_t j = lane; j < columns; j += 32) dot += load_entry(p + j) * dp_row[j];
   dot = warp_sum(ex, dot);
-  for (int64_t j = lane; j < columns; j += 32) g[j] = scale * p[j] * (g[j] - dot);
+  for (int64_t j = lane; j < columns; j += 32) store_entry(g + j, scale * load_entry(p + j) * (dp_row[j] - dot));
 }
 
 }  // namespace xcomp::score_rows

@@ -140,6 +140,19 @@ TEST(CompressorOnCudaWithFlashAttention, LossAndEveryGradientMatchTheCpuBackend)
       }
 }
 
+// The batched products on bf16 operands as attention's backward (gemm_causal_bf16 beside
+// the TF32 gemm_causal forward), keeping and recomputing the activations: the CPU model
+// of their arithmetic kept the step within the budget with the GPU's other roundings
+// (tests/unit/bf16_product_attention_test.cc: 0.144 K/V, 0.100 embedding).
+TEST(CompressorOnCudaWithBf16ProductBackward, LossAndEveryGradientMatchTheCpuBackend) {
+  for (const CompressorMode mode : {CompressorMode::kKeyValue, CompressorMode::kEmbedding})
+    for (const ActivationMemory activations : {ActivationMemory::kKeep, ActivationMemory::kRecompute}) {
+      SCOPED_TRACE(std::string(mode == CompressorMode::kKeyValue ? "kv" : "embedding") +
+                   (activations == ActivationMemory::kKeep ? ", kept" : ", recomputed"));
+      check_step_against_cpu(mode, CudaWeightStorage::kBf16, 1.0f, activations, "gemm_causal", "gemm_causal_bf16");
+    }
+}
+
 // The step with its tensors in a memory arena (XCOMP_CUDA_ARENA) instead of the caching
 // allocator: the same numbers.
 TEST(CompressorOnCudaInAnArena, LossAndEveryGradientMatchTheCpuBackend) {

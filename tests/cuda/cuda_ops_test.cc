@@ -626,6 +626,26 @@ TEST_P(CudaAttentionTest, GemmCausalWithBf16WeightsMatchesCpuToTf32) {
   check_forward_and_backward(*gpu, std::string(c.name) + "_gemm_causal_tf32", kBf16Tolerance, kBf16Tolerance);
 }
 
+// gemm_causal's products on bf16 copies of q, k, v and dout, with P and dS rounded to
+// bf16 by the row kernels: the flash_bf16 kernels' rounding points (each operand 2^-9
+// relative, two products deep), so their bound. The row kernels' bf16 stores are checked
+// to the bit in the unit suite's emulation (tests/unit/score_rows_emulated_test.cc).
+TEST_P(CudaAttentionTest, GemmCausalBf16MatchesCpuToBf16) {
+  const AttentionCase c = GetParam();
+  std::unique_ptr<Ops> gpu = attention_backend("gemm_causal_bf16", "gemm_causal_bf16");
+  check_forward_and_backward(*gpu, std::string(c.name) + "_gemm_causal_bf16", 2 * kBf16Tolerance,
+                             2 * kBf16Tolerance);
+}
+
+// With fp32 weights attention stays true fp32: gemm_causal_bf16 runs gemm_causal's fp32
+// products, to the fp32 bounds (a bf16 operand would miss them by far).
+TEST_P(CudaAttentionTest, GemmCausalBf16WithF32WeightsRunsTheFp32Products) {
+  const AttentionCase c = GetParam();
+  std::unique_ptr<Ops> gpu = attention_backend("gemm_causal_bf16", "gemm_causal_bf16", CudaWeightStorage::kF32);
+  check_forward_and_backward(*gpu, std::string(c.name) + "_gemm_causal_bf16_f32",
+                             c.length > 1024 ? kLongSumTolerance : kF32Tolerance, kLongSumTolerance);
+}
+
 // The flash kernels on tensor cores (XCOMP_CUDA_ATTENTION=flash): TF32 products, as the
 // default's with bf16 weights, so the same bound. (The unit suite runs the same kernel code
 // in a CPU emulation of the thread blocks: tests/unit/flash_attention_emulated_test.cc.)

@@ -5,7 +5,8 @@
 // query blocks, rows longer than 1024 keys and rows padded to the score stride. Each
 // form must give, to the bit, a plain loop of the same arithmetic (the kernels promise
 // the same results whichever form runs), touch no entry past its block's keys, and be a
-// softmax (its gradient) to within fp32 rounding of double precision. What this cannot
+// softmax (its gradient) to within fp32 rounding of double precision; written into bf16
+// rows (the bf16 products' path), the same values rounded once. What this cannot
 // see: the GPU's speed and its memory faults; the cuda tests run these kernels inside
 // the attention op there.
 #include <gtest/gtest.h>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "model/cuda/score_rows.h"
+#include "model/half.h"
 #include "tests/emulated_thread_block.h"
 
 namespace xcomp {
@@ -147,33 +149,57 @@ template <class F> void with_per_lane(int per_lane, F&& f) {
   }
 }
 
-void emulated_softmax(const Form& form, const GemmAttentionShape& s, const int32_t* valid, float* scores) {
+// The softmax of `scores` into `probabilities` (the same rows where P is float).
+template <class P>
+void emulated_softmax(const Form& form, const GemmAttentionShape& s, const int32_t* valid, const float* scores,
+                      P* probabilities) {
   if (form.per_lane == 0) {
     emulate_rows(s, [&](const auto& ex, int64_t row) {
-      score_rows::masked_softmax_row_looped(ex, s, valid, scores, row);
+      score_rows::masked_softmax_row_looped(ex, s, valid, scores, probabilities, row);
     });
     return;
   }
   with_per_lane(form.per_lane, [&](auto per_lane) {
     emulate_rows(s, [&](const auto& ex, int64_t row) {
-      score_rows::masked_softmax_row_in_registers<decltype(per_lane)::value>(ex, s, valid, scores, row);
+      score_rows::masked_softmax_row_in_registers<decltype(per_lane)::value>(ex, s, valid, scores, probabilities,
+                                                                             row);
     });
   });
 }
 
-void emulated_softmax_backward(const Form& form, const GemmAttentionShape& s, float scale, const float* p,
-                               float* g) {
+// dS from P and dP into `g` (dP's rows where dS is float).
+template <class P, class G>
+void emulated_softmax_backward(const Form& form, const GemmAttentionShape& s, float scale, const P* p,
+                               const float* dp, G* g) {
   if (form.per_lane == 0) {
     emulate_rows(s, [&](const auto& ex, int64_t row) {
-      score_rows::softmax_backward_row_looped(ex, s, scale, p, g, row);
+      score_rows::softmax_backward_row_looped(ex, s, scale, p, dp, g, row);
     });
     return;
   }
   with_per_lane(form.per_lane, [&](auto per_lane) {
     emulate_rows(s, [&](const auto& ex, int64_t row) {
-      score_rows::softmax_backward_row_in_registers<decltype(per_lane)::value>(ex, s, scale, p, g, row);
+      score_rows::softmax_backward_row_in_registers<decltype(per_lane)::value>(ex, s, scale, p, dp, g, row);
     });
   });
+}
+
+using Bf16Rows = std::vector<score_rows::Bf16Bits>;
+
+// bf16 rows filled with kUntouched, rounded.
+Bf16Rows untouched_bf16_rows(const GemmAttentionShape& s) {
+  return Bf16Rows(score_rows::score_rows_of(s) * s.score_stride, score_rows::Bf16Bits{f32_to_bf16(kUntouched)});
+}
+
+// Entries of `got` whose bits differ from `want`'s rounded to bf16 (model/half.h), with
+// the first one named.
+std::string bf16_differences(const Bf16Rows& got, const std::vector<float>& want) {
+  int64_t count = 0, first = -1;
+  for (size_t i = 0; i < got.size(); ++i)
+    if (got[i].bits != f32_to_bf16(want[i]) && count++ == 0) first = static_cast<int64_t>(i);
+  if (count == 0) return "";
+  return std::to_string(count) + " entries, first " + std::to_string(first) + ": " +
+         std::to_string(bf16_to_f32(got[first].bits)) + " against " + std::to_string(want[first]);
 }
 
 // Entries that differ in their bits, with the first one named.
@@ -213,8 +239,26 @@ TEST_P(ScoreRowsTest, SoftmaxFormsGiveTheSameBitsAndASoftmax) {
 
   for (const Form& form : forms_for(s.length)) {
     std::vector<float> got = scores;
-    emulated_softmax(form, s, valid.data(), got.data());
+    emulated_softmax(form, s, valid.data(), got.data(), got.data());
     EXPECT_EQ(bitwise_differences(got, want), "") << form.name;  // kUntouched past the block keys included
+  }
+}
+
+// The bf16 products' path (gemm_causal_bf16): P into bf16 rows of its own is the float
+// softmax rounded once, the scores left as they were, nothing past the block keys written.
+TEST_P(ScoreRowsTest, SoftmaxIntoBf16RowsIsTheFloatSoftmaxRounded) {
+  const RowsCase& c = GetParam();
+  const GemmAttentionShape s = shape_of(c);
+  const std::vector<int32_t> valid = key_valid_of(c, s);
+  const std::vector<float> scores = random_rows(s, 7);
+  std::vector<float> want = scores;
+  reference_softmax(s, valid.data(), want.data());
+  for (const Form& form : forms_for(s.length)) {
+    Bf16Rows got = untouched_bf16_rows(s);
+    std::vector<float> read = scores;
+    emulated_softmax(form, s, valid.data(), read.data(), got.data());
+    EXPECT_EQ(bf16_differences(got, want), "") << form.name;
+    EXPECT_EQ(bitwise_differences(read, scores), "") << form.name;
   }
 }
 
@@ -240,8 +284,34 @@ TEST_P(ScoreRowsTest, SoftmaxBackwardFormsGiveTheSameBitsAndTheGradient) {
 
   for (const Form& form : forms_for(s.length)) {
     std::vector<float> got = dp;
-    emulated_softmax_backward(form, s, scale, p.data(), got.data());
+    emulated_softmax_backward(form, s, scale, p.data(), got.data(), got.data());
     EXPECT_EQ(bitwise_differences(got, want), "") << form.name;
+  }
+}
+
+// The bf16 path's backward: P read from bf16 rows, dS written into bf16 rows of its own,
+// is the float backward of the rounded P, itself rounded once; dP is left as it was.
+TEST_P(ScoreRowsTest, SoftmaxBackwardBetweenBf16RowsIsTheFloatOneRounded) {
+  const RowsCase& c = GetParam();
+  const GemmAttentionShape s = shape_of(c);
+  const std::vector<int32_t> valid = key_valid_of(c, s);
+  std::vector<float> p = random_rows(s, 11);
+  reference_softmax(s, valid.data(), p.data());
+  Bf16Rows p16(p.size());
+  for (size_t i = 0; i < p.size(); ++i) {
+    p16[i].bits = f32_to_bf16(p[i]);
+    p[i] = bf16_to_f32(p16[i].bits);  // the reference reads what the kernel reads
+  }
+  const std::vector<float> dp = random_rows(s, 13);
+  const float scale = 0.125f;
+  std::vector<float> want = dp;
+  reference_softmax_backward(s, scale, p.data(), want.data());
+  for (const Form& form : forms_for(s.length)) {
+    Bf16Rows got = untouched_bf16_rows(s);
+    std::vector<float> read = dp;
+    emulated_softmax_backward(form, s, scale, p16.data(), read.data(), got.data());
+    EXPECT_EQ(bf16_differences(got, want), "") << form.name;
+    EXPECT_EQ(bitwise_differences(read, dp), "") << form.name;
   }
 }
 
@@ -267,6 +337,19 @@ TEST(ScoreRows, RowRegistersAreTheFewestThatHoldTheRow) {
   EXPECT_EQ(score_rows::row_registers(497), 16);  // LLaMA-3-8B's decoder: 481 tokens after 16
   EXPECT_EQ(score_rows::row_registers(1024), 32);
   EXPECT_EQ(score_rows::row_registers(1025), 0);
+}
+
+TEST(ScoreRows, Bf16RoundingIsModelHalfs) {
+  const std::vector<float> values{0.f,       -0.f,          1.f,      1.00390625f, 1.01171875f, 3.14159f,
+                                  -2.71828f, 1e-40f,        3.4e38f,  INFINITY,    -INFINITY,   NAN,
+                                  0.0078125f, 1.0f / 3.0f, 65504.f, -1e-3f};
+  for (float x : values) {
+    EXPECT_EQ(score_rows::to_bf16(x).bits, f32_to_bf16(x)) << x;
+    const score_rows::Bf16Bits rounded = score_rows::to_bf16(x);
+    if (!std::isnan(x)) {
+      EXPECT_EQ(score_rows::load_entry(&rounded), bf16_to_f32(f32_to_bf16(x))) << x;
+    }
+  }
 }
 
 TEST(ScoreRows, RowsStartAtMultiplesOf16Floats) {
