@@ -18,25 +18,8 @@
 // Either way the scores, dP, the softmax and its backward are fp32, and every product
 // accumulates in fp32.
 //
-// The layouts (row-major, as Ops::attention): q, out, dout, dq [B, T, H, D]; k, v, dk, dv
-// [B, capacity, kv_heads, D]; query t sees keys [0, length - T + t] whose key_valid is set.
-// cuBLAS is column-major: a row-major [R, C] block with row stride ld is a column-major
-// [C, R] one with leading dimension ld. For (row b, head h, kv head kh = h / group):
-//   S^T [length, T]  = K (D x length)^T . Q (D x T)       gemm(T, N, length, T, D)
-//   out^T [D, T]     = V (D x length) . P^T (length x T)  gemm(N, N, D, T, length)
-//   dP^T [length, T] = V^T . dout                         gemm(T, N, length, T, D)
-//   dq^T [D, T]      = K . dS^T                           gemm(N, N, D, T, length)
-//   dk^T [D, length] += Q (D x T) . dS (T x length)       gemm(N, T, D, length, T)
-//   dv^T [D, length] += dout . P                          gemm(N, T, D, length, T)
-// The last two sum over the `group` query heads of a kv head: one batched call per head of
-// the group (the calls of one batch must not write the same output), each adding.
-//
-// Causal query blocks (query_block < T, AttentionKernels::kGemmCausal): queries
-// [t0, t1) see at most keys [0, length - T + t1), so each block's products run over
-// those keys only (the m, n or k above that is `length` becomes that count, and the
-// block's rows of q, out, dout, dq and of the score matrices are offset by t0). Entries
-// of a score row past its block's keys are never written nor read; with one block the
-// calls are the ones above.
+// The products, their order and the pointer tables' layout are gemm_attention_plan.h's
+// (the unit suite runs the same plan on the CPU); this file runs them through cuBLAS.
 #include <cuda_bf16.h>
 #include <glog/logging.h>
 
@@ -49,6 +32,7 @@
 #include "model/cuda/cuda_backend.h"
 #include "model/cuda/cuda_check.h"
 #include "model/cuda/device_thread.cuh"
+#include "model/cuda/gemm_attention_plan.h"
 #include "model/cuda/score_rows.h"
 
 namespace xcomp::cuda {
@@ -60,45 +44,35 @@ constexpr int kRowsPerBlock = 8;  // one warp per query row
 constexpr int64_t kMaxWorkspaceBytes = int64_t{6} << 30;
 
 using score_rows::GemmAttentionShape;
-using score_rows::block_keys;
 using score_rows::score_row_stride;
 using score_rows::score_rows_of;
 
-// The pointer tables of one call, entry i = (g * batch + b) * kv_heads + kh for query head
-// h = kh * group + g: the first batch x heads entries cover every (row, head), and the
-// batch x kv_heads entries from g * batch * kv_heads on are head g of each group. One set
-// of tables per query block, pointing at the block's first query.
-//   kQ, kK, kV, kDout: the products' operands (the fp32 tensors, or their bf16 copies);
-//   kOut, kDq, kDk, kDv: the fp32 results;
-//   kScores: S, fp32, as the first product writes it (on the fp32 path P in place after);
-//   kProbabilities: P as the products read it (kScores's rows, or bf16 rows of its own);
-//   kDp: dP, fp32, as its product writes it (the fp32 path's gradient rows, dS in place
-//        after; the bf16 path's kScores rows, S being spent by then);
-//   kDs: dS as the products read it (kDp's rows, or bf16 rows of their own).
-enum Table { kQ, kK, kV, kDout, kOut, kDq, kDk, kDv, kScores, kProbabilities, kDp, kDs, kPointerTables };
+using gemm_attention::kTables;
+using gemm_attention::Table;
 
-// Each table's base (null where the call has none) and the bytes of its entries.
+// Each table's base (null where the call has none) and the bytes of its entries; with
+// head_major_operands the kQ and kDout operands are laid out [B, H, T, D] (the bf16
+// copies), else [B, T, H, D] as q and dout.
 struct TableBases {
-  const char* at[kPointerTables] = {};
-  int element_bytes[kPointerTables] = {};
+  const char* at[kTables] = {};
+  int element_bytes[kTables] = {};
+  bool head_major_operands = false;
 };
 
+// Every block's tables: entry i of block `block`'s table `table` at
+// tables[(block * kTables + table) * count + i], count = batch x heads.
 __global__ void fill_pointer_tables(GemmAttentionShape s, int64_t blocks, TableBases base, const void** tables) {
   const int64_t count = s.batch * s.heads;
   const int64_t entry = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
   if (entry >= count * blocks) return;
-  const int64_t i = entry % count, block = entry / count, t0 = block * s.query_block;
-  const int64_t kh = i % s.kv_heads, b = (i / s.kv_heads) % s.batch, g = i / (s.kv_heads * s.batch);
-  const int64_t h = kh * s.group + g;
-  const int64_t query_at = ((b * s.t + t0) * s.heads + h) * s.d, key_at = (b * s.capacity * s.kv_heads + kh) * s.d;
-  const int64_t scores_at = ((b * s.heads + h) * s.t + t0) * s.score_stride;
-  const void** block_tables = tables + block * kPointerTables * count;
-  auto put = [&](Table table, int64_t at) {
-    block_tables[table * count + i] = base.at[table] ? base.at[table] + at * base.element_bytes[table] : nullptr;
-  };
-  put(kQ, query_at), put(kDout, query_at), put(kOut, query_at), put(kDq, query_at);
-  put(kK, key_at), put(kV, key_at), put(kDk, key_at), put(kDv, key_at);
-  put(kScores, scores_at), put(kProbabilities, scores_at), put(kDp, scores_at), put(kDs, scores_at);
+  const int64_t i = entry % count, block = entry / count;
+  for (int table = 0; table < kTables; ++table) {
+    const char* at = base.at[table];
+    tables[(block * kTables + table) * count + i] =
+        at ? at + gemm_attention::table_offset(s, base.head_major_operands, table, block, i) *
+                      base.element_bytes[table]
+           : nullptr;
+  }
 }
 
 // Entries [0, length) of each row of a key/value store [B, capacity, kv_heads, D] in
@@ -110,6 +84,19 @@ __global__ void key_rows_to_bf16_kernel(const float* x, int64_t batch, int64_t r
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
     const int64_t at = i / row_elements * capacity_elements + i % row_elements;
     y[at] = __float2bfloat16_rn(x[at]);
+  }
+}
+
+// x [B, T, H, D] in bf16 as [B, H, T, D]: each (row, head)'s queries one matrix with rows
+// D apart, so that a kv head's `group` query heads are one matrix of group x T rows (the
+// key and value gradients' products run over all of them at once).
+__global__ void queries_to_head_major_bf16_kernel(const float* x, int64_t batch, int64_t t, int64_t heads, int64_t d,
+                                                  __nv_bfloat16* y) {
+  const int64_t n = batch * heads * t * d;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t e = i % d, row = i / d;  // row = (b * heads + h) * t + ti
+    const int64_t ti = row % t, h = row / t % heads, b = row / (t * heads);
+    y[i] = __float2bfloat16_rn(x[((b * t + ti) * heads + h) * d + e]);
   }
 }
 
@@ -218,6 +205,7 @@ void CudaOps::attention_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, 
 void CudaOps::gemm_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length,
                              const Tensor& key_valid, const Tensor* dout, Tensor* out, Tensor* dq, Tensor* dk,
                              Tensor* dv, int64_t query_block, bool bf16_operands) {
+  using namespace gemm_attention;
   const char* op = dout ? "attention_backward" : "attention";
   GemmAttentionShape s;
   s.batch = q.dim(0), s.t = q.dim(1), s.heads = q.dim(2), s.d = q.dim(3);
@@ -225,20 +213,21 @@ void CudaOps::gemm_attention(const Tensor& q, const Tensor& k, const Tensor& v, 
   CHECK_GT(query_block, 0) << op << ": query block " << query_block;
   s.query_block = std::min(query_block, s.t);
   s.score_stride = score_row_stride(s.length);
-  const int64_t blocks = (s.t + s.query_block - 1) / s.query_block;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(s.d));  // as the CPU backend computes it
-  const int64_t count = s.batch * s.heads, group_count = s.batch * s.kv_heads;
-  const int ld_scores = checked_int(s.score_stride, op), d = checked_int(s.d, op);
-  const int ld_query = checked_int(s.heads * s.d, op), ld_key = checked_int(s.kv_heads * s.d, op);
-  const cudaDataType ab_type = bf16_operands ? CUDA_R_16BF : CUDA_R_32F;
-  const int operand_bytes = bf16_operands ? 2 : 4;
+  s.zero_to_length = bf16_operands;
+  const int64_t blocks = query_blocks_of(s), count = s.batch * s.heads;
   const Shape score_shape{s.batch, s.heads, s.t, s.score_stride};
 
-  // The operands: the fp32 tensors, or bf16 copies of the entries the products read.
+  // The operands: the fp32 tensors, or bf16 copies of the entries the products read (q
+  // and dout head-major).
   Tensor q16, k16, v16, dout16;
   if (bf16_operands) {
-    q16 = to_bf16(q);
-    if (dout) dout16 = to_bf16(*dout);
+    for (auto [from, to] : {std::pair{&q, &q16}, std::pair{dout, &dout16}}) {
+      if (from == nullptr) continue;
+      *to = empty({s.batch, s.heads, s.t, s.d}, DType::BF16);
+      queries_to_head_major_bf16_kernel<<<elementwise_blocks(from->numel(), 256), 256, 0, stream_>>>(
+          static_cast<const float*>(from->raw()), s.batch, s.t, s.heads, s.d, static_cast<__nv_bfloat16*>(to->raw()));
+      XCOMP_CUDA_CHECK(cudaGetLastError());
+    }
     const int64_t width = s.kv_heads * s.d;
     for (auto [from, to] : {std::pair{&k, &k16}, std::pair{&v, &v16}}) {
       *to = empty(from->shape(), DType::BF16);
@@ -258,6 +247,8 @@ void CudaOps::gemm_attention(const Tensor& q, const Tensor& k, const Tensor& v, 
   Tensor grads16 = dout && bf16_operands ? empty(score_shape, DType::BF16) : Tensor();
 
   TableBases base;
+  base.head_major_operands = bf16_operands;
+  const int operand_bytes = bf16_operands ? 2 : 4;
   auto set = [&](Table table, const Tensor* x, int bytes) {
     base.at[table] = x && x->defined() ? static_cast<const char*>(x->raw()) : nullptr;
     base.element_bytes[table] = bytes;
@@ -272,71 +263,61 @@ void CudaOps::gemm_attention(const Tensor& q, const Tensor& k, const Tensor& v, 
   set(kDp, dout ? (bf16_operands ? &scores : &grads) : nullptr, 4);
   set(kDs, dout ? (bf16_operands ? &grads16 : &grads) : nullptr, operand_bytes);
 
-  std::shared_ptr<void> table_block = allocator_->allocate(blocks * kPointerTables * count * sizeof(void*));
+  std::shared_ptr<void> table_block = allocator_->allocate(blocks * kTables * count * sizeof(void*));
   const void** tables = static_cast<const void**>(table_block.get());
   fill_pointer_tables<<<static_cast<unsigned>((blocks * count + 255) / 256), 256, 0, stream_>>>(s, blocks, base,
                                                                                                    tables);
   XCOMP_CUDA_CHECK(cudaGetLastError());
-  const int n_all = checked_int(count, op), n_group = checked_int(group_count, op);
 
-  // Block i: queries [t0, t0 + rows) with t0 = i * query_block, multiplied with keys
-  // [0, keys); its tables start at i * kPointerTables * count.
-  struct QueryBlock {
-    int64_t index;
-    int rows, keys;
-  };
-  std::vector<QueryBlock> query_blocks;
-  for (int64_t i = 0; i < blocks; ++i) {
-    const int64_t t0 = i * s.query_block;
-    query_blocks.push_back({i, checked_int(std::min(s.query_block, s.t - t0), op), checked_int(block_keys(s, t0), op)});
-  }
-  auto table = [&](const QueryBlock& qb, Table which, int64_t first = 0) {
-    return tables + (qb.index * kPointerTables + which) * count + first;
-  };
-  auto out_table = [&](const QueryBlock& qb, Table which, int64_t first = 0) {
-    return const_cast<void* const*>(table(qb, which, first));
-  };
-  float* const score_entries = static_cast<float*>(scores.raw());
-  const int32_t* const valid = static_cast<const int32_t*>(key_valid.raw());
+  // The plan's steps on this stream: products through cublasGemmBatchedEx, the row
+  // kernels over the score matrices.
+  struct CudaSteps {
+    CudaOps& ops;
+    const GemmAttentionShape& s;
+    const char* op;
+    const void** tables;
+    int64_t count;
+    cudaDataType ab_type;
+    const int32_t* valid;
+    float* scores;      // S, then dP on the bf16 path
+    float* grads;       // the fp32 path's dP then dS
+    void* probabilities16;
+    void* grads16;
 
-  // S = scale * q . k^T, then P = masked softmax(S).
-  for (const QueryBlock& qb : query_blocks)
-    attention_gemm(CUBLAS_OP_T, CUBLAS_OP_N, qb.keys, qb.rows, d, scale, table(qb, kK), ld_key, table(qb, kQ),
-                   ld_query, 0.f, out_table(qb, kScores), ld_scores, n_all, ab_type);
-  if (bf16_operands)
-    masked_softmax(s, valid, score_entries, static_cast<score_rows::Bf16Bits*>(probabilities16.raw()), stream_);
-  else
-    masked_softmax(s, valid, score_entries, score_entries, stream_);
-  if (!dout) {
-    for (const QueryBlock& qb : query_blocks)
-      attention_gemm(CUBLAS_OP_N, CUBLAS_OP_N, d, qb.rows, qb.keys, 1.f, table(qb, kV), ld_key,
-                     table(qb, kProbabilities), ld_scores, 0.f, out_table(qb, kOut), ld_query, n_all, ab_type);
-    return;
-  }
-  // dP = dout . v^T, then dS; dq = dS . k (overwritten), dk += dS^T . q and
-  // dv += P^T . dout (added, one head of each group at a time).
-  for (const QueryBlock& qb : query_blocks)
-    attention_gemm(CUBLAS_OP_T, CUBLAS_OP_N, qb.keys, qb.rows, d, 1.f, table(qb, kV), ld_key, table(qb, kDout),
-                   ld_query, 0.f, out_table(qb, kDp), ld_scores, n_all, ab_type);
-  if (bf16_operands) {
-    softmax_backward(s, scale, static_cast<const score_rows::Bf16Bits*>(probabilities16.raw()), score_entries,
-                     static_cast<score_rows::Bf16Bits*>(grads16.raw()), stream_);
-  } else {
-    float* const grad_rows = static_cast<float*>(grads.raw());
-    softmax_backward(s, scale, static_cast<const float*>(score_entries), grad_rows, grad_rows, stream_);
-  }
-  for (const QueryBlock& qb : query_blocks) {
-    attention_gemm(CUBLAS_OP_N, CUBLAS_OP_N, d, qb.rows, qb.keys, 1.f, table(qb, kK), ld_key, table(qb, kDs),
-                   ld_scores, 0.f, out_table(qb, kDq), ld_query, n_all, ab_type);
-    for (int64_t g = 0; g < s.group; ++g) {
-      const int64_t first = g * group_count;
-      attention_gemm(CUBLAS_OP_N, CUBLAS_OP_T, d, qb.keys, qb.rows, 1.f, table(qb, kQ, first), ld_query,
-                     table(qb, kDs, first), ld_scores, 1.f, out_table(qb, kDk, first), ld_key, n_group, ab_type);
-      attention_gemm(CUBLAS_OP_N, CUBLAS_OP_T, d, qb.keys, qb.rows, 1.f, table(qb, kDout, first), ld_query,
-                     table(qb, kProbabilities, first), ld_scores, 1.f, out_table(qb, kDv, first), ld_key, n_group,
-                     ab_type);
+    void product(const Product& p) {
+      auto table = [&](Table which) { return tables + (p.block * kTables + which) * count + p.first; };
+      ops.attention_gemm(p.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N, p.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                         checked_int(p.m, op), checked_int(p.n, op), checked_int(p.k, op), p.alpha, table(p.a),
+                         checked_int(p.lda, op), table(p.b), checked_int(p.ldb, op), p.beta,
+                         const_cast<void* const*>(table(p.c)), checked_int(p.ldc, op), checked_int(p.count, op),
+                         ab_type);
     }
-  }
+    void softmax() {
+      if (probabilities16)
+        masked_softmax(s, valid, scores, static_cast<score_rows::Bf16Bits*>(probabilities16), ops.stream_);
+      else
+        masked_softmax(s, valid, scores, scores, ops.stream_);
+    }
+    void softmax_backward(float scale) {
+      if (probabilities16)
+        cuda::softmax_backward(s, scale, static_cast<const score_rows::Bf16Bits*>(probabilities16), scores,
+                               static_cast<score_rows::Bf16Bits*>(grads16), ops.stream_);
+      else
+        cuda::softmax_backward(s, scale, static_cast<const float*>(scores), grads, grads, ops.stream_);
+    }
+  };
+  CudaSteps steps{*this,
+                  s,
+                  op,
+                  tables,
+                  count,
+                  bf16_operands ? CUDA_R_16BF : CUDA_R_32F,
+                  static_cast<const int32_t*>(key_valid.raw()),
+                  static_cast<float*>(scores.raw()),
+                  grads.defined() ? static_cast<float*>(grads.raw()) : nullptr,
+                  bf16_operands ? probabilities16.raw() : nullptr,
+                  grads16.defined() ? grads16.raw() : nullptr};
+  run(s, dout != nullptr, bf16_operands, steps);
 }
 
 }  // namespace xcomp::cuda

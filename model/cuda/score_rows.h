@@ -43,6 +43,9 @@ struct GemmAttentionShape {
   int64_t batch, t, heads, kv_heads, d, capacity, length, group;
   int64_t query_block;   // queries per block (t or more: one block)
   int64_t score_stride;  // floats between score rows: score_row_stride(length)
+  // Whether the row kernels also write zeros over a row's entries from its block's keys
+  // to `length` (the bf16 rows, which one product over every query and key reads whole).
+  bool zero_to_length = false;
 };
 
 // Score rows are `length` long but start kScoreRowAlignment floats apart. With rows
@@ -139,10 +142,18 @@ XCOMP_ROWS_UNROLL
   return value;
 }
 
+// Entries [columns, length) of row y as zeros, where the shape asks for them (entries a
+// row's block never computes: its queries see none of those keys).
+template <class Ex, class Out>
+XCOMP_ROWS_BODY_FN void zero_past_block(const Ex& ex, const GemmAttentionShape& s, int64_t columns, Out* y) {
+  if (!s.zero_to_length) return;
+  for (int64_t j = columns + ex.lane(); j < s.length; j += 32) store_entry(y + j, 0.f);
+}
+
 // Score row `row` of `scores` into the same row of `probabilities` (the same rows, in
 // place, where P is float), up to its block's keys: the masked softmax (0 for keys the
 // query does not see; a row that sees none is all zeros, and so is its output). Entries
-// past the block's keys are neither read nor written. One warp's call, every lane; rows
+// past the block's keys are not read, nor written but as zero_to_length asks. One warp's call, every lane; rows
 // of up to 32 x kPerLane keys.
 template <int kPerLane, class Ex, class P>
 XCOMP_ROWS_BODY_FN void masked_softmax_row_in_registers(const Ex& ex, const GemmAttentionShape& s,
@@ -154,6 +165,7 @@ XCOMP_ROWS_BODY_FN void masked_softmax_row_in_registers(const Ex& ex, const Gemm
   const int32_t* valid = key_valid + b * s.capacity;
   const float* x = scores + row * s.score_stride;
   P* y = probabilities + row * s.score_stride;
+  zero_past_block(ex, s, columns, y);
   float value[kPerLane];
   bool seen[kPerLane];
 XCOMP_ROWS_UNROLL
@@ -197,6 +209,7 @@ XCOMP_ROWS_BODY_FN void masked_softmax_row_looped(const Ex& ex, const GemmAttent
   const int32_t* valid = key_valid + b * s.capacity;
   const float* x = scores + row * s.score_stride;
   P* y = probabilities + row * s.score_stride;
+  zero_past_block(ex, s, columns, y);
   float max_score = -INFINITY;
   for (int64_t j = lane; j < n; j += 32)
     if (valid[j]) max_score = fmaxf(max_score, x[j]);
@@ -225,6 +238,7 @@ XCOMP_ROWS_BODY_FN void softmax_backward_row_in_registers(const Ex& ex, const Ge
   const P* p = probabilities + row * s.score_stride;
   const float* dp_row = dp + row * s.score_stride;
   G* g = grads + row * s.score_stride;
+  zero_past_block(ex, s, columns, g);
   float p_value[kPerLane], g_value[kPerLane];
 XCOMP_ROWS_UNROLL
   for (int i = 0; i < kPerLane; ++i) {
@@ -252,6 +266,7 @@ XCOMP_ROWS_BODY_FN void softmax_backward_row_looped(const Ex& ex, const GemmAtte
   const P* p = probabilities + row * s.score_stride;
   const float* dp_row = dp + row * s.score_stride;
   G* g = grads + row * s.score_stride;
+  zero_past_block(ex, s, columns, g);
   float dot = 0.f;
   for (int64_t j = lane; j < columns; j += 32) dot += load_entry(p + j) * dp_row[j];
   dot = warp_sum(ex, dot);

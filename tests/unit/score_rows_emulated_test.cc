@@ -22,14 +22,13 @@
 
 #include "model/cuda/score_rows.h"
 #include "model/half.h"
-#include "tests/emulated_thread_block.h"
+#include "tests/emulated_score_rows.h"
 
 namespace xcomp {
 namespace {
 
 using score_rows::GemmAttentionShape;
 
-constexpr int kWarps = 4;           // rows a block in the emulation (the GPU runs 8)
 constexpr float kUntouched = 12345.f;  // what every entry past a row's block keys must keep
 
 struct RowsCase {
@@ -114,16 +113,6 @@ void reference_softmax_backward(const GemmAttentionShape& s, float scale, const 
   }
 }
 
-// Runs row_body(executor, row) for every score row, a warp a row.
-template <class RowBody> void emulate_rows(const GemmAttentionShape& s, const RowBody& row_body) {
-  const int64_t rows = score_rows::score_rows_of(s);
-  test::run_emulated_grid<float>((rows + kWarps - 1) / kWarps, 1, 1, kWarps * 32, 0, false,
-                                 [&](const test::EmulatedExecutor<float>& ex, unsigned char*) {
-                                   const int64_t row = ex.block_x() * kWarps + ex.warp();
-                                   if (row < rows) row_body(ex, row);
-                                 });
-}
-
 // The ways a row can run: in registers with the fewest registers that hold it and with
 // twice that, and looped.
 struct Form {
@@ -154,13 +143,13 @@ template <class P>
 void emulated_softmax(const Form& form, const GemmAttentionShape& s, const int32_t* valid, const float* scores,
                       P* probabilities) {
   if (form.per_lane == 0) {
-    emulate_rows(s, [&](const auto& ex, int64_t row) {
+    test::emulate_score_rows(s, [&](const auto& ex, int64_t row) {
       score_rows::masked_softmax_row_looped(ex, s, valid, scores, probabilities, row);
     });
     return;
   }
   with_per_lane(form.per_lane, [&](auto per_lane) {
-    emulate_rows(s, [&](const auto& ex, int64_t row) {
+    test::emulate_score_rows(s, [&](const auto& ex, int64_t row) {
       score_rows::masked_softmax_row_in_registers<decltype(per_lane)::value>(ex, s, valid, scores, probabilities,
                                                                              row);
     });
@@ -172,13 +161,13 @@ template <class P, class G>
 void emulated_softmax_backward(const Form& form, const GemmAttentionShape& s, float scale, const P* p,
                                const float* dp, G* g) {
   if (form.per_lane == 0) {
-    emulate_rows(s, [&](const auto& ex, int64_t row) {
+    test::emulate_score_rows(s, [&](const auto& ex, int64_t row) {
       score_rows::softmax_backward_row_looped(ex, s, scale, p, dp, g, row);
     });
     return;
   }
   with_per_lane(form.per_lane, [&](auto per_lane) {
-    emulate_rows(s, [&](const auto& ex, int64_t row) {
+    test::emulate_score_rows(s, [&](const auto& ex, int64_t row) {
       score_rows::softmax_backward_row_in_registers<decltype(per_lane)::value>(ex, s, scale, p, dp, g, row);
     });
   });
@@ -189,6 +178,19 @@ using Bf16Rows = std::vector<score_rows::Bf16Bits>;
 // bf16 rows filled with kUntouched, rounded.
 Bf16Rows untouched_bf16_rows(const GemmAttentionShape& s) {
   return Bf16Rows(score_rows::score_rows_of(s) * s.score_stride, score_rows::Bf16Bits{f32_to_bf16(kUntouched)});
+}
+
+// The shape of the bf16 rows: zeros from each row's block keys to `length`.
+GemmAttentionShape bf16_rows_shape(const RowsCase& c) {
+  GemmAttentionShape s = shape_of(c);
+  s.zero_to_length = true;
+  return s;
+}
+
+// `want` with the zeros zero_to_length writes.
+void zero_past_blocks(const GemmAttentionShape& s, std::vector<float>& want) {
+  for (int64_t r = 0; r < score_rows::score_rows_of(s); ++r)
+    for (int64_t j = score_rows::block_keys(s, r % s.t); j < s.length; ++j) want[r * s.score_stride + j] = 0.f;
 }
 
 // Entries of `got` whose bits differ from `want`'s rounded to bf16 (model/half.h), with
@@ -245,14 +247,16 @@ TEST_P(ScoreRowsTest, SoftmaxFormsGiveTheSameBitsAndASoftmax) {
 }
 
 // The bf16 products' path (gemm_causal_bf16): P into bf16 rows of its own is the float
-// softmax rounded once, the scores left as they were, nothing past the block keys written.
+// softmax rounded once, zeros from the block keys to `length`, nothing written past that,
+// the scores left as they were.
 TEST_P(ScoreRowsTest, SoftmaxIntoBf16RowsIsTheFloatSoftmaxRounded) {
   const RowsCase& c = GetParam();
-  const GemmAttentionShape s = shape_of(c);
+  const GemmAttentionShape s = bf16_rows_shape(c);
   const std::vector<int32_t> valid = key_valid_of(c, s);
   const std::vector<float> scores = random_rows(s, 7);
   std::vector<float> want = scores;
   reference_softmax(s, valid.data(), want.data());
+  zero_past_blocks(s, want);
   for (const Form& form : forms_for(s.length)) {
     Bf16Rows got = untouched_bf16_rows(s);
     std::vector<float> read = scores;
@@ -290,10 +294,11 @@ TEST_P(ScoreRowsTest, SoftmaxBackwardFormsGiveTheSameBitsAndTheGradient) {
 }
 
 // The bf16 path's backward: P read from bf16 rows, dS written into bf16 rows of its own,
-// is the float backward of the rounded P, itself rounded once; dP is left as it was.
+// is the float backward of the rounded P, itself rounded once, with zeros from the block
+// keys to `length`; dP is left as it was.
 TEST_P(ScoreRowsTest, SoftmaxBackwardBetweenBf16RowsIsTheFloatOneRounded) {
   const RowsCase& c = GetParam();
-  const GemmAttentionShape s = shape_of(c);
+  const GemmAttentionShape s = bf16_rows_shape(c);
   const std::vector<int32_t> valid = key_valid_of(c, s);
   std::vector<float> p = random_rows(s, 11);
   reference_softmax(s, valid.data(), p.data());
@@ -306,6 +311,7 @@ TEST_P(ScoreRowsTest, SoftmaxBackwardBetweenBf16RowsIsTheFloatOneRounded) {
   const float scale = 0.125f;
   std::vector<float> want = dp;
   reference_softmax_backward(s, scale, p.data(), want.data());
+  zero_past_blocks(s, want);
   for (const Form& form : forms_for(s.length)) {
     Bf16Rows got = untouched_bf16_rows(s);
     std::vector<float> read = dp;
