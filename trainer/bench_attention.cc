@@ -135,7 +135,8 @@ int run_attention_benchmark(const std::vector<std::string>& args) {
                   {"text-len", "L", "tokens per text (default: the shape's, 480 for the llama shapes)"},
                   {"num-tokens", "N", "compression tokens (default 16)"},
                   {"kernels", "K,...", "cuda: the kernels to compare, the first the reference of the differences "
-                                       "(default gemm,gemm_causal,gemm_causal_bf16,flash,flash_bf16,tiled; bf16 weights, as training)"},
+                                       "(default gemm,gemm_causal,gemm_causal_bf16,flash,flash_bf16,tiled; bf16 "
+                                       "weights, as training)"},
                   {"repeats", "R", "timed runs; the median is reported (default 10)"},
                   {"warmup", "W", "untimed runs first (default 2)"},
                   {"threads", "T", "CPU threads (default: all cores)"},

@@ -300,10 +300,10 @@ int run_train_benchmark(const std::vector<std::string>& args) {
        {"mode", "MODE", "kv (default) or embedding"},
        {"activations", "HOW", "keep (default) or recompute, as train.activations (xcomp only: the PyTorch reference keeps "
                               "them)"},
-       {"attention", "KERNELS", "cuda only: gemm, gemm_causal (default), gemm_causal_bf16, flash, flash_bf16 or tiled, forward and "
-                                "backward (as cuda.attention and cuda.attention_backward)"},
+       {"attention", "KERNELS", "cuda only: gemm, gemm_causal (default), gemm_causal_bf16, flash, flash_bf16 or "
+                                "tiled, forward and backward (as cuda.attention and cuda.attention_backward)"},
        {"attention-backward", "KERNELS", "cuda only: the backward's kernels where they differ from --attention's "
-                                         "(e.g. flash_bf16 beside a flash forward)"},
+                                         "(e.g. gemm_causal_bf16 beside the default forward)"},
        {"gemm", "PATH", "cuda only: the bf16 and TF32 products through cublas (cublasGemmEx, default), lt (cuBLASLt's "
                         "heuristic) or lt_tuned (the fastest of its candidates); as cuda.gemm"},
        {"steps", "S", "timed steps; the median is reported (default 10)"},
