@@ -51,12 +51,11 @@ using gemm_attention::kTables;
 using gemm_attention::Table;
 
 // Each table's base (null where the call has none) and the bytes of its entries; with
-// head_major_operands the kQ and kDout operands are laid out [B, H, T, D] (the bf16
-// copies), else [B, T, H, D] as q and dout.
+// bf16_copies the operands are the bf16 path's copies (gemm_attention::table_offset).
 struct TableBases {
   const char* at[kTables] = {};
   int element_bytes[kTables] = {};
-  bool head_major_operands = false;
+  bool bf16_copies = false;
 };
 
 // Every block's tables: entry i of block `block`'s table `table` at
@@ -69,21 +68,22 @@ __global__ void fill_pointer_tables(GemmAttentionShape s, int64_t blocks, TableB
   for (int table = 0; table < kTables; ++table) {
     const char* at = base.at[table];
     tables[(block * kTables + table) * count + i] =
-        at ? at + gemm_attention::table_offset(s, base.head_major_operands, table, block, i) *
+        at ? at + gemm_attention::table_offset(s, base.bf16_copies, table, block, i) *
                       base.element_bytes[table]
            : nullptr;
   }
 }
 
-// Entries [0, length) of each row of a key/value store [B, capacity, kv_heads, D] in
-// bf16, at the same places of a store of the same shape (entries past them unwritten:
-// no product reads them).
-__global__ void key_rows_to_bf16_kernel(const float* x, int64_t batch, int64_t row_elements, int64_t capacity_elements,
-                                        __nv_bfloat16* y) {
-  const int64_t n = batch * row_elements;
+// A key/value store [B, capacity, kv_heads, D] as the bf16 copy the products read,
+// [B, rows, kv_heads, D]: its entries [0, length), then zeros up to `rows` (the products
+// take keys rounded up to 8; a zero row times a zero probability adds nothing, where
+// the store's own rows past `length` may hold anything).
+__global__ void key_rows_to_bf16_kernel(const float* x, int64_t batch, int64_t length, int64_t capacity, int64_t rows,
+                                        int64_t width, __nv_bfloat16* y) {
+  const int64_t n = batch * rows * width, used = length * width;
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t at = i / row_elements * capacity_elements + i % row_elements;
-    y[at] = __float2bfloat16_rn(x[at]);
+    const int64_t b = i / (rows * width), at = i % (rows * width);
+    y[i] = at < used ? __float2bfloat16_rn(x[b * capacity * width + at]) : __float2bfloat16_rn(0.f);
   }
 }
 
@@ -207,18 +207,14 @@ void CudaOps::gemm_attention(const Tensor& q, const Tensor& k, const Tensor& v, 
                              Tensor* dv, int64_t query_block, bool bf16_operands) {
   using namespace gemm_attention;
   const char* op = dout ? "attention_backward" : "attention";
-  GemmAttentionShape s;
-  s.batch = q.dim(0), s.t = q.dim(1), s.heads = q.dim(2), s.d = q.dim(3);
-  s.capacity = k.dim(1), s.kv_heads = k.dim(2), s.length = length, s.group = s.heads / s.kv_heads;
   CHECK_GT(query_block, 0) << op << ": query block " << query_block;
-  s.query_block = std::min(query_block, s.t);
-  s.score_stride = score_row_stride(s.length);
-  s.zero_to_length = bf16_operands;
+  const GemmAttentionShape s = plan_shape(q.dim(0), q.dim(1), q.dim(2), q.dim(3), k.dim(1), k.dim(2), length,
+                                          query_block, bf16_operands);
   const int64_t blocks = query_blocks_of(s), count = s.batch * s.heads;
   const Shape score_shape{s.batch, s.heads, s.t, s.score_stride};
 
   // The operands: the fp32 tensors, or bf16 copies of the entries the products read (q
-  // and dout head-major).
+  // and dout head-major, k and v bf16_key_rows a batch row).
   Tensor q16, k16, v16, dout16;
   if (bf16_operands) {
     for (auto [from, to] : {std::pair{&q, &q16}, std::pair{dout, &dout16}}) {
@@ -228,13 +224,12 @@ void CudaOps::gemm_attention(const Tensor& q, const Tensor& k, const Tensor& v, 
           static_cast<const float*>(from->raw()), s.batch, s.t, s.heads, s.d, static_cast<__nv_bfloat16*>(to->raw()));
       XCOMP_CUDA_CHECK(cudaGetLastError());
     }
-    const int64_t width = s.kv_heads * s.d;
+    const int64_t rows = bf16_key_rows(s);
     for (auto [from, to] : {std::pair{&k, &k16}, std::pair{&v, &v16}}) {
-      *to = empty(from->shape(), DType::BF16);
-      const int64_t n = s.batch * s.length * width;
-      if (n == 0) continue;
-      key_rows_to_bf16_kernel<<<elementwise_blocks(n, 256), 256, 0, stream_>>>(
-          static_cast<const float*>(from->raw()), s.batch, s.length * width, s.capacity * width,
+      *to = empty({s.batch, rows, s.kv_heads, s.d}, DType::BF16);
+      if (to->numel() == 0) continue;
+      key_rows_to_bf16_kernel<<<elementwise_blocks(to->numel(), 256), 256, 0, stream_>>>(
+          static_cast<const float*>(from->raw()), s.batch, s.length, s.capacity, rows, s.kv_heads * s.d,
           static_cast<__nv_bfloat16*>(to->raw()));
       XCOMP_CUDA_CHECK(cudaGetLastError());
     }
@@ -247,7 +242,7 @@ void CudaOps::gemm_attention(const Tensor& q, const Tensor& k, const Tensor& v, 
   Tensor grads16 = dout && bf16_operands ? empty(score_shape, DType::BF16) : Tensor();
 
   TableBases base;
-  base.head_major_operands = bf16_operands;
+  base.bf16_copies = bf16_operands;
   const int operand_bytes = bf16_operands ? 2 : 4;
   auto set = [&](Table table, const Tensor* x, int bytes) {
     base.at[table] = x && x->defined() ? static_cast<const char*>(x->raw()) : nullptr;

@@ -25,11 +25,15 @@
 // keys only (the m, n or k above that is `length` becomes that count, and the block's
 // rows of q, out, dout, dq and of the score matrices are offset by t0). Entries of a
 // score row past its block's keys are never read, nor written but on the bf16 path, whose
-// P and dS rows are written as zeros from there to `length` (zero_to_length): its dk and
-// dv products then run over every query and key at once (K = group x T), one call each
-// instead of group x blocks calls that each read and write the whole fp32 dk or dv (about
-// 1 GB of traffic a layer's backward at LLaMA-3-8B's shape), at the cost of the masked
-// triangle's products. With one block the calls are the ones above.
+// P and dS rows are written as zeros from there to `length` rounded up to 8 (zeros_to):
+//  - its dk and dv products run over every query and key at once (K = group x T), one
+//    call each instead of group x blocks calls that each read and write the whole fp32 dk
+//    or dv (about 1 GB of traffic a layer's backward at LLaMA-3-8B's shape), at the cost
+//    of the masked triangle's products;
+//  - its other products take their block's keys rounded up to 8 (bf16_key_rows: the
+//    copies of k and v hold that many rows a batch row, zeros past `length`), so that no
+//    size is odd: the decoder's 497 keys kept cuBLAS on its `align1` kernels.
+// With one block the calls are the ones above.
 #pragma once
 
 #include <algorithm>
@@ -55,9 +59,27 @@ using score_rows::GemmAttentionShape;
 //   kDs: dS as the products read it (kDp's rows, or bf16 rows of their own).
 enum Table { kQ, kK, kV, kDout, kOut, kDq, kDk, kDv, kScores, kProbabilities, kDp, kDs, kTables };
 
+// The rows a batch row of the bf16 copies of k and v holds: `length` rounded up to 8.
+XCOMP_ROWS_FN int64_t bf16_key_rows(const GemmAttentionShape& s) { return (s.length + 7) / 8 * 8; }
+
+// The shape of a call: q [batch, t, heads, d], k and v [batch, capacity, kv_heads, d]
+// with `length` entries in use, queries in blocks of query_block (t or more: one block);
+// on the bf16 path the row kernels' zeros reach bf16_key_rows.
+inline GemmAttentionShape plan_shape(int64_t batch, int64_t t, int64_t heads, int64_t d, int64_t capacity,
+                                     int64_t kv_heads, int64_t length, int64_t query_block, bool bf16_operands) {
+  GemmAttentionShape s;
+  s.batch = batch, s.t = t, s.heads = heads, s.d = d;
+  s.capacity = capacity, s.kv_heads = kv_heads, s.length = length, s.group = heads / kv_heads;
+  s.query_block = std::min(query_block, t);
+  s.score_stride = score_rows::score_row_stride(length);
+  s.zeros_to = bf16_operands ? bf16_key_rows(s) : 0;
+  return s;
+}
+
 // Where entry i of block `block`'s table points, in elements from the table's base. With
-// head_major_operands (the bf16 copies) kQ and kDout are laid out [B, H, T, D].
-XCOMP_ROWS_FN int64_t table_offset(const GemmAttentionShape& s, bool head_major_operands, int table, int64_t block,
+// bf16_copies the operands are the bf16 path's copies: kQ and kDout laid out
+// [B, H, T, D], kK and kV [B, bf16_key_rows, kv_heads, D].
+XCOMP_ROWS_FN int64_t table_offset(const GemmAttentionShape& s, bool bf16_copies, int table, int64_t block,
                                    int64_t i) {
   const int64_t t0 = block * s.query_block;
   const int64_t kh = i % s.kv_heads, b = (i / s.kv_heads) % s.batch, g = i / (s.kv_heads * s.batch);
@@ -65,12 +87,14 @@ XCOMP_ROWS_FN int64_t table_offset(const GemmAttentionShape& s, bool head_major_
   switch (table) {
     case kQ:
     case kDout:
-      if (head_major_operands) return ((b * s.heads + h) * s.t + t0) * s.d;
+      if (bf16_copies) return ((b * s.heads + h) * s.t + t0) * s.d;
       return ((b * s.t + t0) * s.heads + h) * s.d;
     case kOut:
     case kDq: return ((b * s.t + t0) * s.heads + h) * s.d;
     case kK:
     case kV:
+      if (bf16_copies) return (b * bf16_key_rows(s) * s.kv_heads + kh) * s.d;
+      return (b * s.capacity * s.kv_heads + kh) * s.d;
     case kDk:
     case kDv: return (b * s.capacity * s.kv_heads + kh) * s.d;
     default: return ((b * s.heads + h) * s.t + t0) * s.score_stride;  // the score rows
@@ -98,8 +122,8 @@ struct Product {
 
 // Runs the plan's steps in order: steps.product(Product), steps.softmax() (P from S) and,
 // for the backward, steps.softmax_backward(scale) (dS from P and dP). The forward writes out;
-// the backward writes dq and adds into dk and dv. bf16_operands: the bf16 path (operands
-// head-major, s.zero_to_length set).
+// the backward writes dq and adds into dk and dv. bf16_operands: the bf16 path (its
+// copies as table_offset lays them out, s from plan_shape with bf16_operands).
 template <class Steps> void run(const GemmAttentionShape& s, bool backward, bool bf16_operands, Steps& steps) {
   const int64_t blocks = query_blocks_of(s);
   const int64_t d = s.d, ld_query = s.heads * s.d, ld_key = s.kv_heads * s.d, ld_scores = s.score_stride;
@@ -107,7 +131,12 @@ template <class Steps> void run(const GemmAttentionShape& s, bool backward, bool
   const int64_t all = s.batch * s.heads, group_count = s.batch * s.kv_heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(s.d));  // as the CPU backend computes it
   auto rows = [&](int64_t block) { return std::min(s.query_block, s.t - block * s.query_block); };
-  auto keys = [&](int64_t block) { return score_rows::block_keys(s, block * s.query_block); };
+  // The keys a block's products take: those its queries can see, rounded up to 8 on the
+  // bf16 path (the copies' zero rows and the row kernels' zeros past them).
+  auto keys = [&](int64_t block) {
+    const int64_t seen = score_rows::block_keys(s, block * s.query_block);
+    return bf16_operands ? std::min((seen + 7) / 8 * 8, bf16_key_rows(s)) : seen;
+  };
 
   // S = scale * q . k^T, then P = masked softmax(S).
   for (int64_t i = 0; i < blocks; ++i)

@@ -43,9 +43,10 @@ struct GemmAttentionShape {
   int64_t batch, t, heads, kv_heads, d, capacity, length, group;
   int64_t query_block;   // queries per block (t or more: one block)
   int64_t score_stride;  // floats between score rows: score_row_stride(length)
-  // Whether the row kernels also write zeros over a row's entries from its block's keys
-  // to `length` (the bf16 rows, which one product over every query and key reads whole).
-  bool zero_to_length = false;
+  // Where the row kernels' zeros end: they write a row's entries from its block's keys
+  // up to here as zeros (the bf16 rows, which products read past the block's keys: 0 for
+  // none).
+  int64_t zeros_to = 0;
 };
 
 // Score rows are `length` long but start kScoreRowAlignment floats apart. With rows
@@ -142,18 +143,17 @@ XCOMP_ROWS_UNROLL
   return value;
 }
 
-// Entries [columns, length) of row y as zeros, where the shape asks for them (entries a
-// row's block never computes: its queries see none of those keys).
+// Entries [columns, zeros_to) of row y as zeros (entries a row's block never computes:
+// its queries see none of those keys).
 template <class Ex, class Out>
 XCOMP_ROWS_BODY_FN void zero_past_block(const Ex& ex, const GemmAttentionShape& s, int64_t columns, Out* y) {
-  if (!s.zero_to_length) return;
-  for (int64_t j = columns + ex.lane(); j < s.length; j += 32) store_entry(y + j, 0.f);
+  for (int64_t j = columns + ex.lane(); j < s.zeros_to; j += 32) store_entry(y + j, 0.f);
 }
 
 // Score row `row` of `scores` into the same row of `probabilities` (the same rows, in
 // place, where P is float), up to its block's keys: the masked softmax (0 for keys the
 // query does not see; a row that sees none is all zeros, and so is its output). Entries
-// past the block's keys are not read, nor written but as zero_to_length asks. One warp's call, every lane; rows
+// past the block's keys are not read, nor written but as zeros_to asks. One warp's call, every lane; rows
 // of up to 32 x kPerLane keys.
 template <int kPerLane, class Ex, class P>
 XCOMP_ROWS_BODY_FN void masked_softmax_row_in_registers(const Ex& ex, const GemmAttentionShape& s,

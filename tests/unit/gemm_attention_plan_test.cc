@@ -2,12 +2,13 @@
 // CUDA backend runs through cuBLAS, run on the CPU: its pointer tables resolved by
 // table_offset, each batched product as a plain column-major loop (cublasGemmBatchedEx's
 // semantics: C not read where beta is 0), the row kernels in the emulation of their warps.
-// Every buffer the products may read starts as NaN (the score rows, the bf16 copies' keys
-// past `length`), so a product reading an entry nothing wrote shows. On fp32 operands
+// Every buffer the products may read starts as NaN (the score rows; the capacity past
+// `length` of k and v, where the cases have some), so a product reading an entry nothing
+// wrote shows. On fp32 operands
 // it must give the CPU backend's attention to fp32 rounding (the products here sum in
-// double); on the bf16 copies (gemm_causal_bf16: q and dout head-major, P and dS rounded,
-// the key and value gradients one product over a kv head's group x T queries) within the
-// bf16 bound. One block of queries and blocks of 4 (several, a partial last one). What
+// double); on the bf16 copies (gemm_causal_bf16: q and dout head-major, keys rounded up
+// to 8, P and dS rounded, the key and value gradients one product over a kv head's
+// group x T queries) within the bf16 bound. One block of queries and blocks of 4 (several, a partial last one). What
 // this cannot see: cuBLAS's own behaviour and the GPU's speed (the cuda tests run the
 // plan there).
 #include <gtest/gtest.h>
@@ -136,16 +137,13 @@ class CpuSteps {
 void run_plan(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length, const Tensor& valid,
               const Tensor* dout, Tensor* out, Tensor* dq, Tensor* dk, Tensor* dv, int64_t query_block, bool bf16) {
   using namespace gemm_attention;
-  GemmAttentionShape s{};
-  s.batch = q.dim(0), s.t = q.dim(1), s.heads = q.dim(2), s.d = q.dim(3);
-  s.capacity = k.dim(1), s.kv_heads = k.dim(2), s.length = length, s.group = s.heads / s.kv_heads;
-  s.query_block = std::min(query_block, s.t);
-  s.score_stride = score_rows::score_row_stride(length);
-  s.zero_to_length = bf16;
+  const GemmAttentionShape s =
+      plan_shape(q.dim(0), q.dim(1), q.dim(2), q.dim(3), k.dim(1), k.dim(2), length, query_block, bf16);
   const size_t score_entries = score_rows::score_rows_of(s) * s.score_stride;
   const float nan = std::numeric_limits<float>::quiet_NaN();
 
-  // The bf16 copies: q and dout head-major, k and v's entries [0, length), NaN past them.
+  // The bf16 copies: q and dout head-major, k and v's entries [0, length) then zeros, as
+  // many rows a batch row as bf16_key_rows.
   auto head_major = [&](const Tensor& x) {
     std::vector<Bf16Bits> y(x.numel());
     for (int64_t b = 0; b < s.batch; ++b)
@@ -157,11 +155,11 @@ void run_plan(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length,
     return y;
   };
   auto key_rows = [&](const Tensor& x) {
-    std::vector<Bf16Bits> y(x.numel(), kBf16Nan);
-    const int64_t width = s.kv_heads * s.d;
+    const int64_t width = s.kv_heads * s.d, rows = bf16_key_rows(s);
+    std::vector<Bf16Bits> y(s.batch * rows * width, Bf16Bits{0});
     for (int64_t b = 0; b < s.batch; ++b)
       for (int64_t i = 0; i < length * width; ++i)
-        y[b * s.capacity * width + i].bits = f32_to_bf16(x.data<float>()[b * s.capacity * width + i]);
+        y[b * rows * width + i].bits = f32_to_bf16(x.data<float>()[b * s.capacity * width + i]);
     return y;
   };
   std::vector<Bf16Bits> q16, k16, v16, dout16, probabilities16, grads16;
@@ -172,6 +170,15 @@ void run_plan(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length,
     if (dout) grads16.assign(score_entries, kBf16Nan);
   }
   std::vector<float> scores(score_entries, nan), grads(dout && !bf16 ? score_entries : 0, nan);
+  // k and v as the fp32 products read them: NaN past `length`.
+  auto unused_rows_nan = [&](const Tensor& x) {
+    Tensor y = x.clone();
+    const int64_t width = s.kv_heads * s.d;
+    for (int64_t b = 0; b < s.batch; ++b)
+      for (int64_t i = length * width; i < s.capacity * width; ++i) y.data<float>()[b * s.capacity * width + i] = nan;
+    return y;
+  };
+  const Tensor k32 = unused_rows_nan(k), v32 = unused_rows_nan(v);
 
   CpuSteps steps(s, bf16, valid.data<int32_t>());
   auto set = [&](Table table, const void* base, bool is_bf16) {
@@ -179,8 +186,8 @@ void run_plan(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length,
   };
   auto data = [](const Tensor* x) -> const void* { return x ? x->raw() : nullptr; };
   set(kQ, bf16 ? static_cast<const void*>(q16.data()) : q.raw(), bf16);
-  set(kK, bf16 ? static_cast<const void*>(k16.data()) : k.raw(), bf16);
-  set(kV, bf16 ? static_cast<const void*>(v16.data()) : v.raw(), bf16);
+  set(kK, bf16 ? static_cast<const void*>(k16.data()) : k32.raw(), bf16);
+  set(kV, bf16 ? static_cast<const void*>(v16.data()) : v32.raw(), bf16);
   set(kDout, dout ? (bf16 ? static_cast<const void*>(dout16.data()) : dout->raw()) : nullptr, bf16);
   set(kOut, data(out), false), set(kDq, data(dq), false), set(kDk, data(dk), false), set(kDv, data(dv), false);
   set(kScores, scores.data(), false);

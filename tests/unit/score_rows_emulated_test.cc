@@ -180,17 +180,18 @@ Bf16Rows untouched_bf16_rows(const GemmAttentionShape& s) {
   return Bf16Rows(score_rows::score_rows_of(s) * s.score_stride, score_rows::Bf16Bits{f32_to_bf16(kUntouched)});
 }
 
-// The shape of the bf16 rows: zeros from each row's block keys to `length`.
+// The shape of the bf16 rows: zeros from each row's block keys to `length` rounded up to
+// 8 (as the bf16 products pad their keys; the score stride is a multiple of 16).
 GemmAttentionShape bf16_rows_shape(const RowsCase& c) {
   GemmAttentionShape s = shape_of(c);
-  s.zero_to_length = true;
+  s.zeros_to = (s.length + 7) / 8 * 8;
   return s;
 }
 
-// `want` with the zeros zero_to_length writes.
+// `want` with the zeros zeros_to asks for.
 void zero_past_blocks(const GemmAttentionShape& s, std::vector<float>& want) {
   for (int64_t r = 0; r < score_rows::score_rows_of(s); ++r)
-    for (int64_t j = score_rows::block_keys(s, r % s.t); j < s.length; ++j) want[r * s.score_stride + j] = 0.f;
+    for (int64_t j = score_rows::block_keys(s, r % s.t); j < s.zeros_to; ++j) want[r * s.score_stride + j] = 0.f;
 }
 
 // Entries of `got` whose bits differ from `want`'s rounded to bf16 (model/half.h), with
@@ -247,7 +248,7 @@ TEST_P(ScoreRowsTest, SoftmaxFormsGiveTheSameBitsAndASoftmax) {
 }
 
 // The bf16 products' path (gemm_causal_bf16): P into bf16 rows of its own is the float
-// softmax rounded once, zeros from the block keys to `length`, nothing written past that,
+// softmax rounded once, zeros from the block keys to zeros_to, nothing written past that,
 // the scores left as they were.
 TEST_P(ScoreRowsTest, SoftmaxIntoBf16RowsIsTheFloatSoftmaxRounded) {
   const RowsCase& c = GetParam();
@@ -295,7 +296,7 @@ TEST_P(ScoreRowsTest, SoftmaxBackwardFormsGiveTheSameBitsAndTheGradient) {
 
 // The bf16 path's backward: P read from bf16 rows, dS written into bf16 rows of its own,
 // is the float backward of the rounded P, itself rounded once, with zeros from the block
-// keys to `length`; dP is left as it was.
+// keys to zeros_to; dP is left as it was.
 TEST_P(ScoreRowsTest, SoftmaxBackwardBetweenBf16RowsIsTheFloatOneRounded) {
   const RowsCase& c = GetParam();
   const GemmAttentionShape s = bf16_rows_shape(c);
