@@ -637,6 +637,17 @@ TEST_P(CudaAttentionTest, GemmCausalBf16MatchesCpuToBf16) {
                              2 * kBf16Tolerance);
 }
 
+// Blocks of 32 queries: several blocks whose products take their keys rounded up to 8,
+// and the key and value gradients' single product over all of them.
+TEST_P(CudaAttentionTest, GemmCausalBf16WithSmallBlocksMatchesCpuToBf16) {
+  const AttentionCase c = GetParam();
+  EXPECT_EQ(setenv("XCOMP_CUDA_CAUSAL_BLOCK", "32", 1), 0);
+  std::unique_ptr<Ops> gpu = attention_backend("gemm_causal_bf16", "gemm_causal_bf16");
+  EXPECT_EQ(unsetenv("XCOMP_CUDA_CAUSAL_BLOCK"), 0);
+  check_forward_and_backward(*gpu, std::string(c.name) + "_gemm_causal32_bf16", 2 * kBf16Tolerance,
+                             2 * kBf16Tolerance);
+}
+
 // With fp32 weights attention stays true fp32: gemm_causal_bf16 runs gemm_causal's fp32
 // products, to the fp32 bounds (a bf16 operand would miss them by far).
 TEST_P(CudaAttentionTest, GemmCausalBf16WithF32WeightsRunsTheFp32Products) {
