@@ -25,6 +25,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <utility>
 #include <vector>
@@ -74,30 +75,48 @@ __global__ void fill_pointer_tables(GemmAttentionShape s, int64_t blocks, TableB
   }
 }
 
+// The bf16 copies are made a source row per thread block: a row's floats read once, four
+// at a time where the row allows it, with no 64-bit division per element.
+constexpr int kCopyThreads = 256;
+
+// Floats [0, n) of `from` (contiguous) to bf16 at `to`, or zeros where `from` is null.
+// Where `vectorised`, `from` is 16-byte aligned and `to` 8-byte aligned, and n a multiple
+// of 4.
+__device__ void row_to_bf16(const float* from, int n, bool vectorised, __nv_bfloat16* to) {
+  if (vectorised) {
+    for (int i = 4 * threadIdx.x; i < n; i += 4 * kCopyThreads) {
+      const float4 x = from ? *reinterpret_cast<const float4*>(from + i) : float4{0.f, 0.f, 0.f, 0.f};
+      __nv_bfloat162* y = reinterpret_cast<__nv_bfloat162*>(to + i);
+      y[0] = __floats2bfloat162_rn(x.x, x.y);
+      y[1] = __floats2bfloat162_rn(x.z, x.w);
+    }
+    return;
+  }
+  for (int i = threadIdx.x; i < n; i += kCopyThreads) to[i] = __float2bfloat16_rn(from ? from[i] : 0.f);
+}
+
 // A key/value store [B, capacity, kv_heads, D] as the bf16 copy the products read,
 // [B, rows, kv_heads, D]: its entries [0, length), then zeros up to `rows` (the products
 // take keys rounded up to 8; a zero row times a zero probability adds nothing, where
-// the store's own rows past `length` may hold anything).
-__global__ void key_rows_to_bf16_kernel(const float* x, int64_t batch, int64_t length, int64_t capacity, int64_t rows,
-                                        int64_t width, __nv_bfloat16* y) {
-  const int64_t n = batch * rows * width, used = length * width;
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t b = i / (rows * width), at = i % (rows * width);
-    y[i] = at < used ? __float2bfloat16_rn(x[b * capacity * width + at]) : __float2bfloat16_rn(0.f);
-  }
+// the store's own rows past `length` may hold anything). A block per copied row.
+__global__ void __launch_bounds__(kCopyThreads)
+    key_rows_to_bf16_kernel(const float* x, int64_t length, int64_t capacity, int64_t rows, int width,
+                            bool vectorised, __nv_bfloat16* y) {
+  const int64_t b = blockIdx.x / rows, r = blockIdx.x % rows;
+  row_to_bf16(r < length ? x + (b * capacity + r) * width : nullptr, width, vectorised,
+              y + int64_t{blockIdx.x} * width);
 }
 
 // x [B, T, H, D] in bf16 as [B, H, T, D]: each (row, head)'s queries one matrix with rows
 // D apart, so that a kv head's `group` query heads are one matrix of group x T rows (the
-// key and value gradients' products run over all of them at once).
-__global__ void queries_to_head_major_bf16_kernel(const float* x, int64_t batch, int64_t t, int64_t heads, int64_t d,
-                                                  __nv_bfloat16* y) {
-  const int64_t n = batch * heads * t * d;
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t e = i % d, row = i / d;  // row = (b * heads + h) * t + ti
-    const int64_t ti = row % t, h = row / t % heads, b = row / (t * heads);
-    y[i] = __float2bfloat16_rn(x[((b * t + ti) * heads + h) * d + e]);
-  }
+// key and value gradients' products run over all of them at once). A block per (b, t),
+// a warp's lanes along D.
+__global__ void __launch_bounds__(kCopyThreads)
+    queries_to_head_major_bf16_kernel(const float* x, int64_t t, int heads, int d, bool vectorised,
+                                      __nv_bfloat16* y) {
+  const int64_t b = blockIdx.x / t, ti = blockIdx.x % t;
+  const float* row = x + int64_t{blockIdx.x} * heads * d;
+  for (int h = 0; h < heads; ++h) row_to_bf16(row + h * d, d, vectorised, y + ((b * heads + h) * t + ti) * d);
 }
 
 // One warp per score row (score_rows.h), kRowsPerBlock rows a block; a warp past the last
@@ -171,6 +190,12 @@ void softmax_backward(const GemmAttentionShape& s, float scale, const P* probabi
   XCOMP_CUDA_CHECK(cudaGetLastError());
 }
 
+// Whether row_to_bf16 may copy x's rows of `width` floats four at a time (its copies,
+// fresh tensors, are aligned as the allocator aligns them: 256 bytes).
+bool vectorisable(const Tensor& x, int64_t width) {
+  return width % 4 == 0 && reinterpret_cast<uintptr_t>(x.raw()) % 16 == 0;
+}
+
 int checked_int(int64_t v, const char* op) {
   CHECK(v <= std::numeric_limits<int>::max()) << op << ": dimension " << v << " exceeds cuBLAS's int range";
   return static_cast<int>(v);
@@ -220,17 +245,19 @@ void CudaOps::gemm_attention(const Tensor& q, const Tensor& k, const Tensor& v, 
     for (auto [from, to] : {std::pair{&q, &q16}, std::pair{dout, &dout16}}) {
       if (from == nullptr) continue;
       *to = empty({s.batch, s.heads, s.t, s.d}, DType::BF16);
-      queries_to_head_major_bf16_kernel<<<elementwise_blocks(from->numel(), 256), 256, 0, stream_>>>(
-          static_cast<const float*>(from->raw()), s.batch, s.t, s.heads, s.d, static_cast<__nv_bfloat16*>(to->raw()));
+      if (to->numel() == 0) continue;
+      queries_to_head_major_bf16_kernel<<<static_cast<unsigned>(s.batch * s.t), kCopyThreads, 0, stream_>>>(
+          static_cast<const float*>(from->raw()), s.t, checked_int(s.heads, op), checked_int(s.d, op),
+          vectorisable(*from, s.d), static_cast<__nv_bfloat16*>(to->raw()));
       XCOMP_CUDA_CHECK(cudaGetLastError());
     }
     const int64_t rows = bf16_key_rows(s);
     for (auto [from, to] : {std::pair{&k, &k16}, std::pair{&v, &v16}}) {
       *to = empty({s.batch, rows, s.kv_heads, s.d}, DType::BF16);
       if (to->numel() == 0) continue;
-      key_rows_to_bf16_kernel<<<elementwise_blocks(to->numel(), 256), 256, 0, stream_>>>(
-          static_cast<const float*>(from->raw()), s.batch, s.length, s.capacity, rows, s.kv_heads * s.d,
-          static_cast<__nv_bfloat16*>(to->raw()));
+      key_rows_to_bf16_kernel<<<static_cast<unsigned>(s.batch * rows), kCopyThreads, 0, stream_>>>(
+          static_cast<const float*>(from->raw()), s.length, s.capacity, rows, checked_int(s.kv_heads * s.d, op),
+          vectorisable(*from, s.kv_heads * s.d), static_cast<__nv_bfloat16*>(to->raw()));
       XCOMP_CUDA_CHECK(cudaGetLastError());
     }
   }
