@@ -23,8 +23,8 @@ void LayerMemory::forward(const LlamaModel& model, int layer, Tensor& x, const T
     layer_forward(model, layer, x, positions, store, lora, extent, &saved_[layer]);
     return;
   }
-  inputs_[layer] = copy_on_backend(model.ops(), x);
-  layer_forward(model, layer, x, positions, store, lora, extent, nullptr);
+  inputs_[layer] = x;  // the layer writes its output to new storage
+  layer_forward(model, layer, x, positions, store, lora, extent, nullptr, LayerInput::kKeep);
 }
 
 void LayerMemory::backward(const LlamaModel& model, int layer, Tensor& dx, const Tensor& positions,

@@ -37,18 +37,25 @@ Tensor lora_dropout(Ops& ops, const Tensor& x, int64_t width, const LayerLora& l
   return out;
 }
 
-// y = x W^T (y += x W^T when `add_to_y`: a residual connection in the same product),
-// plus u B^T with u = scale * drop(x) A^T when the projection is adapted (u saved). The
-// scale goes on u, r values per row, rather than on the product's full width; the
+// y = x W^T (y += x W^T when `add_to_y`: a residual connection in the same product; with
+// `new_y` too, y becomes a new tensor holding the sum and its old storage is left as it
+// was), plus u B^T with u = scale * drop(x) A^T when the projection is adapted (u saved).
+// The scale goes on u, r values per row, rather than on the product's full width; the
 // adapter's update is added into y by its product. `x_for_product`, when given, holds
 // x's values in the backend's product dtype for the frozen product (LoRA reads x).
 void project(Ops& ops, const Tensor& x, const Tensor& w, const LayerLora& lora, int layer, LoraTarget target,
-             Tensor& y, Tensor* saved_u, bool add_to_y = false, const Tensor* x_for_product = nullptr) {
+             Tensor& y, Tensor* saved_u, bool add_to_y = false, const Tensor* x_for_product = nullptr,
+             bool new_y = false) {
   const Tensor& product_input = x_for_product ? *x_for_product : x;
-  if (add_to_y)
+  if (add_to_y && new_y) {
+    Tensor sum = ops.empty(y.shape(), y.dtype());
+    ops.linear_residual(product_input, w, y, sum);
+    y = sum;
+  } else if (add_to_y) {
     ops.linear_add(product_input, w, y);
-  else
+  } else {
     ops.linear(product_input, w, y);
+  }
   const LoraAdapter* adapter = adapter_of(lora, layer, target);
   if (adapter == nullptr) return;
   const LoraSettings& settings = lora.weights->settings();
@@ -103,15 +110,8 @@ DType mlp_dtype(const Ops& ops, const LayerLora& lora, int layer) {
 
 }  // namespace
 
-Tensor copy_on_backend(Ops& ops, const Tensor& x) {
-  Tensor copy = ops.empty(x.shape(), x.dtype());
-  Tensor copy_row = copy.reshape({1, 1, x.numel()});
-  ops.write_rows(x.reshape({1, 1, x.numel()}), copy_row, 0);
-  return copy;
-}
-
 void layer_forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& positions, const LayerStore& store,
-                   const LayerLora& lora, LayerExtent extent, LayerActivations* saved) {
+                   const LayerLora& lora, LayerExtent extent, LayerActivations* saved, LayerInput input) {
   const LlamaConfig& c = model.config();
   const LlamaLayerWeights& w = model.weights().layers[layer];
   Ops& ops = model.ops();
@@ -140,8 +140,9 @@ void layer_forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& 
   ops.rope(k, positions, model.inv_freq());
   ops.write_rows(k, *store.keys, store.start);
   ops.write_rows(v, *store.values, store.start);
+  const bool keep_input = saved != nullptr || input == LayerInput::kKeep;
   if (saved) {
-    saved->x_in = copy_on_backend(ops, x);
+    saved->x_in = x;  // kept: the residual connections below write new tensors
     if (attention_adapted) saved->h_attn = h;  // read back only by the adapters' gradients
   }
   if (extent == LayerExtent::kKeysValuesOnly) return;
@@ -151,9 +152,10 @@ void layer_forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& 
   ops.rope(q, positions, model.inv_freq());
   Tensor attended = ops.empty(q.shape());
   ops.attention(q, *store.keys, *store.values, store.length, *store.key_valid, attended);
-  // x += o(attended): the residual connection added by the product itself.
+  // x += o(attended): the residual connection added by the product itself, into new
+  // storage where the input is kept.
   project(ops, attended, w.wo, lora, layer, LoraTarget::kO, x, saved ? &saved->lora_u[3] : nullptr,
-          /*add_to_y=*/true);
+          /*add_to_y=*/true, nullptr, keep_input);
 
   const DType mlp = mlp_dtype(ops, lora, layer);
   Tensor h2 = ops.empty({m, c.hidden_size}, mlp);
@@ -177,7 +179,7 @@ void layer_forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& 
   }
   if (saved) {
     saved->q = q;
-    saved->x_mid = copy_on_backend(ops, x);
+    saved->x_mid = x;  // the MLP's residual connection below writes a new tensor
     saved->gate = gate;
     saved->up = up;
     // The inputs of o_proj, gate/up_proj and down_proj are read back only by their LoRA
@@ -188,7 +190,7 @@ void layer_forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& 
     if (adapter_of(lora, layer, LoraTarget::kDown)) saved->act = act;
   }
   project(ops, act, w.w_down, lora, layer, LoraTarget::kDown, x, saved ? &saved->lora_u[6] : nullptr,
-          /*add_to_y=*/true);  // x += down(act)
+          /*add_to_y=*/true, nullptr, keep_input);  // x += down(act)
 }
 
 void layer_backward(const LlamaModel& model, int layer, Tensor& dx, const Tensor& positions, const LayerStore& store,

@@ -60,14 +60,19 @@ struct LayerLora {
 // store (a K/V-mode encoder's last layer matters only through them).
 enum class LayerExtent { kFull, kKeysValuesOnly };
 
-// A copy of x in new storage on the backend: the residual stream is updated in place,
-// and a backward pass needs it as it was.
-Tensor copy_on_backend(Ops& ops, const Tensor& x);
+// What layer_forward does with its input's storage: overwrite it with the layer's output
+// (inference), or keep it as it was and put the output in new storage (training, whose
+// backward pass reads the input: always so where activations are saved). Kept, the
+// residual connections write their sums apart from the stream they add to
+// (Ops::linear_residual) rather than copy the stream first.
+enum class LayerInput { kOverwrite, kKeep };
 
-// x [M = B*T, hidden] is updated in place to the layer's output. `saved` may be null
-// (inference). positions: I32 [B, T].
+// x [M = B*T, hidden] becomes the layer's output: its own storage updated in place, or
+// new storage (see LayerInput; `saved` implies kKeep). `saved` may be null. positions:
+// I32 [B, T].
 void layer_forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& positions, const LayerStore& store,
-                   const LayerLora& lora, LayerExtent extent, LayerActivations* saved);
+                   const LayerLora& lora, LayerExtent extent, LayerActivations* saved,
+                   LayerInput input = LayerInput::kOverwrite);
 
 // dx [M, hidden]: on entry the gradient at the layer's output (zeros for a
 // kKeysValuesOnly layer), on exit the gradient at its input. dkeys/dvalues are the

@@ -79,6 +79,17 @@ class Ops {
   // without a temporary.
   virtual void linear_add(const Tensor& x, const Tensor& w, Tensor& y) = 0;
 
+  // y[M, N] = residual[M, N] + x[M, K] . w[N, K]^T, y and residual F32 and distinct: a
+  // residual connection into a tensor of its own, so that the stream's previous value
+  // stays for backward without a copy of it. This default copies, then adds (the CPU
+  // backend's numbers either way); the CUDA backend reads the residual as the product's C
+  // and writes y as its D (cuBLASLt), one pass.
+  virtual void linear_residual(const Tensor& x, const Tensor& w, const Tensor& residual, Tensor& y) {
+    Tensor y_row = y.reshape({1, 1, y.numel()});
+    write_rows(residual.reshape({1, 1, residual.numel()}), y_row, 0);
+    linear_add(x, w, y);
+  }
+
   // y = x / sqrt(mean(x^2) + eps) * w, per row of x [M, H]; w [H].
   virtual void rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& y) = 0;
 

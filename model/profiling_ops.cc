@@ -76,6 +76,10 @@ void ProfilingOps::linear(const Tensor& x, const Tensor& w, Tensor& y) {
   const Product p = product("linear", w.dtype(), w, x, false);
   timed(p.op, [&] { inner_.linear(x, w, y); }, p.flops);
 }
+void ProfilingOps::linear_residual(const Tensor& x, const Tensor& w, const Tensor& residual, Tensor& y) {
+  const Product p = product("linear_residual", w.dtype(), w, x, false);
+  timed(p.op, [&] { inner_.linear_residual(x, w, residual, y); }, p.flops);
+}
 void ProfilingOps::rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& y) {
   timed("rmsnorm", [&] { inner_.rmsnorm(x, w, eps, y); });
 }

@@ -45,6 +45,7 @@ class ProfilingOps final : public Ops {
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override;
   void linear(const Tensor& x, const Tensor& w, Tensor& y) override;
   void linear_add(const Tensor& x, const Tensor& w, Tensor& y) override;
+  void linear_residual(const Tensor& x, const Tensor& w, const Tensor& residual, Tensor& y) override;
   void rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& y) override;
   void rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq) override;
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length, const Tensor& key_valid,

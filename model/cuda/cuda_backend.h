@@ -93,6 +93,7 @@ class CudaOps final : public Ops {
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override;
   void linear(const Tensor& x, const Tensor& w, Tensor& y) override;
   void linear_add(const Tensor& x, const Tensor& w, Tensor& y) override;
+  void linear_residual(const Tensor& x, const Tensor& w, const Tensor& residual, Tensor& y) override;
   void rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& y) override;
   void rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq) override;
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length, const Tensor& key_valid,
@@ -128,13 +129,17 @@ class CudaOps final : public Ops {
 
  private:
   // y = x . w^T or its input gradient through cuBLAS; shared by linear and backward.
+  // With a residual (accumulate set), y = residual + x . w^T, y a tensor of its own.
   void gemm_input_times_weight(const Tensor& x, const Tensor& w, Tensor& y, bool transpose_w, bool accumulate,
-                               const char* op);
+                               const char* op, const Tensor* residual = nullptr);
   // One column-major product C = op(A) op(B) + beta C (cublasGemmEx's arguments, alpha
-  // 1): bf16 or TF32 (through lt_ when set) or true fp32. Defined in cuda_linear.cu.
+  // 1): bf16 or TF32 (through lt_ when set) or true fp32. With d, the result goes to d
+  // and C is only read: one cuBLASLt product where one is set up (lt_, else
+  // residual_lt_), else a copy of C into d and the product there. Defined in
+  // cuda_linear.cu.
   cublasStatus_t matrix_product(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void* a,
                                 cudaDataType ab_type, int lda, const void* b, int ldb, float beta, void* c, int ldc,
-                                bool bf16_inputs, bool tf32, cudaDataType c_type);
+                                bool bf16_inputs, bool tf32, cudaDataType c_type, void* d = nullptr);
   // x converted to bf16 on the device (a temporary from the allocator).
   Tensor to_bf16(const Tensor& x);
   // Attention through batched cuBLAS products (cuda_attention_gemm.cu): the forward when
@@ -183,6 +188,9 @@ class CudaOps final : public Ops {
   // cublas with fp32 weights, which take neither); lt_ is set for the cuBLASLt ones.
   GemmPath gemm_path_;
   std::unique_ptr<LtMatmul> lt_;
+  // linear_residual's products where lt_ is not set (the cublas path with bf16 weights):
+  // cublasGemmEx cannot write its result apart from its C.
+  std::unique_ptr<LtMatmul> residual_lt_;
 };
 
 // CHECKs that every tensor is defined and on the device, naming the op and the argument

@@ -56,18 +56,26 @@ int as_int(int64_t v, const char* op) {
 // go through cuBLASLt when XCOMP_CUDA_GEMM asks (lt_matmul.h), else cublasGemmEx.
 cublasStatus_t CudaOps::matrix_product(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void* a,
                                        cudaDataType ab_type, int lda, const void* b, int ldb, float beta, void* c,
-                                       int ldc, bool bf16_inputs, bool tf32, cudaDataType c_type) {
+                                       int ldc, bool bf16_inputs, bool tf32, cudaDataType c_type, void* d) {
   const float alpha = 1.0f;
+  LtMatmul* const lt = lt_ != nullptr ? lt_.get() : d != nullptr ? residual_lt_.get() : nullptr;
+  if ((bf16_inputs || tf32) && lt != nullptr) {
+    MatmulCall call;
+    call.ta = ta, call.tb = tb, call.m = m, call.n = n, call.k = k;
+    call.a = a, call.lda = lda, call.b = b, call.ldb = ldb, call.c = c, call.ldc = ldc, call.d = d;
+    call.ab_type = ab_type, call.c_type = c_type;
+    call.compute = bf16_inputs ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32, call.beta = beta;
+    const cublasStatus_t status = lt->run(call);
+    if (status != CUBLAS_STATUS_NOT_SUPPORTED) return status;
+  }
+  if (d != nullptr) {
+    // cublasGemmEx writes its C: D starts as a copy of it (C is ldc x n, dense here).
+    XCOMP_CUDA_CHECK(cudaMemcpyAsync(d, c, static_cast<size_t>(ldc) * n * (c_type == CUDA_R_16BF ? 2 : 4),
+                                     cudaMemcpyDeviceToDevice, stream_));
+    c = d;
+  }
   if (bf16_inputs || tf32) {
     const cublasComputeType_t compute = bf16_inputs ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
-    if (lt_ != nullptr) {
-      MatmulCall call;
-      call.ta = ta, call.tb = tb, call.m = m, call.n = n, call.k = k;
-      call.a = a, call.lda = lda, call.b = b, call.ldb = ldb, call.c = c, call.ldc = ldc;
-      call.ab_type = ab_type, call.c_type = c_type, call.compute = compute, call.beta = beta;
-      const cublasStatus_t status = lt_->run(call);
-      if (status != CUBLAS_STATUS_NOT_SUPPORTED) return status;
-    }
     return cublasGemmEx(cublas_, ta, tb, m, n, k, &alpha, a, ab_type, lda, b, ab_type, ldb, &beta, c, c_type, ldc,
                         compute, CUBLAS_GEMM_DEFAULT);
   }
@@ -112,7 +120,7 @@ Tensor CudaOps::to_bf16(const Tensor& x) {
 }
 
 void CudaOps::gemm_input_times_weight(const Tensor& x, const Tensor& w, Tensor& y, bool transpose_w,
-                                      bool accumulate, const char* op) {
+                                      bool accumulate, const char* op, const Tensor* residual) {
   require_on_device(op, {&x, &w, &y});
   CHECK_EQ(w.ndim(), 2) << op << ": weight " << shape_str(w.shape());
   CHECK(w.dtype() == DType::F32 || w.dtype() == DType::BF16)
@@ -135,6 +143,13 @@ void CudaOps::gemm_input_times_weight(const Tensor& x, const Tensor& w, Tensor& 
   const int64_t m = x.numel() / in_width;
   CHECK_EQ(y.numel(), m * out_width) << op << ": output " << shape_str(y.shape()) << " vs weight "
                                      << shape_str(w.shape());
+  if (residual) {
+    require_on_device(op, {residual});
+    CHECK(accumulate && residual->dtype() == y.dtype() && residual->numel() == y.numel())
+        << op << ": residual " << shape_str(residual->shape()) << " " << dtype_name(residual->dtype()) << " for y "
+        << shape_str(y.shape()) << " " << dtype_name(y.dtype());
+    CHECK(residual->raw() != y.raw() && x.raw() != y.raw()) << op << ": y must be a tensor of its own";
+  }
   if (m == 0) return;
   const float beta = accumulate ? 1.0f : 0.0f;
   const bool bf16 = w.dtype() == DType::BF16;
@@ -147,7 +162,8 @@ void CudaOps::gemm_input_times_weight(const Tensor& x, const Tensor& w, Tensor& 
   // Column-major: y^T[out_width, M] = op(w) . x^T, with w seen as [K, N] (ld K).
   XCOMP_CUBLAS_CHECK(matrix_product(transpose_w ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, as_int(out_width, op),
                                     as_int(m, op), as_int(in_width, op), w.raw(), ab_type, as_int(k, op), b_matrix,
-                                    as_int(in_width, op), beta, y.raw(), as_int(out_width, op), bf16, tf32, c_type));
+                                    as_int(in_width, op), beta, residual ? const_cast<void*>(residual->raw()) : y.raw(),
+                                    as_int(out_width, op), bf16, tf32, c_type, residual ? y.raw() : nullptr));
   // x16 goes back to the allocator here; only work queued after the product can reuse it.
 }
 
@@ -158,6 +174,11 @@ void CudaOps::linear(const Tensor& x, const Tensor& w, Tensor& y) {
 void CudaOps::linear_add(const Tensor& x, const Tensor& w, Tensor& y) {
   require_dtype("linear_add", "y", y, DType::F32);
   gemm_input_times_weight(x, w, y, /*transpose_w=*/true, /*accumulate=*/true, "linear_add");
+}
+
+void CudaOps::linear_residual(const Tensor& x, const Tensor& w, const Tensor& residual, Tensor& y) {
+  require_dtype("linear_residual", "y", y, DType::F32);
+  gemm_input_times_weight(x, w, y, /*transpose_w=*/true, /*accumulate=*/true, "linear_residual", &residual);
 }
 
 void CudaOps::linear_backward_input(const Tensor& dy, const Tensor& w, Tensor& dx, bool accumulate) {

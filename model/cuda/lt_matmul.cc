@@ -81,7 +81,8 @@ LtMatmul::~LtMatmul() {
 LtMatmul::Key LtMatmul::key_of(const MatmulCall& call) {
   return Key{static_cast<int>(call.ta), static_cast<int>(call.tb), call.m, call.n, call.k, call.lda, call.ldb,
              call.ldc, static_cast<int>(call.ab_type), static_cast<int>(call.c_type), static_cast<int>(call.compute),
-             call.beta != 0.f, alignment_of(call.a), alignment_of(call.b), alignment_of(call.c)};
+             call.beta != 0.f, alignment_of(call.a), alignment_of(call.b), alignment_of(call.c),
+             alignment_of(call.d ? call.d : call.c)};
 }
 
 LtMatmul::Plan* LtMatmul::plan_for(const MatmulCall& call) {
@@ -109,6 +110,7 @@ LtMatmul::Plan* LtMatmul::plan_for(const MatmulCall& call) {
   XCOMP_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                           &workspace, sizeof workspace));
   const uint32_t align_a = alignment_of(call.a), align_b = alignment_of(call.b), align_c = alignment_of(call.c);
+  const uint32_t align_d = alignment_of(call.d ? call.d : call.c);
   XCOMP_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
                                                           &align_a, sizeof align_a));
   XCOMP_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
@@ -116,7 +118,7 @@ LtMatmul::Plan* LtMatmul::plan_for(const MatmulCall& call) {
   XCOMP_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
                                                           &align_c, sizeof align_c));
   XCOMP_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
-                                                          &align_c, sizeof align_c));
+                                                          &align_d, sizeof align_d));
   const int requested = path_ == GemmPath::kLtTuned ? kTunedCandidates : 1;
   plan->candidates.resize(requested);
   int returned = 0;
@@ -176,7 +178,7 @@ int LtMatmul::fastest(const Plan& plan, const MatmulCall& call, const std::vecto
 cublasStatus_t LtMatmul::run(const MatmulCall& call) {
   const Plan* plan = plan_for(call);
   if (plan == nullptr) return CUBLAS_STATUS_NOT_SUPPORTED;
-  return launch(*plan, plan->chosen, call, call.c);
+  return launch(*plan, plan->chosen, call, call.d ? call.d : call.c);
 }
 
 }  // namespace xcomp::cuda

@@ -36,8 +36,9 @@ enum class GemmPath { kCublas, kLt, kLtTuned };
 GemmPath gemm_path_requested(const std::string& configured = "");
 const char* gemm_path_name(GemmPath path);
 
-// One column-major product D = op(A) op(B) + beta C with D = C (cublasGemmEx's
-// arguments, alpha 1): op(A) is m x k, op(B) k x n, C m x n.
+// One column-major product D = op(A) op(B) + beta C (cublasGemmEx's arguments, alpha 1,
+// and D = C unless d is set: then D is d, laid out as C): op(A) is m x k, op(B) k x n,
+// C m x n.
 struct MatmulCall {
   cublasOperation_t ta = CUBLAS_OP_N, tb = CUBLAS_OP_N;
   int m = 0, n = 0, k = 0;
@@ -47,6 +48,7 @@ struct MatmulCall {
   int ldb = 0;
   void* c = nullptr;
   int ldc = 0;
+  void* d = nullptr;
   cudaDataType ab_type = CUDA_R_16BF, c_type = CUDA_R_32F;
   cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
   float beta = 0.f;
@@ -67,7 +69,7 @@ class LtMatmul {
   cublasStatus_t run(const MatmulCall& call);
 
  private:
-  using Key = std::tuple<int, int, int, int, int, int, int, int, int, int, int, bool, int, int, int>;
+  using Key = std::tuple<int, int, int, int, int, int, int, int, int, int, int, bool, int, int, int, int>;
   struct Plan;
   static Key key_of(const MatmulCall& call);
   // The shape's descriptors and algorithm (null: no candidate takes it).

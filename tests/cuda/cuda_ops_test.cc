@@ -256,6 +256,44 @@ TEST_F(CudaOpsTest, LinearAddMatchesCpu) {
   }
 }
 
+// linear_residual: y = residual + x w^T into a tensor of its own, the residual left as it
+// was. bf16 weights on the default path (cuBLASLt only for these, with D apart from C),
+// on the lt path (its own cuBLASLt), TF32 (fp32 weights beside bf16 ones: LoRA's path),
+// and true fp32 (a copy, then cublasGemmEx), against the CPU's.
+TEST_F(CudaOpsTest, LinearResidualMatchesCpuAndLeavesTheResidual) {
+  CudaKernelChoices lt;
+  lt.gemm = "lt";
+  struct Backend {
+    std::unique_ptr<Ops> ops;
+    const char* label;
+    bool upload_as_weight;  // bf16 storage
+    double tolerance;
+  };
+  std::vector<Backend> backends;
+  backends.push_back({make_cuda_ops(0), "bf16", true, kLongSumTolerance});
+  backends.push_back({make_cuda_ops(0, CudaWeightStorage::kBf16, lt), "bf16_lt", true, kLongSumTolerance});
+  backends.push_back({make_cuda_ops(0), "tf32", false, kBf16Tolerance});
+  backends.push_back({make_cuda_ops(0, CudaWeightStorage::kF32), "f32", false, -1});
+  for (const LinearCase& c : kLinearCases) {
+    const Tensor x = random_tensor({c.m, c.k}, 43), w = random_tensor({c.n, c.k}, 44, 0.1f);
+    const Tensor residual = random_tensor({c.m, c.n}, 45);
+    for (Backend& b : backends) {
+      const std::string label = linear_name((std::string("linear_residual_") + b.label).c_str(), c);
+      Tensor want = residual.clone();
+      cpu_.linear_add(b.upload_as_weight ? bf16_rounded(x) : x, b.upload_as_weight ? bf16_rounded(w) : w, want);
+      const Tensor residual_d = b.ops->upload(residual);
+      Tensor y = b.ops->upload(random_tensor({c.m, c.n}, 46));  // garbage: every entry must be written
+      b.ops->linear_residual(b.ops->upload(x), b.upload_as_weight ? b.ops->upload_weight(w) : b.ops->upload(w),
+                             residual_d, y);
+      expect_error_within(label, relative_max_error(b.ops->download(y), want),
+                          b.tolerance >= 0 ? b.tolerance : f32_product_tolerance(c.k));
+      const Tensor kept = b.ops->download(residual_d);
+      for (int64_t i = 0; i < residual.numel(); ++i)
+        ASSERT_EQ(kept.data<float>()[i], residual.data<float>()[i]) << label << ": the residual changed at " << i;
+    }
+  }
+}
+
 // Activations in bf16 beside bf16 weights (Ops::product_dtype): a BF16 input goes to
 // cuBLAS as it is, a BF16 output is the fp32 result rounded. Against the CPU on the same
 // bf16 values: fp32 outputs differ by the accumulation order only; bf16 outputs by that

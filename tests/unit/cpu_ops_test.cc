@@ -26,6 +26,18 @@ TEST(CpuOps, LinearAddAddsTheProductIntoY) {
   EXPECT_LT(scaled_error(y, want), 1e-6);
 }
 
+TEST(CpuOps, LinearResidualWritesTheSumApartAndLeavesTheResidual) {
+  CpuOps ops;
+  const Tensor x = smooth_tensor({5, 7}, 0.1), w = smooth_tensor({3, 7}, 0.9), residual = smooth_tensor({5, 3}, 2.3);
+  Tensor y = smooth_tensor({5, 3}, 4.1);  // overwritten
+  Vec want = test::linear(to_vec(x), to_vec(w), 5, 7, 3);
+  const Vec before = to_vec(residual);
+  for (size_t i = 0; i < want.size(); ++i) want[i] += before[i];
+  ops.linear_residual(x, w, residual, y);
+  EXPECT_LT(scaled_error(y, want), 1e-6);
+  EXPECT_EQ(to_vec(residual), before);
+}
+
 TEST(CpuOps, EmbeddingGathersRows) {
   CpuOps ops;
   Tensor table = smooth_tensor({6, 4}, 0.3), out = Tensor::empty({3, 4});
