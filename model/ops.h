@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "model/adamw_step.h"
 #include "model/tensor.h"
@@ -167,6 +168,15 @@ class Ops {
   // fixed blocks of 65536 elements in order, so its result does not depend on the thread
   // count (a resumed run clips exactly as an uninterrupted one).
   virtual double sum_of_squares(const Tensor& x) = 0;
+  // The sums of squares of several tensors, each as sum_of_squares computes it, in
+  // order: a device backend waits for them once rather than once a tensor (a training
+  // step's gradient norm reads some 130 LoRA tensors at LLaMA-3-8B's shape).
+  virtual std::vector<double> sums_of_squares(const std::vector<Tensor>& xs) {
+    std::vector<double> sums;
+    sums.reserve(xs.size());
+    for (const Tensor& x : xs) sums.push_back(sum_of_squares(x));
+    return sums;
+  }
   // x *= factor, elementwise.
   virtual void scale(Tensor& x, float factor) = 0;
   // One AdamW update of param from grad, moments updated in place, per element in

@@ -144,6 +144,9 @@ void ProfilingOps::cross_entropy(const Tensor& logits, const Tensor& targets, co
                                  Tensor& dlogits) {
   timed("cross_entropy", [&] { inner_.cross_entropy(logits, targets, weights, losses, dlogits); });
 }
+std::vector<double> ProfilingOps::sums_of_squares(const std::vector<Tensor>& xs) {
+  return timed("sum_of_squares", [&] { return inner_.sums_of_squares(xs); });
+}
 double ProfilingOps::sum_of_squares(const Tensor& x) {
   return timed("sum_of_squares", [&] { return inner_.sum_of_squares(x); });
 }

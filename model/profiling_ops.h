@@ -70,6 +70,7 @@ class ProfilingOps final : public Ops {
   void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& weights, Tensor& losses,
                      Tensor& dlogits) override;
   double sum_of_squares(const Tensor& x) override;
+  std::vector<double> sums_of_squares(const std::vector<Tensor>& xs) override;
   void scale(Tensor& x, float factor) override;
   void adamw_update(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq,
                     const AdamWStepScalars& scalars) override;

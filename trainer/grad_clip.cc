@@ -8,7 +8,7 @@ namespace xcomp {
 
 double global_grad_norm(Ops& ops, const std::vector<Tensor>& gradients) {
   double total = 0.0;
-  for (const Tensor& g : gradients) total += ops.sum_of_squares(g);
+  for (const double sum : ops.sums_of_squares(gradients)) total += sum;
   return std::sqrt(total);
 }
 

@@ -22,7 +22,7 @@ struct GradClipResult {
 };
 
 // The L2 norm of all F32 gradients together, in double; the gradients are where `ops`
-// computes (each tensor's sum of squares there, Ops::sum_of_squares, then added in order).
+// computes (each tensor's sum of squares there, Ops::sums_of_squares, then added in order).
 double global_grad_norm(Ops& ops, const std::vector<Tensor>& gradients);
 
 // Scales the gradients (in place, where `ops` computes) so their global norm is at most

@@ -120,6 +120,7 @@ class CudaOps final : public Ops {
                      Tensor& dlogits) override;
 
   double sum_of_squares(const Tensor& x) override;
+  std::vector<double> sums_of_squares(const std::vector<Tensor>& xs) override;
   void scale(Tensor& x, float factor) override;
   void adamw_update(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq,
                     const AdamWStepScalars& scalars) override;

@@ -39,25 +39,40 @@ __global__ void scale_kernel(float* x, float factor, int64_t n) {
 
 }  // namespace
 
-double CudaOps::sum_of_squares(const Tensor& x) {
+double CudaOps::sum_of_squares(const Tensor& x) { return sums_of_squares({x}).front(); }
+
+// Every tensor's chunk sums into one buffer, one copy to the host and one wait; each
+// tensor's chunks then added in order, as one tensor's alone would be.
+std::vector<double> CudaOps::sums_of_squares(const std::vector<Tensor>& xs) {
   const char* op = "sum_of_squares";
-  require_on_device(op, {&x});
-  require_dtype(op, "x", x, DType::F32);
-  const int64_t n = x.numel();
-  if (n == 0) return 0.0;
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  CHECK_LE(chunks, int64_t{1} << 31) << op << ": " << n << " elements";
+  std::vector<int64_t> first_chunk;  // of each tensor; the last entry is the total
+  int64_t chunks = 0;
+  for (const Tensor& x : xs) {
+    require_on_device(op, {&x});
+    require_dtype(op, "x", x, DType::F32);
+    first_chunk.push_back(chunks);
+    chunks += (x.numel() + kChunk - 1) / kChunk;
+  }
+  first_chunk.push_back(chunks);
+  std::vector<double> sums(xs.size(), 0.0);
+  if (chunks == 0) return sums;
+  CHECK_LE(chunks, int64_t{1} << 31) << op << ": " << chunks << " chunks";
   const std::shared_ptr<void> partial = allocator_->allocate(static_cast<size_t>(chunks) * sizeof(double));
-  chunk_sum_of_squares_kernel<<<static_cast<unsigned>(chunks), kThreads, 0, stream_>>>(
-      static_cast<const float*>(x.raw()), n, static_cast<double*>(partial.get()));
-  XCOMP_CUDA_CHECK(cudaGetLastError());
+  double* const partials = static_cast<double*>(partial.get());
+  for (size_t t = 0; t < xs.size(); ++t) {
+    const int64_t count = first_chunk[t + 1] - first_chunk[t];
+    if (count == 0) continue;
+    chunk_sum_of_squares_kernel<<<static_cast<unsigned>(count), kThreads, 0, stream_>>>(
+        static_cast<const float*>(xs[t].raw()), xs[t].numel(), partials + first_chunk[t]);
+    XCOMP_CUDA_CHECK(cudaGetLastError());
+  }
   std::vector<double> host(static_cast<size_t>(chunks));
-  XCOMP_CUDA_CHECK(cudaMemcpyAsync(host.data(), partial.get(), host.size() * sizeof(double), cudaMemcpyDeviceToHost,
+  XCOMP_CUDA_CHECK(cudaMemcpyAsync(host.data(), partials, host.size() * sizeof(double), cudaMemcpyDeviceToHost,
                                    stream_));
   XCOMP_CUDA_CHECK(cudaStreamSynchronize(stream_));
-  double total = 0.0;
-  for (double p : host) total += p;
-  return total;
+  for (size_t t = 0; t < xs.size(); ++t)
+    for (int64_t c = first_chunk[t]; c < first_chunk[t + 1]; ++c) sums[t] += host[static_cast<size_t>(c)];
+  return sums;
 }
 
 void CudaOps::scale(Tensor& x, float factor) {

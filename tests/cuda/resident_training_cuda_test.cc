@@ -64,6 +64,16 @@ TEST(OptimizerOpsOnCuda, MatchTheCpuBackend) {
   const double want = cpu.sum_of_squares(x), got = cuda->sum_of_squares(cuda->upload(x));
   EXPECT_LT(std::fabs(got - want), 1e-12 * want) << got << " vs " << want;
   EXPECT_EQ(cuda->sum_of_squares(cuda->zeros({0})), 0.0);
+  // Several at once (one wait): each as alone, to the bit, an empty one among them.
+  const Tensor y = random_tensor(70000, 6, 1.0f);
+  const std::vector<double> sums =
+      cuda->sums_of_squares({cuda->upload(x), cuda->zeros({0}), cuda->upload(y), cuda->upload(x)});
+  ASSERT_EQ(sums.size(), 4u);
+  EXPECT_EQ(sums[0], got);
+  EXPECT_EQ(sums[1], 0.0);
+  EXPECT_EQ(sums[2], cuda->sum_of_squares(cuda->upload(y)));
+  EXPECT_EQ(sums[3], got);
+  EXPECT_LT(std::fabs(sums[2] - cpu.sum_of_squares(y)), 1e-12 * sums[2]);
 
   Tensor scaled_cpu = x.clone(), scaled_cuda = cuda->upload(x);
   cpu.scale(scaled_cpu, 0.37f);

@@ -84,5 +84,20 @@ TEST(GradClip, NormDoesNotDependOnTheThreadCount) {
   EXPECT_EQ(std::memcmp(&one, &three, sizeof one), 0) << one << " vs " << three;
 }
 
+// The norm reads every tensor's sum of squares in one call (Ops::sums_of_squares): each
+// as sum_of_squares gives it alone, in order, an empty tensor's 0.
+TEST(GradClip, SumsOfSquaresAreEachTensorsOwn) {
+  CpuOps ops;
+  Tensor a = Tensor::empty({70001}), b = Tensor::zeros({0}), c = Tensor::empty({5});
+  for (int64_t i = 0; i < a.numel(); ++i) a.data<float>()[i] = std::cos(0.11 * static_cast<double>(i)) * 0.5f;
+  for (int64_t i = 0; i < c.numel(); ++i) c.data<float>()[i] = static_cast<float>(i) - 2.0f;
+  const std::vector<double> sums = ops.sums_of_squares({a, b, c});
+  ASSERT_EQ(sums.size(), 3u);
+  EXPECT_EQ(sums[0], ops.sum_of_squares(a));
+  EXPECT_EQ(sums[1], 0.0);
+  EXPECT_EQ(sums[2], 10.0);
+  EXPECT_DOUBLE_EQ(global_grad_norm(ops, {a, b, c}), std::sqrt(sums[0] + 10.0));
+}
+
 }  // namespace
 }  // namespace xcomp
