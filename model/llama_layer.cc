@@ -127,11 +127,12 @@ void layer_forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& 
                                  adapter_of(lora, layer, LoraTarget::kV);
   const DType products = ops.product_dtype();
   Tensor h = ops.empty({m, c.hidden_size}, attention_adapted ? DType::F32 : products);
-  ops.rmsnorm(x, w.attn_norm, eps, h);
   Tensor h_products = h;
   if (h.dtype() != products) {
     h_products = ops.empty({m, c.hidden_size}, products);
-    ops.rmsnorm(x, w.attn_norm, eps, h_products);
+    ops.rmsnorm_into_two(x, w.attn_norm, eps, h, h_products);
+  } else {
+    ops.rmsnorm(x, w.attn_norm, eps, h);
   }
   Tensor k = ops.empty({b, t, c.num_key_value_heads, c.head_dim});
   Tensor v = ops.empty({b, t, c.num_key_value_heads, c.head_dim});

@@ -93,6 +93,13 @@ class Ops {
 
   // y = x / sqrt(mean(x^2) + eps) * w, per row of x [M, H]; w [H].
   virtual void rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& y) = 0;
+  // rmsnorm into two outputs, each in its own dtype (the attention norm's, where LoRA
+  // adapters read it in fp32 beside the frozen products' bf16): the CUDA backend reads x
+  // once for both. Each output as rmsnorm alone writes it.
+  virtual void rmsnorm_into_two(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& y2) {
+    rmsnorm(x, w, eps, y);
+    rmsnorm(x, w, eps, y2);
+  }
 
   // Rotary embedding in place, Hugging Face's rotate-half convention. x: [B, T, heads,
   // head_dim]; positions: I32 [B, T]; inv_freq: F32 [head_dim / 2]. The angle is

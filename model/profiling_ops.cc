@@ -80,6 +80,9 @@ void ProfilingOps::linear_residual(const Tensor& x, const Tensor& w, const Tenso
   const Product p = product("linear_residual", w.dtype(), w, x, false);
   timed(p.op, [&] { inner_.linear_residual(x, w, residual, y); }, p.flops);
 }
+void ProfilingOps::rmsnorm_into_two(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& y2) {
+  timed("rmsnorm", [&] { inner_.rmsnorm_into_two(x, w, eps, y, y2); });
+}
 void ProfilingOps::rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& y) {
   timed("rmsnorm", [&] { inner_.rmsnorm(x, w, eps, y); });
 }

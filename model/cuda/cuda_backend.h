@@ -95,6 +95,7 @@ class CudaOps final : public Ops {
   void linear_add(const Tensor& x, const Tensor& w, Tensor& y) override;
   void linear_residual(const Tensor& x, const Tensor& w, const Tensor& residual, Tensor& y) override;
   void rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& y) override;
+  void rmsnorm_into_two(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& y2) override;
   void rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq) override;
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length, const Tensor& key_valid,
                  Tensor& out) override;

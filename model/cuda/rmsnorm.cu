@@ -14,25 +14,38 @@ using rmsnorm_rows::kThreads;
 __device__ void store(float* p, int64_t i, float v) { p[i] = v; }
 __device__ void store(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
 
+// Where a row's values go: one output (float or bf16), or the same values into a float
+// one and a bf16 one.
+template <class Out> struct StoreTo {
+  Out* y;
+  __device__ void operator()(int64_t i, float v) const { store(y, i, v); }
+};
+struct StoreToBoth {
+  float* y;
+  __nv_bfloat16* y16;
+  __device__ void operator()(int64_t i, float v) const {
+    store(y, i, v);
+    store(y16, i, v);
+  }
+};
+
 // One block per row (rmsnorm_rows.h), in registers where a row fits them.
-template <int kPerThread, class Out>
+template <int kPerThread, class Store>
 __global__ void __launch_bounds__(kThreads)
-    rmsnorm_in_registers_kernel(const float* x, const float* w, float eps, int64_t width, Out* y) {
+    rmsnorm_in_registers_kernel(const float* x, const float* w, float eps, int64_t width, Store out) {
   __shared__ double scratch[rmsnorm_rows::kScratch];
-  rmsnorm_rows::forward_row_in_registers<kPerThread>(DeviceThread{}, x, w, eps, width, scratch,
-                                                     [y](int64_t i, float v) { store(y, i, v); });
+  rmsnorm_rows::forward_row_in_registers<kPerThread>(DeviceThread{}, x, w, eps, width, scratch, out);
 }
 
-template <class Out>
+template <class Store>
 __global__ void __launch_bounds__(kThreads)
-    rmsnorm_looped_kernel(const float* x, const float* w, float eps, int64_t width, Out* y) {
+    rmsnorm_looped_kernel(const float* x, const float* w, float eps, int64_t width, Store out) {
   __shared__ double scratch[rmsnorm_rows::kScratch];
-  rmsnorm_rows::forward_row_looped(DeviceThread{}, x, w, eps, width, scratch,
-                                   [y](int64_t i, float v) { store(y, i, v); });
+  rmsnorm_rows::forward_row_looped(DeviceThread{}, x, w, eps, width, scratch, out);
 }
 
-template <class Out>
-void launch_rmsnorm(const float* x, const float* w, float eps, int64_t rows, int64_t width, Out* y,
+template <class Store>
+void launch_rmsnorm(const float* x, const float* w, float eps, int64_t rows, int64_t width, Store y,
                     cudaStream_t stream) {
   if (rows == 0) return;
   CHECK_LT(rows, int64_t{1} << 31);
@@ -66,12 +79,17 @@ __global__ void __launch_bounds__(kThreads)
 
 void rmsnorm_forward(const float* x, const float* w, float eps, int64_t rows, int64_t width, float* y,
                      cudaStream_t stream) {
-  launch_rmsnorm(x, w, eps, rows, width, y, stream);
+  launch_rmsnorm(x, w, eps, rows, width, StoreTo<float>{y}, stream);
 }
 
 void rmsnorm_forward_bf16(const float* x, const float* w, float eps, int64_t rows, int64_t width, __nv_bfloat16* y,
                           cudaStream_t stream) {
-  launch_rmsnorm(x, w, eps, rows, width, y, stream);
+  launch_rmsnorm(x, w, eps, rows, width, StoreTo<__nv_bfloat16>{y}, stream);
+}
+
+void rmsnorm_forward_f32_and_bf16(const float* x, const float* w, float eps, int64_t rows, int64_t width, float* y,
+                                  __nv_bfloat16* y16, cudaStream_t stream) {
+  launch_rmsnorm(x, w, eps, rows, width, StoreToBoth{y, y16}, stream);
 }
 
 void rmsnorm_backward(const float* dy, const float* x, const float* w, float eps, int64_t rows, int64_t width,
@@ -128,6 +146,17 @@ void CudaOps::rmsnorm(const Tensor& x, const Tensor& w, float eps, Tensor& y) {
   }
   require_dtype("rmsnorm", "output (F32, or BF16 for a product)", y, DType::F32);
   rmsnorm_forward(xs, ws, eps, x.numel() / width, width, static_cast<float*>(y.raw()), stream_);
+}
+
+void CudaOps::rmsnorm_into_two(const Tensor& x, const Tensor& w, float eps, Tensor& y, Tensor& y2) {
+  if (!(y.dtype() == DType::F32 && y2.dtype() == DType::BF16)) return Ops::rmsnorm_into_two(x, w, eps, y, y2);
+  require_on_device("rmsnorm", {&x, &w, &y, &y2});
+  check_rmsnorm_args("rmsnorm", x, w, y);
+  check_rmsnorm_args("rmsnorm", x, w, y2);
+  const int64_t width = w.numel();
+  rmsnorm_forward_f32_and_bf16(static_cast<const float*>(x.raw()), static_cast<const float*>(w.raw()), eps,
+                               x.numel() / width, width, static_cast<float*>(y.raw()),
+                               static_cast<__nv_bfloat16*>(y2.raw()), stream_);
 }
 
 void CudaOps::rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, float eps, Tensor& dx,

@@ -17,6 +17,10 @@ void rmsnorm_forward(const float* x, const float* w, float eps, int64_t rows, in
 void rmsnorm_forward_bf16(const float* x, const float* w, float eps, int64_t rows, int64_t width, __nv_bfloat16* y,
                           cudaStream_t stream);
 
+// The same values into a float y and a bf16 y16, in one pass over x.
+void rmsnorm_forward_f32_and_bf16(const float* x, const float* w, float eps, int64_t rows, int64_t width, float* y,
+                                  __nv_bfloat16* y16, cudaStream_t stream);
+
 // dx[r, :] (+)= the gradient of rmsnorm for output gradient dy[r, :] (w frozen).
 void rmsnorm_backward(const float* dy, const float* x, const float* w, float eps, int64_t rows, int64_t width,
                       bool accumulate, float* dx, cudaStream_t stream);

@@ -404,6 +404,25 @@ TEST_F(CudaOpsTest, RmsnormWithBf16OutputMatchesCpu) {
   }
 }
 
+// rmsnorm into an fp32 and a bf16 output in one pass (the attention norm beside LoRA
+// adapters): each to the bit what rmsnorm alone writes, rows long enough for the
+// register form and past it (16384 floats).
+TEST_F(CudaOpsTest, RmsnormIntoTwoIsRmsnormTwice) {
+  for (const Shape& shape : {Shape{37, 64}, Shape{2, 150, 2048}, Shape{3, 16384}}) {
+    const int64_t width = shape.back();
+    const Tensor x = up(random_tensor(shape, 36, 2.0f)), w = up(random_tensor({width}, 37));
+    Tensor want = gpu_->empty(shape), want16 = gpu_->empty(shape, DType::BF16);
+    gpu_->rmsnorm(x, w, 1e-5f, want);
+    gpu_->rmsnorm(x, w, 1e-5f, want16);
+    Tensor y = gpu_->empty(shape), y16 = gpu_->empty(shape, DType::BF16);
+    gpu_->rmsnorm_into_two(x, w, 1e-5f, y, y16);
+    const Tensor a = gpu_->download(y), b = gpu_->download(want), a16 = gpu_->download(y16),
+                 b16 = gpu_->download(want16);
+    EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << "rmsnorm_into_two f32, width " << width;
+    EXPECT_EQ(std::memcmp(a16.raw(), b16.raw(), a16.nbytes()), 0) << "rmsnorm_into_two bf16, width " << width;
+  }
+}
+
 TEST_F(CudaOpsTest, RopeAndBackwardMatchCpu) {
   for (const Shape& shape : {Shape{2, 9, 8, 8}, Shape{2, 300, 32, 64}, Shape{1, 100, 16, 128}}) {
     const int64_t b = shape[0], t = shape[1], d = shape[3];
