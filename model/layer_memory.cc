@@ -35,7 +35,7 @@ void LayerMemory::backward(const LlamaModel& model, int layer, Tensor& dx, const
   if (kind_ == ActivationMemory::kKeep) {
     activations = std::move(saved_[layer]);
   } else {
-    Tensor x = std::move(inputs_[layer]);  // its own storage: free to update in place
+    Tensor x = std::move(inputs_[layer]);  // kept as the saved input; the output goes to new storage
     layer_forward(model, layer, x, positions, store, lora, extent, &activations);
   }
   layer_backward(model, layer, dx, positions, store, dkeys, dvalues, lora, extent, activations);

@@ -17,8 +17,9 @@ class LayerMemory {
   LayerMemory() = default;  // keeps nothing: forward only
   LayerMemory(int layers, ActivationMemory kind);
 
-  // Runs `layer` forward on x (updated in place to its output), keeping what the
-  // backward pass will need.
+  // Runs `layer` forward on x, which becomes its output (updated in place where nothing
+  // is kept; else new storage, the input's being what is kept: LayerInput), keeping what
+  // the backward pass will need.
   void forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& positions, const LayerStore& store,
                const LayerLora& lora, LayerExtent extent);
 

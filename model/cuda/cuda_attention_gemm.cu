@@ -77,6 +77,8 @@ __global__ void fill_pointer_tables(GemmAttentionShape s, int64_t blocks, TableB
 
 // The bf16 copies are made a source row per thread block: a row's floats read once, four
 // at a time where the row allows it, with no 64-bit division per element.
+// (queries_to_head_major_bf16_kernel spreads its own row, heads x D floats, over the
+// block; row_to_bf16 serves the key rows.)
 constexpr int kCopyThreads = 256;
 
 // Floats [0, n) of `from` (contiguous) to bf16 at `to`, or zeros where `from` is null.
@@ -110,13 +112,26 @@ __global__ void __launch_bounds__(kCopyThreads)
 // x [B, T, H, D] in bf16 as [B, H, T, D]: each (row, head)'s queries one matrix with rows
 // D apart, so that a kv head's `group` query heads are one matrix of group x T rows (the
 // key and value gradients' products run over all of them at once). A block per (b, t),
-// a warp's lanes along D.
+// its threads along the whole row (four floats never straddle two heads where
+// `vectorised`: d is then a multiple of 4).
 __global__ void __launch_bounds__(kCopyThreads)
     queries_to_head_major_bf16_kernel(const float* x, int64_t t, int heads, int d, bool vectorised,
                                       __nv_bfloat16* y) {
   const int64_t b = blockIdx.x / t, ti = blockIdx.x % t;
   const float* row = x + int64_t{blockIdx.x} * heads * d;
-  for (int h = 0; h < heads; ++h) row_to_bf16(row + h * d, d, vectorised, y + ((b * heads + h) * t + ti) * d);
+  const int width = heads * d, step = vectorised ? 4 : 1;
+  for (int e = step * threadIdx.x; e < width; e += step * kCopyThreads) {
+    const int h = e / d, i = e % d;
+    __nv_bfloat16* to = y + ((b * heads + h) * t + ti) * d + i;
+    if (vectorised) {
+      const float4 v = *reinterpret_cast<const float4*>(row + e);
+      __nv_bfloat162* pair = reinterpret_cast<__nv_bfloat162*>(to);
+      pair[0] = __floats2bfloat162_rn(v.x, v.y);
+      pair[1] = __floats2bfloat162_rn(v.z, v.w);
+    } else {
+      *to = __float2bfloat16_rn(row[e]);
+    }
+  }
 }
 
 // One warp per score row (score_rows.h), kRowsPerBlock rows a block; a warp past the last

@@ -56,7 +56,7 @@ std::vector<double> CudaOps::sums_of_squares(const std::vector<Tensor>& xs) {
   first_chunk.push_back(chunks);
   std::vector<double> sums(xs.size(), 0.0);
   if (chunks == 0) return sums;
-  CHECK_LE(chunks, int64_t{1} << 31) << op << ": " << chunks << " chunks";
+  CHECK_LT(chunks, int64_t{1} << 31) << op << ": " << chunks << " chunks";
   const std::shared_ptr<void> partial = allocator_->allocate(static_cast<size_t>(chunks) * sizeof(double));
   double* const partials = static_cast<double*>(partial.get());
   for (size_t t = 0; t < xs.size(); ++t) {
