@@ -134,13 +134,19 @@ void layer_forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& 
   } else {
     ops.rmsnorm(x, w.attn_norm, eps, h);
   }
-  Tensor k = ops.empty({b, t, c.num_key_value_heads, c.head_dim});
-  Tensor v = ops.empty({b, t, c.num_key_value_heads, c.head_dim});
+  // Where this call's entries are the whole store (an encoder's; a decoder's without a
+  // prefix), the projections and RoPE write into it directly rather than into copies.
+  const Shape kv_shape{b, t, c.num_key_value_heads, c.head_dim};
+  const bool whole_store = store.start == 0 && store.keys->shape() == kv_shape && store.values->shape() == kv_shape;
+  Tensor k = whole_store ? *store.keys : ops.empty(kv_shape);
+  Tensor v = whole_store ? *store.values : ops.empty(kv_shape);
   project(ops, h, w.wk, lora, layer, LoraTarget::kK, k, saved ? &saved->lora_u[1] : nullptr, false, &h_products);
   project(ops, h, w.wv, lora, layer, LoraTarget::kV, v, saved ? &saved->lora_u[2] : nullptr, false, &h_products);
   ops.rope(k, positions, model.inv_freq());
-  ops.write_rows(k, *store.keys, store.start);
-  ops.write_rows(v, *store.values, store.start);
+  if (!whole_store) {
+    ops.write_rows(k, *store.keys, store.start);
+    ops.write_rows(v, *store.values, store.start);
+  }
   const bool keep_input = saved != nullptr || input == LayerInput::kKeep;
   if (saved) {
     saved->x_in = x;  // kept: the residual connections below write new tensors
