@@ -37,24 +37,28 @@ Tensor lora_dropout(Ops& ops, const Tensor& x, int64_t width, const LayerLora& l
   return out;
 }
 
-// y = x W^T (y += x W^T when `add_to_y`: a residual connection in the same product; with
-// `new_y` too, y becomes a new tensor holding the sum and its old storage is left as it
-// was), plus u B^T with u = scale * drop(x) A^T when the projection is adapted (u saved).
-// The scale goes on u, r values per row, rather than on the product's full width; the
-// adapter's update is added into y by its product. `x_for_product`, when given, holds
-// x's values in the backend's product dtype for the frozen product (LoRA reads x).
+// How project writes y: y = x W^T; a residual connection y += x W^T in the same product,
+// in y's storage; or the same sum into a new tensor that y then is, its old storage left
+// as it was (the layer's input or mid-layer stream, kept for backward).
+enum class Into { kWrite, kAdd, kAddApart };
+
+// y = x W^T or a residual connection (`into`), plus u B^T with u = scale * drop(x) A^T
+// when the projection is adapted (u saved). The scale goes on u, r values per row,
+// rather than on the product's full width; the adapter's update is added into y by its
+// product. `x_for_product`, when given, holds x's values in the backend's product dtype
+// for the frozen product (LoRA reads x).
 void project(Ops& ops, const Tensor& x, const Tensor& w, const LayerLora& lora, int layer, LoraTarget target,
-             Tensor& y, Tensor* saved_u, bool add_to_y = false, const Tensor* x_for_product = nullptr,
-             bool new_y = false) {
+             Tensor& y, Tensor* saved_u, Into into = Into::kWrite, const Tensor* x_for_product = nullptr) {
   const Tensor& product_input = x_for_product ? *x_for_product : x;
-  if (add_to_y && new_y) {
-    Tensor sum = ops.empty(y.shape(), y.dtype());
-    ops.linear_residual(product_input, w, y, sum);
-    y = sum;
-  } else if (add_to_y) {
-    ops.linear_add(product_input, w, y);
-  } else {
-    ops.linear(product_input, w, y);
+  switch (into) {
+    case Into::kWrite: ops.linear(product_input, w, y); break;
+    case Into::kAdd: ops.linear_add(product_input, w, y); break;
+    case Into::kAddApart: {
+      Tensor sum = ops.empty(y.shape(), y.dtype());
+      ops.linear_residual(product_input, w, y, sum);
+      y = sum;
+      break;
+    }
   }
   const LoraAdapter* adapter = adapter_of(lora, layer, target);
   if (adapter == nullptr) return;
@@ -140,14 +144,17 @@ void layer_forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& 
   const bool whole_store = store.start == 0 && store.keys->shape() == kv_shape && store.values->shape() == kv_shape;
   Tensor k = whole_store ? *store.keys : ops.empty(kv_shape);
   Tensor v = whole_store ? *store.values : ops.empty(kv_shape);
-  project(ops, h, w.wk, lora, layer, LoraTarget::kK, k, saved ? &saved->lora_u[1] : nullptr, false, &h_products);
-  project(ops, h, w.wv, lora, layer, LoraTarget::kV, v, saved ? &saved->lora_u[2] : nullptr, false, &h_products);
+  project(ops, h, w.wk, lora, layer, LoraTarget::kK, k, saved ? &saved->lora_u[1] : nullptr, Into::kWrite,
+          &h_products);
+  project(ops, h, w.wv, lora, layer, LoraTarget::kV, v, saved ? &saved->lora_u[2] : nullptr, Into::kWrite,
+          &h_products);
   ops.rope(k, positions, model.inv_freq());
   if (!whole_store) {
     ops.write_rows(k, *store.keys, store.start);
     ops.write_rows(v, *store.values, store.start);
   }
-  const bool keep_input = saved != nullptr || input == LayerInput::kKeep;
+  // Where the input is kept, the residual connections write their sums apart.
+  const Into residual = saved != nullptr || input == LayerInput::kKeep ? Into::kAddApart : Into::kAdd;
   if (saved) {
     saved->x_in = x;  // kept: the residual connections below write new tensors
     if (attention_adapted) saved->h_attn = h;  // read back only by the adapters' gradients
@@ -155,14 +162,14 @@ void layer_forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& 
   if (extent == LayerExtent::kKeysValuesOnly) return;
 
   Tensor q = ops.empty({b, t, c.num_attention_heads, c.head_dim});
-  project(ops, h, w.wq, lora, layer, LoraTarget::kQ, q, saved ? &saved->lora_u[0] : nullptr, false, &h_products);
+  project(ops, h, w.wq, lora, layer, LoraTarget::kQ, q, saved ? &saved->lora_u[0] : nullptr, Into::kWrite,
+          &h_products);
   ops.rope(q, positions, model.inv_freq());
   Tensor attended = ops.empty(q.shape());
   ops.attention(q, *store.keys, *store.values, store.length, *store.key_valid, attended);
   // x += o(attended): the residual connection added by the product itself, into new
   // storage where the input is kept.
-  project(ops, attended, w.wo, lora, layer, LoraTarget::kO, x, saved ? &saved->lora_u[3] : nullptr,
-          /*add_to_y=*/true, nullptr, keep_input);
+  project(ops, attended, w.wo, lora, layer, LoraTarget::kO, x, saved ? &saved->lora_u[3] : nullptr, residual);
 
   const DType mlp = mlp_dtype(ops, lora, layer);
   Tensor h2 = ops.empty({m, c.hidden_size}, mlp);
@@ -197,7 +204,7 @@ void layer_forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& 
     if (adapter_of(lora, layer, LoraTarget::kDown)) saved->act = act;
   }
   project(ops, act, w.w_down, lora, layer, LoraTarget::kDown, x, saved ? &saved->lora_u[6] : nullptr,
-          /*add_to_y=*/true, nullptr, keep_input);  // x += down(act)
+          residual);  // x += down(act)
 }
 
 void layer_backward(const LlamaModel& model, int layer, Tensor& dx, const Tensor& positions, const LayerStore& store,
