@@ -190,7 +190,7 @@ class CudaOps final : public Ops {
   // cublas with fp32 weights, which take neither); lt_ is set for the cuBLASLt ones.
   GemmPath gemm_path_;
   std::unique_ptr<LtMatmul> lt_;
-  // linear_residual's products where lt_ is not set (the cublas path with bf16 weights):
+  // linear_residual's products where lt_ is not set (the cublas path), made at the first:
   // cublasGemmEx cannot write its result apart from its C.
   std::unique_ptr<LtMatmul> residual_lt_;
 };

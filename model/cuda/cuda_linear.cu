@@ -58,6 +58,10 @@ cublasStatus_t CudaOps::matrix_product(cublasOperation_t ta, cublasOperation_t t
                                        cudaDataType ab_type, int lda, const void* b, int ldb, float beta, void* c,
                                        int ldc, bool bf16_inputs, bool tf32, cudaDataType c_type, void* d) {
   const float alpha = 1.0f;
+  // A result apart from C needs cuBLASLt: on the cublas path, a handle made for these at
+  // the first one (inference, which adds in place, never makes it).
+  if (d != nullptr && lt_ == nullptr && residual_lt_ == nullptr && (bf16_inputs || tf32))
+    residual_lt_ = std::make_unique<LtMatmul>(GemmPath::kLt, allocator_, stream_);
   LtMatmul* const lt = lt_ != nullptr ? lt_.get() : d != nullptr ? residual_lt_.get() : nullptr;
   if ((bf16_inputs || tf32) && lt != nullptr) {
     MatmulCall call;

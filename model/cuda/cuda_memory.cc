@@ -56,8 +56,6 @@ CudaOps::CudaOps(int device, CudaWeightStorage weights, const CudaKernelChoices&
   // cuBLASLt path, and no workspace for one.
   if (weight_storage_ == CudaWeightStorage::kF32) gemm_path_ = GemmPath::kCublas;
   if (gemm_path_ != GemmPath::kCublas) lt_ = std::make_unique<LtMatmul>(gemm_path_, allocator_, stream_);
-  if (lt_ == nullptr && weight_storage_ == CudaWeightStorage::kBf16)
-    residual_lt_ = std::make_unique<LtMatmul>(GemmPath::kLt, allocator_, stream_);
 }
 
 CudaOps::~CudaOps() {
