@@ -59,8 +59,11 @@ using score_rows::GemmAttentionShape;
 //   kDs: dS as the products read it (kDp's rows, or bf16 rows of their own).
 enum Table { kQ, kK, kV, kDout, kOut, kDq, kDk, kDv, kScores, kProbabilities, kDp, kDs, kTables };
 
-// The rows a batch row of the bf16 copies of k and v holds: `length` rounded up to 8.
-XCOMP_ROWS_FN int64_t bf16_key_rows(const GemmAttentionShape& s) { return (s.length + 7) / 8 * 8; }
+// A key count as the bf16 path's products take it: rounded up to a multiple of 8.
+XCOMP_ROWS_FN int64_t bf16_keys(int64_t keys) { return (keys + 7) / 8 * 8; }
+
+// The rows a batch row of the bf16 copies of k and v holds: `length` rounded up so.
+XCOMP_ROWS_FN int64_t bf16_key_rows(const GemmAttentionShape& s) { return bf16_keys(s.length); }
 
 // The shape of a call: q [batch, t, heads, d], k and v [batch, capacity, kv_heads, d]
 // with `length` entries in use, queries in blocks of query_block (t or more: one block);
@@ -135,7 +138,7 @@ template <class Steps> void run(const GemmAttentionShape& s, bool backward, bool
   // bf16 path (the copies' zero rows and the row kernels' zeros past them).
   auto keys = [&](int64_t block) {
     const int64_t seen = score_rows::block_keys(s, block * s.query_block);
-    return bf16_operands ? std::min((seen + 7) / 8 * 8, bf16_key_rows(s)) : seen;
+    return bf16_operands ? bf16_keys(seen) : seen;  // at most bf16_key_rows: seen <= length
   };
 
   // S = scale * q . k^T, then P = masked softmax(S).

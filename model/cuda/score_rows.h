@@ -153,8 +153,8 @@ XCOMP_ROWS_BODY_FN void zero_past_block(const Ex& ex, const GemmAttentionShape& 
 // Score row `row` of `scores` into the same row of `probabilities` (the same rows, in
 // place, where P is float), up to its block's keys: the masked softmax (0 for keys the
 // query does not see; a row that sees none is all zeros, and so is its output). Entries
-// past the block's keys are not read, nor written but as zeros_to asks. One warp's call, every lane; rows
-// of up to 32 x kPerLane keys.
+// past the block's keys are not read, nor written but as zeros_to asks. One warp's call,
+// every lane; rows of up to 32 x kPerLane keys.
 template <int kPerLane, class Ex, class P>
 XCOMP_ROWS_BODY_FN void masked_softmax_row_in_registers(const Ex& ex, const GemmAttentionShape& s,
                                                    const int32_t* key_valid, const float* scores, P* probabilities,
