@@ -2,12 +2,15 @@
 // stories260K with a rounding backend (tests/cuda_rounding_cpu_ops.h, or one that also
 // rounds inside attention) against the same step in fp32 on the very weights the
 // rounding backend holds, as the GPU's check (tests/cuda/compressor_cuda_test.cc)
-// compares the CUDA backend with the CPU one. Used by the unit suite's budget test and
+// compares the CUDA backend with the CPU one. Used by the unit suite's budget tests and
 // the slow one for the bf16 flash kernels.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <string>
 
 #include "io/model_loader.h"
@@ -47,6 +50,18 @@ inline StepError rounded_step_error(CpuOps& rounding, CompressorMode mode) {
     const double err = relative_max_error(*b[i].grad, *a[i].grad);
     if (err > e.worst_gradient) e.worst_gradient = err, e.worst_name = a[i].name;
   }
+  return e;
+}
+
+// rounded_step_error for `mode`, printed as `what` and checked against the budgets; the
+// error, for a caller's own checks.
+inline StepError expect_step_within_budget(CpuOps& rounding, CompressorMode mode, const char* what) {
+  const char* name = mode == CompressorMode::kKeyValue ? "kv" : "embedding";
+  const StepError e = rounded_step_error(rounding, mode);
+  std::printf("  %s %s: loss error %.2e, worst gradient error %.3f (%s)\n", name, what, e.loss, e.worst_gradient,
+              e.worst_name.c_str());
+  EXPECT_LT(e.loss, kLossBudget) << name << " " << what;
+  EXPECT_LT(e.worst_gradient, kWorstGradientBudget) << name << " " << what << ": " << e.worst_name;
   return e;
 }
 

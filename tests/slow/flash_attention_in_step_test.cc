@@ -78,14 +78,8 @@ class FlashBf16BackwardRoundingCpuOps : public test::CudaRoundingCpuOps {
 // default.
 TEST(FlashAttentionInStep, Bf16BackwardKeepsTheStepWithinTheRoundingBudget) {
   for (const CompressorMode mode : {CompressorMode::kKeyValue, CompressorMode::kEmbedding}) {
-    const char* name = mode == CompressorMode::kKeyValue ? "kv" : "embedding";
-    SCOPED_TRACE(name);
     FlashBf16BackwardRoundingCpuOps rounding;
-    const test::StepError e = test::rounded_step_error(rounding, mode);
-    std::printf("  %s with a bf16 flash backward: loss error %.2e, worst gradient error %.3f (%s)\n", name, e.loss,
-                e.worst_gradient, e.worst_name.c_str());
-    EXPECT_LT(e.loss, test::kLossBudget);
-    EXPECT_LT(e.worst_gradient, test::kWorstGradientBudget) << e.worst_name;
+    test::expect_step_within_budget(rounding, mode, "with a bf16 flash backward");
   }
 }
 

@@ -18,20 +18,12 @@
 namespace xcomp {
 namespace {
 
-using test::kLossBudget;
-using test::kWorstGradientBudget;
 using test::StepError;
 
 TEST(CudaRoundingBudget, StepWithTheGpusRoundingsStaysWithinBudget) {
   for (const CompressorMode mode : {CompressorMode::kKeyValue, CompressorMode::kEmbedding}) {
-    const char* name = mode == CompressorMode::kKeyValue ? "kv" : "embedding";
-    SCOPED_TRACE(name);
     test::CudaRoundingCpuOps rounding;
-    const StepError e = test::rounded_step_error(rounding, mode);
-    std::printf("  %s: loss error %.2e, worst gradient error %.3f (%s)\n", name, e.loss, e.worst_gradient,
-                e.worst_name.c_str());
-    EXPECT_LT(e.loss, kLossBudget);
-    EXPECT_LT(e.worst_gradient, kWorstGradientBudget) << e.worst_name;
+    const StepError e = test::expect_step_within_budget(rounding, mode, "with the GPU's roundings");
     // The roundings happen: a step equal to fp32's would mean the emulation rounds nothing.
     EXPECT_GT(e.worst_gradient, 1e-3);
   }
