@@ -19,4 +19,18 @@ double relative_max_difference(const Tensor& got, const Tensor& want) {
   return max_ref > 0 ? max_diff / max_ref : max_diff;
 }
 
+double relative_norm_difference(const Tensor& got, const Tensor& want) {
+  if (got.numel() != want.numel()) return INFINITY;
+  const float* a = got.data<float>();
+  const float* b = want.data<float>();
+  double diff_squares = 0, ref_squares = 0;
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    const double diff = static_cast<double>(a[i]) - b[i];
+    if (std::isnan(diff)) return INFINITY;
+    diff_squares += diff * diff;
+    ref_squares += static_cast<double>(b[i]) * b[i];
+  }
+  return ref_squares > 0 ? std::sqrt(diff_squares / ref_squares) : std::sqrt(diff_squares);
+}
+
 }  // namespace xcomp

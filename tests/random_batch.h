@@ -61,19 +61,22 @@ inline void perturb_lora_b(Compressor& c) {
 // The stories260K step that the two-backend checks run (tests/cuda/compressor_cuda_test.cc,
 // and its CPU emulation in tests/unit/cuda_rounding_budget_test.cc): 3 padded texts of
 // 23, 9 and 17 tokens, N = 4, LoRA r = 4 with dropout 0.1 (the same counter-based mask on
-// every backend), token weight 1/52 (the batch's targets).
+// every backend), token weight 1/52 (the batch's targets). The texts' tokens come from
+// `batch_seed`; the GPU checks use the first, kGpuCheckBatch, and the CPU's precision
+// measures average over it and the next ones.
+inline constexpr uint64_t kGpuCheckBatch = 7;
 struct TwoBackendStep {
   CompressorSettings settings;
   CompressorBatch batch;
   StepOptions options;
 };
-inline TwoBackendStep two_backend_step(CompressorMode mode, int64_t vocab) {
+inline TwoBackendStep two_backend_step(CompressorMode mode, int64_t vocab, uint64_t batch_seed = kGpuCheckBatch) {
   TwoBackendStep s;
   s.settings.mode = mode;
   s.settings.num_tokens = 4;
   s.settings.lora.r = 4;
   s.settings.lora.dropout = 0.1;
-  s.batch = random_regeneration_batch({23, 9, 17}, vocab, 7);
+  s.batch = random_regeneration_batch({23, 9, 17}, vocab, batch_seed);
   s.options.token_weight = 1.0f / 52;
   s.options.end_id = kEos;
   s.options.dropout_seed = 5;
@@ -82,8 +85,9 @@ inline TwoBackendStep two_backend_step(CompressorMode mode, int64_t vocab) {
 }
 
 // two_backend_step's step on each of two models (which hold the same weights on two
-// backends, or two ways of computing): each with its own compressor from the same seed,
-// LoRA B perturbed alike; the second keeps or recomputes its activations as asked.
+// backends, or two ways of computing): each with its own compressor from the same seed
+// (one for each batch), LoRA B perturbed alike; the second keeps or recomputes its
+// activations as asked.
 struct StepOnTwoModels {
   std::unique_ptr<Compressor> first, second;
   CompressorLoss first_loss, second_loss;
@@ -91,12 +95,13 @@ struct StepOnTwoModels {
 
 inline StepOnTwoModels step_on_two_models(const LlamaModel& first, const LlamaModel& second, CompressorMode mode,
                                           ActivationMemory second_activations = ActivationMemory::kKeep,
-                                          float memory_scale = 1.0f) {
-  TwoBackendStep step = two_backend_step(mode, first.config().vocab_size);
+                                          float memory_scale = 1.0f, uint64_t batch_seed = kGpuCheckBatch) {
+  TwoBackendStep step = two_backend_step(mode, first.config().vocab_size, batch_seed);
   step.settings.memory_scale = memory_scale;
+  const uint64_t compressor_seed = batch_seed + 4;  // 11 for the GPU check's batch
   StepOnTwoModels r;
-  r.first = std::make_unique<Compressor>(first.config(), step.settings, 11);
-  r.second = std::make_unique<Compressor>(second.config(), step.settings, 11);
+  r.first = std::make_unique<Compressor>(first.config(), step.settings, compressor_seed);
+  r.second = std::make_unique<Compressor>(second.config(), step.settings, compressor_seed);
   perturb_lora_b(*r.first);
   perturb_lora_b(*r.second);
   r.first_loss = compressor_step(first, *r.first, step.batch, step.options);
