@@ -1,8 +1,9 @@
 // Grouped-query causal attention of the CUDA backend (the visibility rule is
 // Ops::attention's). By default it runs as batched cuBLAS products over materialised
 // scores, a block of 128 queries at a time with the keys those see (gemm_causal,
-// cuda_attention_gemm.cu), where their workspace fits. The CUDA-core kernels here
-// are the fallback and its cross-check. Two forwards: the tiled one
+// cuda_attention_gemm.cu), where their workspace fits and head_dim keeps cuBLAS's
+// per-head pointers aligned (a multiple of 4, or 8 with bf16 operands: every LLaMA
+// shape). The CUDA-core kernels here are the fallback and its cross-check. Two forwards: the tiled one
 // (attention_tiled_kernel, head_dim <= 128) and the simple one it is checked against,
 // where one thread block per (row, query, head) keeps the query's scores over all its
 // visible keys in shared memory, takes an exact fp32 softmax and the probability-weighted
@@ -760,9 +761,11 @@ void CudaOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, int64
     return;
   }
   // Where the flash kernels do not apply, the batched products run.
-  if ((uses_gemm(forward_attention_) || flash) && gemm_attention_fits(s.batch, s.heads, s.t, s.length)) {
+  const bool forward_bf16 = gemm_bf16_operands(forward_attention_);
+  if ((uses_gemm(forward_attention_) || flash) &&
+      gemm_attention_applies(s.batch, s.heads, s.t, s.length, s.d, forward_bf16, {&q, &k, &v, &out})) {
     gemm_attention(q, k, v, length, key_valid, nullptr, &out, nullptr, nullptr, nullptr,
-                   gemm_query_block(forward_attention_, s.t), gemm_bf16_operands(forward_attention_));
+                   gemm_query_block(forward_attention_, s.t), forward_bf16);
     return;
   }
   if (s.d <= kTiledMaxHeadDim && forward_attention_ != AttentionKernels::kSimple) {
@@ -807,9 +810,12 @@ void CudaOps::attention_backward(const Tensor& dout, const Tensor& q, const Tens
     return;
   }
   // Where the flash kernels do not apply, the batched products run.
-  if ((uses_gemm(backward_attention_) || flash) && gemm_attention_fits(s.batch, s.heads, s.t, s.length)) {
+  const bool backward_bf16 = gemm_bf16_operands(backward_attention_);
+  if ((uses_gemm(backward_attention_) || flash) &&
+      gemm_attention_applies(s.batch, s.heads, s.t, s.length, s.d, backward_bf16,
+                             {&dout, &q, &k, &v, &dq, &dk, &dv})) {
     gemm_attention(q, k, v, length, key_valid, &dout, nullptr, &dq, &dk, &dv,
-                   gemm_query_block(backward_attention_, s.t), gemm_bf16_operands(backward_attention_));
+                   gemm_query_block(backward_attention_, s.t), backward_bf16);
     return;
   }
   // Per query: log-sum-exp of the scores and D = sum_j P_j dP_j, read by the key pass.

@@ -81,20 +81,16 @@ __global__ void fill_pointer_tables(GemmAttentionShape s, int64_t blocks, TableB
 // block; row_to_bf16 serves the key rows.)
 constexpr int kCopyThreads = 256;
 
-// Floats [0, n) of `from` (contiguous) to bf16 at `to`, or zeros where `from` is null.
-// Where `vectorised`, `from` is 16-byte aligned and `to` 8-byte aligned, and n a multiple
-// of 4.
-__device__ void row_to_bf16(const float* from, int n, bool vectorised, __nv_bfloat16* to) {
-  if (vectorised) {
-    for (int i = 4 * threadIdx.x; i < n; i += 4 * kCopyThreads) {
-      const float4 x = from ? *reinterpret_cast<const float4*>(from + i) : float4{0.f, 0.f, 0.f, 0.f};
-      __nv_bfloat162* y = reinterpret_cast<__nv_bfloat162*>(to + i);
-      y[0] = __floats2bfloat162_rn(x.x, x.y);
-      y[1] = __floats2bfloat162_rn(x.z, x.w);
-    }
-    return;
+// Floats [0, n) of `from` (contiguous) to bf16 at `to`, or zeros where `from` is null,
+// four at a time: `from` is 16-byte aligned, `to` 8-byte aligned and n a multiple of 4
+// (gemm_attention_applies: head_dim a multiple of 8, storage aligned).
+__device__ void row_to_bf16(const float* from, int n, __nv_bfloat16* to) {
+  for (int i = 4 * threadIdx.x; i < n; i += 4 * kCopyThreads) {
+    const float4 x = from ? *reinterpret_cast<const float4*>(from + i) : float4{0.f, 0.f, 0.f, 0.f};
+    __nv_bfloat162* y = reinterpret_cast<__nv_bfloat162*>(to + i);
+    y[0] = __floats2bfloat162_rn(x.x, x.y);
+    y[1] = __floats2bfloat162_rn(x.z, x.w);
   }
-  for (int i = threadIdx.x; i < n; i += kCopyThreads) to[i] = __float2bfloat16_rn(from ? from[i] : 0.f);
 }
 
 // A key/value store [B, capacity, kv_heads, D] as the bf16 copy the products read,
@@ -103,34 +99,27 @@ __device__ void row_to_bf16(const float* from, int n, bool vectorised, __nv_bflo
 // the store's own rows past `length` may hold anything). A block per copied row.
 __global__ void __launch_bounds__(kCopyThreads)
     key_rows_to_bf16_kernel(const float* x, int64_t length, int64_t capacity, int64_t rows, int width,
-                            bool vectorised, __nv_bfloat16* y) {
+                            __nv_bfloat16* y) {
   const int64_t b = blockIdx.x / rows, r = blockIdx.x % rows;
-  row_to_bf16(r < length ? x + (b * capacity + r) * width : nullptr, width, vectorised,
-              y + int64_t{blockIdx.x} * width);
+  row_to_bf16(r < length ? x + (b * capacity + r) * width : nullptr, width, y + int64_t{blockIdx.x} * width);
 }
 
 // x [B, T, H, D] in bf16 as [B, H, T, D]: each (row, head)'s queries one matrix with rows
 // D apart, so that a kv head's `group` query heads are one matrix of group x T rows (the
 // key and value gradients' products run over all of them at once). A block per (b, t),
-// its threads along the whole row (four floats never straddle two heads where
-// `vectorised`: d is then a multiple of 4).
+// its threads along the whole row four floats at a time (as row_to_bf16; four never
+// straddle two heads, d being a multiple of 8).
 __global__ void __launch_bounds__(kCopyThreads)
-    queries_to_head_major_bf16_kernel(const float* x, int64_t t, int heads, int d, bool vectorised,
-                                      __nv_bfloat16* y) {
+    queries_to_head_major_bf16_kernel(const float* x, int64_t t, int heads, int d, __nv_bfloat16* y) {
   const int64_t b = blockIdx.x / t, ti = blockIdx.x % t;
   const float* row = x + int64_t{blockIdx.x} * heads * d;
-  const int width = heads * d, step = vectorised ? 4 : 1;
-  for (int e = step * threadIdx.x; e < width; e += step * kCopyThreads) {
+  const int width = heads * d;
+  for (int e = 4 * threadIdx.x; e < width; e += 4 * kCopyThreads) {
     const int h = e / d, i = e % d;
-    __nv_bfloat16* to = y + ((b * heads + h) * t + ti) * d + i;
-    if (vectorised) {
-      const float4 v = *reinterpret_cast<const float4*>(row + e);
-      __nv_bfloat162* pair = reinterpret_cast<__nv_bfloat162*>(to);
-      pair[0] = __floats2bfloat162_rn(v.x, v.y);
-      pair[1] = __floats2bfloat162_rn(v.z, v.w);
-    } else {
-      *to = __float2bfloat16_rn(row[e]);
-    }
+    const float4 v = *reinterpret_cast<const float4*>(row + e);
+    __nv_bfloat162* pair = reinterpret_cast<__nv_bfloat162*>(y + ((b * heads + h) * t + ti) * d + i);
+    pair[0] = __floats2bfloat162_rn(v.x, v.y);
+    pair[1] = __floats2bfloat162_rn(v.z, v.w);
   }
 }
 
@@ -205,12 +194,6 @@ void softmax_backward(const GemmAttentionShape& s, float scale, const P* probabi
   XCOMP_CUDA_CHECK(cudaGetLastError());
 }
 
-// Whether row_to_bf16 may copy x's rows of `width` floats four at a time (its copies,
-// fresh tensors, are aligned as the allocator aligns them: 256 bytes).
-bool vectorisable(const Tensor& x, int64_t width) {
-  return width % 4 == 0 && reinterpret_cast<uintptr_t>(x.raw()) % 16 == 0;
-}
-
 int checked_int(int64_t v, const char* op) {
   CHECK(v <= std::numeric_limits<int>::max()) << op << ": dimension " << v << " exceeds cuBLAS's int range";
   return static_cast<int>(v);
@@ -218,9 +201,19 @@ int checked_int(int64_t v, const char* op) {
 
 }  // namespace
 
-bool CudaOps::gemm_attention_fits(int64_t batch, int64_t heads, int64_t t, int64_t length) const {
+bool CudaOps::gemm_attention_applies(int64_t batch, int64_t heads, int64_t t, int64_t length, int64_t head_dim,
+                                     bool bf16_operands, std::initializer_list<const Tensor*> tensors) const {
   const int64_t entries = batch * heads * t * score_row_stride(length);
-  return entries <= std::numeric_limits<int>::max() && 2 * entries * int64_t{sizeof(float)} <= kMaxWorkspaceBytes;
+  if (entries > std::numeric_limits<int>::max() || 2 * entries * int64_t{sizeof(float)} > kMaxWorkspaceBytes)
+    return false;
+  bool aligned = head_dim * (bf16_operands ? 2 : 4) % 16 == 0;
+  for (const Tensor* x : tensors) aligned = aligned && (x == nullptr || reinterpret_cast<uintptr_t>(x->raw()) % 16 == 0);
+  if (!aligned) {
+    LOG_FIRST_N(WARNING, 1) << "attention: head_dim " << head_dim << (bf16_operands ? " (bf16" : " (fp32")
+                            << " operands) or a tensor's storage leaves cuBLAS's batched products per-head pointers "
+                               "off 16-byte alignment; the tiled kernels run instead";
+  }
+  return aligned;
 }
 
 // One batched product over `count` entries of the tables from entry `first`:
@@ -250,6 +243,7 @@ void CudaOps::gemm_attention(const Tensor& q, const Tensor& k, const Tensor& v, 
   CHECK_GT(query_block, 0) << op << ": query block " << query_block;
   const GemmAttentionShape s = plan_shape(q.dim(0), q.dim(1), q.dim(2), q.dim(3), k.dim(1), k.dim(2), length,
                                           query_block, bf16_operands);
+  CHECK_EQ(s.d * (bf16_operands ? 2 : 4) % 16, 0) << op << ": head_dim " << s.d << " (gemm_attention_applies)";
   const int64_t blocks = query_blocks_of(s), count = s.batch * s.heads;
   const Shape score_shape{s.batch, s.heads, s.t, s.score_stride};
 
@@ -263,7 +257,7 @@ void CudaOps::gemm_attention(const Tensor& q, const Tensor& k, const Tensor& v, 
       if (to->numel() == 0) continue;
       queries_to_head_major_bf16_kernel<<<static_cast<unsigned>(s.batch * s.t), kCopyThreads, 0, stream_>>>(
           static_cast<const float*>(from->raw()), s.t, checked_int(s.heads, op), checked_int(s.d, op),
-          vectorisable(*from, s.d), static_cast<__nv_bfloat16*>(to->raw()));
+          static_cast<__nv_bfloat16*>(to->raw()));
       XCOMP_CUDA_CHECK(cudaGetLastError());
     }
     const int64_t rows = bf16_key_rows(s);
@@ -272,7 +266,7 @@ void CudaOps::gemm_attention(const Tensor& q, const Tensor& k, const Tensor& v, 
       if (to->numel() == 0) continue;
       key_rows_to_bf16_kernel<<<static_cast<unsigned>(s.batch * rows), kCopyThreads, 0, stream_>>>(
           static_cast<const float*>(from->raw()), s.length, s.capacity, rows, checked_int(s.kv_heads * s.d, op),
-          vectorisable(*from, s.kv_heads * s.d), static_cast<__nv_bfloat16*>(to->raw()));
+          static_cast<__nv_bfloat16*>(to->raw()));
       XCOMP_CUDA_CHECK(cudaGetLastError());
     }
   }

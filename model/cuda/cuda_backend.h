@@ -170,8 +170,13 @@ class CudaOps final : public Ops {
   // kGemmCausalBf16 with bf16 weights (with fp32 ones attention stays true fp32).
   int64_t gemm_query_block(AttentionKernels kernels, int64_t t) const;
   bool gemm_bf16_operands(AttentionKernels kernels) const;
-  // Whether gemm_attention's score matrices fit its workspace limit.
-  bool gemm_attention_fits(int64_t batch, int64_t heads, int64_t t, int64_t length) const;
+  // Whether gemm_attention runs this call: its score matrices fit the workspace limit, and
+  // every per-head pointer it hands cuBLAS is 16-byte aligned (the batched products
+  // cannot see the pointers, so cuBLAS assumes that alignment from the sizes and faults
+  // on a misaligned one): head_dim a multiple of 8 with bf16 operands, of 4 with fp32
+  // ones, and the tensors' own storage aligned. Otherwise the tiled kernels run.
+  bool gemm_attention_applies(int64_t batch, int64_t heads, int64_t t, int64_t length, int64_t head_dim,
+                              bool bf16_operands, std::initializer_list<const Tensor*> tensors) const;
   void attention_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
                       const void* const* a, int lda, const void* const* b, int ldb, float beta, void* const* c,
                       int ldc, int count, cudaDataType ab_type);
