@@ -133,8 +133,8 @@ LtMatmul::Plan* LtMatmul::plan_for(const MatmulCall& call) {
   if (!usable.empty()) plan->chosen = usable.size() == 1 ? usable.front() : fastest(*plan, call, usable);
   if (plan->chosen < 0) {
     LOG_FIRST_N(WARNING, 4) << "cuBLASLt has no algorithm for a " << call.m << " x " << call.n << " x " << call.k
-                            << " product (alignments " << align_a << ", " << align_b << ", " << align_c
-                            << " bytes); cublasGemmEx runs it";
+                            << " product (alignments of A, B, C, D: " << align_a << ", " << align_b << ", "
+                            << align_c << ", " << align_d << " bytes); cublasGemmEx runs it";
   }
   Plan* result = plan->chosen < 0 ? nullptr : plan.get();
   plans_.emplace(key, std::move(plan));
