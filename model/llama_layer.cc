@@ -98,14 +98,17 @@ void project_backward(Ops& ops, const Tensor& dy, const Tensor& x, const Tensor&
   ops.add_inplace(dx, lora_dropout(ops, ddropped, w.dim(1), lora, target));
 }
 
-// The dtype of the MLP's tensors that only products read or write: rmsnorm(x_mid), the
-// activation swiglu(gate, up) and the gradients dact, dgate and dup (3.5 times the hidden
-// size at LLaMA's shapes): the backend's product dtype, which saves their conversion at
-// the product and half their traffic; fp32 when a LoRA adapter on gate, up or down reads
-// or adds into them (its products and updates are fp32). gate and up themselves stay
-// fp32 for the activation (rounding them before it tripled the gradient error of a bf16
-// step against the fp32 one: stories260K, CPU emulation of the CUDA backend's rounding);
-// backward keeps copies of them in this dtype.
+// The dtype of the MLP's tensors that only products and the activation read or write:
+// rmsnorm(x_mid), the products' outputs gate and up, the activation swiglu(gate, up) and
+// the gradients dact, dgate and dup (all but the first 3.5 times the hidden size at
+// LLaMA's shapes): the backend's product dtype, which halves their traffic (gate and up
+// are written by their products in it, read once by the activation and kept for
+// backward as they are, as PyTorch's bf16 step keeps them); fp32 when a LoRA adapter on
+// gate, up or down reads or adds into them (its products and updates are fp32). In a
+// CPU emulation of the GPU's roundings on stories260K, bf16 gate and up left the step's
+// gradient error as it was (per-batch ratios' geometric mean over 32 batches 1.00 K/V,
+// 1.02 embedding; tests/step_error.h), though single batches move several times up or
+// down.
 DType mlp_dtype(const Ops& ops, const LayerLora& lora, int layer) {
   for (LoraTarget target : {LoraTarget::kGate, LoraTarget::kUp, LoraTarget::kDown})
     if (adapter_of(lora, layer, target)) return DType::F32;
@@ -174,23 +177,12 @@ void layer_forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& 
   const DType mlp = mlp_dtype(ops, lora, layer);
   Tensor h2 = ops.empty({m, c.hidden_size}, mlp);
   ops.rmsnorm(x, w.mlp_norm, eps, h2);
-  Tensor gate = ops.empty({m, c.intermediate_size});
-  Tensor up = ops.empty({m, c.intermediate_size});
+  Tensor gate = ops.empty({m, c.intermediate_size}, mlp);
+  Tensor up = ops.empty({m, c.intermediate_size}, mlp);
   project(ops, h2, w.w_gate, lora, layer, LoraTarget::kGate, gate, saved ? &saved->lora_u[4] : nullptr);
   project(ops, h2, w.w_up, lora, layer, LoraTarget::kUp, up, saved ? &saved->lora_u[5] : nullptr);
   Tensor act = ops.empty(gate.shape(), mlp);
-  if (saved && mlp != DType::F32) {
-    // Backward reads gate and up only in swiglu's backward, whose outputs it rounds to
-    // the product dtype anyway: copies in that dtype, written by the pass that reads
-    // gate and up, serve it at half the memory (a CPU emulation of the GPU's rounding on
-    // stories260K: no larger gradient error). The forward keeps computing from fp32.
-    Tensor gate_kept = ops.empty(gate.shape(), mlp), up_kept = ops.empty(up.shape(), mlp);
-    ops.swiglu_keeping_inputs(gate, up, act, gate_kept, up_kept);
-    gate = gate_kept;
-    up = up_kept;
-  } else {
-    ops.swiglu(gate, up, act);
-  }
+  ops.swiglu(gate, up, act);
   if (saved) {
     saved->q = q;
     saved->x_mid = x;  // the MLP's residual connection below writes a new tensor

@@ -121,12 +121,6 @@ class Ops {
   // out = silu(gate) * up, elementwise.
   virtual void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
 
-  // swiglu, also writing gate's and up's values into gate_kept and up_kept (of their own
-  // dtype, BF16 where backward may read rounded copies: half the memory of keeping the
-  // fp32 inputs, in the pass that reads them anyway).
-  virtual void swiglu_keeping_inputs(const Tensor& gate, const Tensor& up, Tensor& out, Tensor& gate_kept,
-                                     Tensor& up_kept) = 0;
-
   // y += x, elementwise (residual connections).
   virtual void add_inplace(Tensor& y, const Tensor& x) = 0;
 

@@ -96,10 +96,6 @@ void ProfilingOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, 
 void ProfilingOps::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
   timed("swiglu", [&] { inner_.swiglu(gate, up, out); });
 }
-void ProfilingOps::swiglu_keeping_inputs(const Tensor& gate, const Tensor& up, Tensor& out, Tensor& gate_kept,
-                                         Tensor& up_kept) {
-  timed("swiglu", [&] { inner_.swiglu_keeping_inputs(gate, up, out, gate_kept, up_kept); });
-}
 void ProfilingOps::add_inplace(Tensor& y, const Tensor& x) {
   timed("add_inplace", [&] { inner_.add_inplace(y, x); });
 }

@@ -10,8 +10,9 @@
 // What it leaves out: the GPU's summation orders and the roundings inside attention (its
 // probabilities and their gradients pass through TF32 products there). On stories260K an
 // earlier form of it, run on the code an H200 ran, gave 0.050 (K/V) and 0.096 (embedding)
-// for the step's worst gradient error where the H200 measured 0.061 and 0.121
-// (tests/cuda/compressor_cuda_test.cc): the GPU's error is about 1.25x this one's.
+// for one batch's worst gradient error where the H200 measured 0.061 and 0.121
+// (tests/cuda/compressor_cuda_test.cc): the GPU's error is about 1.25x this one's. (One
+// batch is a noisy measure; tests/step_error.h has the ones now used.)
 #pragma once
 
 #include <set>

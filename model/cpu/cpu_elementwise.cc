@@ -115,21 +115,6 @@ void CpuOps::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
   store_f32(out32, out);
 }
 
-void CpuOps::swiglu_keeping_inputs(const Tensor& gate, const Tensor& up, Tensor& out, Tensor& gate_kept,
-                                   Tensor& up_kept) {
-  CHECK(gate_kept.numel() == gate.numel() && up_kept.numel() == up.numel());
-  swiglu(gate, up, out);
-  const auto keep = [](const Tensor& in, Tensor& kept) {
-    const Tensor values = read_f32(in);
-    if (kept.dtype() == DType::F32)
-      std::memcpy(kept.raw(), values.raw(), values.nbytes());
-    else
-      store_f32(values, kept);  // rounded into the BF16 copy
-  };
-  keep(gate, gate_kept);
-  keep(up, up_kept);
-}
-
 void CpuOps::swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, Tensor& dgate, Tensor& dup) {
   const int64_t n = gate.numel();
   CHECK(dout.numel() == n && up.numel() == n && dgate.numel() == n && dup.numel() == n);

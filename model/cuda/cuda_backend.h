@@ -100,8 +100,6 @@ class CudaOps final : public Ops {
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t length, const Tensor& key_valid,
                  Tensor& out) override;
   void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) override;
-  void swiglu_keeping_inputs(const Tensor& gate, const Tensor& up, Tensor& out, Tensor& gate_kept,
-                             Tensor& up_kept) override;
   void add_inplace(Tensor& y, const Tensor& x) override;
   void write_rows(const Tensor& src, Tensor& dst, int64_t offset) override;
   void read_rows(const Tensor& src, int64_t offset, Tensor& dst) override;

@@ -50,18 +50,6 @@ __global__ void swiglu_kernel(const In* gate, const In* up, int64_t n, Out* out)
   }
 }
 
-// swiglu, also storing its inputs into `Kept` copies (bf16: what backward reads).
-template <class In, class Out, class Kept>
-__global__ void swiglu_keeping_kernel(const In* gate, const In* up, int64_t n, Out* out, Kept* gate_kept,
-                                      Kept* up_kept) {
-  XCOMP_GRID_STRIDE(i, n) {
-    const float g = load(gate, i), u = load(up, i);
-    store(out, i, g / (1.0f + expf(-g)) * u);
-    store(gate_kept, i, g);
-    store(up_kept, i, u);
-  }
-}
-
 template <class Grad, class In, class Out>
 __global__ void swiglu_backward_kernel(const Grad* dout, const In* gate, const In* up, int64_t n, Out* dgate,
                                        Out* dup) {
@@ -182,31 +170,6 @@ void CudaOps::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
             static_cast<const In*>(gate.raw()), static_cast<const In*>(up.raw()), n, static_cast<Out*>(out.raw()));
       },
       gate, out);
-  XCOMP_CUDA_CHECK(cudaGetLastError());
-}
-
-void CudaOps::swiglu_keeping_inputs(const Tensor& gate, const Tensor& up, Tensor& out, Tensor& gate_kept,
-                                    Tensor& up_kept) {
-  const char* op = "swiglu_keeping_inputs";
-  require_on_device(op, {&gate, &up, &out, &gate_kept, &up_kept});
-  for (const Tensor* t : std::initializer_list<const Tensor*>{&gate, &up, &out, &gate_kept, &up_kept}) {
-    require_activation_dtype(op, "every argument", *t);
-    check_same_count(op, gate, *t);
-  }
-  CHECK(up.dtype() == gate.dtype() && up_kept.dtype() == gate_kept.dtype())
-      << op << ": gate and up, and their kept copies, must be pairs of one dtype";
-  const int64_t n = gate.numel();
-  if (n == 0) return;
-  with_element_types(
-      [&](auto* in, auto* o, auto* kept) {
-        using In = Element<decltype(in)>;
-        using Out = Element<decltype(o)>;
-        using Kept = Element<decltype(kept)>;
-        swiglu_keeping_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(
-            static_cast<const In*>(gate.raw()), static_cast<const In*>(up.raw()), n, static_cast<Out*>(out.raw()),
-            static_cast<Kept*>(gate_kept.raw()), static_cast<Kept*>(up_kept.raw()));
-      },
-      gate, out, gate_kept);
   XCOMP_CUDA_CHECK(cudaGetLastError());
 }
 

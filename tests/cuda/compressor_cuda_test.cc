@@ -6,11 +6,14 @@
 //     fp32 rounding is a bug;
 //   bf16 weights (what training uses): the CPU side runs on the same bf16-rounded
 //     weights, so the difference left is the rounding of every activation to bf16 at the
-//     frozen products' inputs, compounded through 5 encoder and 5 decoder layers and back.
+//     frozen products' inputs and outputs, compounded through 5 encoder and 5 decoder
+//     layers and back. One batch's numbers are heavy-tailed there (tests/step_error.h),
+//     so these are judged by medians over kBf16Batches batches.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdlib>
+#include <iostream>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -21,25 +24,26 @@
 #include "model/cuda/cuda_ops.h"
 #include "model/half.h"
 #include "model/llama.h"
-#include "model/tensor_difference.h"
 #include "tests/cuda/tensor_compare.h"
 #include "tests/random_batch.h"
+#include "tests/step_error.h"
 #include "tests/test_support.h"
 
 namespace xcomp {
 namespace {
 
-struct Tolerances {
-  double loss, gradient;  // relative; gradients as max |a - b| / max |b| per tensor
-};
-// fp32: the CPU backend's own gradient checks against double precision hold 1e-4.
-constexpr Tolerances kF32Tolerances{1e-5, 1e-4};
-// bf16 rounds every frozen product's input to 8 significant bits (2^-9 = 2e-3 relative).
-// The loss, a mean over ~50 targets, moves by ~1e-4 (measured 9e-5 on an H200); the
-// gradients, through ~40 such products in a row on a 64-wide model whose attention heads
-// are 8 wide, measured 0.061 (kv) and 0.121 (embedding) at worst there, so the bound
-// allows twice the worst measured and still catches a wrong term (errors of order 1).
-constexpr Tolerances kBf16Tolerances{1e-3, 0.25};
+// fp32 weights, one batch (kGpuCheckBatch): relative loss, and each gradient tensor's
+// max |a - b| / max |b|; the CPU backend's own gradient checks against double precision
+// hold 1e-4.
+constexpr double kF32LossTolerance = 1e-5, kF32GradientTolerance = 1e-4;
+// bf16 weights: medians over kBf16Batches batches of the relative loss error and of the
+// whole gradient's relative norm error. The CPU emulation of these roundings
+// (tests/rounded_step_error.h) measured medians of 0.024 (K/V) and 0.054 (embedding) for
+// the default kernels and up to 1.3x that with a bf16 attention backward; an H200 gave
+// 1.25x the emulation's worst tensor on one batch. The bound allows about twice that and
+// still catches a wrong term (errors of order 1 on most batches).
+constexpr int kBf16Batches = 16;
+constexpr double kBf16LossMedian = 1e-3, kBf16GradientNormMedian = 0.15;
 
 Tensor bf16_rounded(const Tensor& t) {
   if (t.ndim() != 2) return t;  // norm weights stay fp32 on the CUDA backend too
@@ -60,18 +64,19 @@ LlamaWeights rounded_weights(const LlamaWeights& w) {
   return r;
 }
 
-// One compressor step on stories260K on both backends: the loss and every gradient agree.
-// The CPU step keeps every activation; the CUDA step keeps them or recomputes them
+// Compressor steps on stories260K on both backends: the loss and every gradient agree
+// (one batch with fp32 weights; kBf16Batches with bf16 ones, by their medians). The CPU
+// step keeps every activation; the CUDA step keeps them or recomputes them
 // (train.activations), with the attention kernels named (XCOMP_CUDA_ATTENTION, and
 // _BACKWARD: the same unless named) or the default ones.
 void check_step_against_cpu(CompressorMode mode, CudaWeightStorage storage, float memory_scale,
                             ActivationMemory cuda_activations = ActivationMemory::kKeep,
                             const char* attention_kernels = nullptr, const char* backward_kernels = nullptr) {
-  const Tolerances tolerance = storage == CudaWeightStorage::kF32 ? kF32Tolerances : kBf16Tolerances;
+  const bool f32 = storage == CudaWeightStorage::kF32;
   const LoadedModel loaded = load_model(test::fixture("stories260K/stories260K.bin"),
                                         test::fixture("stories260K/tok512.model"));
   const LlamaWeights loaded_weights = load_weights(loaded);
-  const LlamaWeights weights = storage == CudaWeightStorage::kF32 ? loaded_weights : rounded_weights(loaded_weights);
+  const LlamaWeights weights = f32 ? loaded_weights : rounded_weights(loaded_weights);
   CpuOps cpu;
   if (attention_kernels != nullptr) {  // read once, when the backend is made
     EXPECT_EQ(setenv("XCOMP_CUDA_ATTENTION", attention_kernels, 1), 0);
@@ -85,30 +90,37 @@ void check_step_against_cpu(CompressorMode mode, CudaWeightStorage storage, floa
   const LlamaModel cpu_model(loaded.config, weights, cpu);
   const LlamaModel cuda_model(loaded.config, weights, *cuda);
 
-  const test::StepOnTwoModels r =
-      test::step_on_two_models(cpu_model, cuda_model, mode, cuda_activations, memory_scale);
-  const CompressorLoss &want = r.first_loss, &got = r.second_loss;
-
-  EXPECT_EQ(got.targets, want.targets);
-  EXPECT_LT(std::fabs(got.sum - want.sum) / std::fabs(want.sum), tolerance.loss)
-      << "loss cuda " << got.sum << " cpu " << want.sum;
-  const auto cpu_params = r.first->parameters(), cuda_params = r.second->parameters();
-  ASSERT_EQ(cpu_params.size(), cuda_params.size());
-  double worst = 0;
-  for (size_t i = 0; i < cpu_params.size(); ++i) {
-    const double err = test::relative_max_error(*cuda_params[i].grad, *cpu_params[i].grad);
-    worst = std::max(worst, err);
-    // (A gradient that is exactly zero on the CPU, such as the K/V-mode last layer's q
-    // LoRA, compares by absolute difference and must be zero here too.)
-    EXPECT_LT(err, tolerance.gradient) << cpu_params[i].name;
+  std::vector<test::StepError> errors;
+  for (int batch = 0; batch < (f32 ? 1 : kBf16Batches); ++batch) {
+    test::StepOnTwoModels r = test::step_on_two_models(cpu_model, cuda_model, mode, cuda_activations, memory_scale,
+                                                       test::kGpuCheckBatch + static_cast<uint64_t>(batch));
+    EXPECT_EQ(r.second_loss.targets, r.first_loss.targets);
+    const auto cpu_params = r.first->parameters(), cuda_params = r.second->parameters();
+    ASSERT_EQ(cpu_params.size(), cuda_params.size());
+    if (f32) {
+      EXPECT_LT(std::fabs(r.second_loss.sum - r.first_loss.sum) / std::fabs(r.first_loss.sum), kF32LossTolerance)
+          << "loss cuda " << r.second_loss.sum << " cpu " << r.first_loss.sum;
+      // (A gradient that is exactly zero on the CPU, such as the K/V-mode last layer's q
+      // LoRA, compares by absolute difference and must be zero here too.)
+      for (size_t i = 0; i < cpu_params.size(); ++i)
+        EXPECT_LT(test::relative_max_error(*cuda_params[i].grad, *cpu_params[i].grad), kF32GradientTolerance)
+            << cpu_params[i].name;
+    }
+    errors.push_back(test::step_error(r));
   }
-  // The steadier measure the CPU's precision tests judge settings by (tests/rounded_step_error.h),
-  // reported so that the GPU's can be set beside the emulation's.
-  const double norm = relative_norm_difference(r.second->gradient_buffer(), r.first->gradient_buffer());
-  ::testing::Test::RecordProperty("worst_gradient_error", std::to_string(worst));
+  const double loss = test::median(test::values_of(errors, &test::StepError::loss));
+  const double norm = test::median(test::values_of(errors, &test::StepError::gradient_norm));
+  const test::StepError worst = test::worst_of(errors);
+  if (!f32) {
+    EXPECT_LT(loss, kBf16LossMedian);
+    EXPECT_LT(norm, kBf16GradientNormMedian);
+  }
+  ::testing::Test::RecordProperty("loss_error", std::to_string(loss));
   ::testing::Test::RecordProperty("gradient_norm_error", std::to_string(norm));
-  std::cerr << "loss cuda " << got.sum << " cpu " << want.sum << "; worst gradient error " << worst
-            << ", gradient norm error " << norm << "\n";
+  ::testing::Test::RecordProperty("worst_gradient_error", std::to_string(worst.worst_gradient));
+  std::cerr << (f32 ? "one batch" : "medians over " + std::to_string(errors.size()) + " batches")
+            << ": loss error " << loss << ", gradient norm error " << norm << "; worst tensor " << worst.worst_gradient
+            << " (" << worst.worst_name << ")\n";
 }
 
 class CompressorOnCuda : public ::testing::TestWithParam<std::tuple<CompressorMode, CudaWeightStorage>> {};
@@ -134,8 +146,8 @@ TEST(CompressorOnCudaRecomputed, LossAndEveryGradientMatchTheCpuBackend) {
 // The tensor-core flash attention kernels in the whole step (bf16 weights: they run only
 // there), keeping and recomputing the activations: TF32 both ways, and a TF32 forward
 // with the bf16 backward (flash_bf16), which a CPU emulation with the GPU's other
-// roundings kept within the step's budget (tests/slow/flash_attention_in_step_test.cc;
-// bf16 both ways did not, so it is not checked against this bound).
+// roundings kept within what a precision setting may add (tests/slow/
+// flash_attention_in_step_test.cc; bf16 both ways did not, so it is not checked here).
 TEST(CompressorOnCudaWithFlashAttention, LossAndEveryGradientMatchTheCpuBackend) {
   for (const char* backward : {"flash", "flash_bf16"})
     for (const CompressorMode mode : {CompressorMode::kKeyValue, CompressorMode::kEmbedding})
@@ -148,8 +160,8 @@ TEST(CompressorOnCudaWithFlashAttention, LossAndEveryGradientMatchTheCpuBackend)
 
 // The batched products on bf16 operands as attention's backward (gemm_causal_bf16 beside
 // the TF32 gemm_causal forward), keeping and recomputing the activations: the CPU model
-// of their arithmetic kept the step within the budget with the GPU's other roundings
-// (tests/unit/bf16_product_attention_test.cc: 0.144 K/V, 0.100 embedding).
+// of their arithmetic, with the GPU's other roundings, added 31% (K/V) and 20%
+// (embedding) to the step's gradient error (tests/unit/bf16_product_attention_test.cc).
 TEST(CompressorOnCudaWithBf16ProductBackward, LossAndEveryGradientMatchTheCpuBackend) {
   for (const CompressorMode mode : {CompressorMode::kKeyValue, CompressorMode::kEmbedding})
     for (const ActivationMemory activations : {ActivationMemory::kKeep, ActivationMemory::kRecompute}) {

@@ -70,16 +70,19 @@ class FlashBf16BackwardRoundingCpuOps : public test::CudaRoundingCpuOps {
 };
 
 // The bf16 backward (XCOMP_CUDA_ATTENTION_BACKWARD=flash_bf16 beside a TF32 forward)
-// keeps the step within the budget: measured 0.141 (K/V) and 0.112 (embedding) against
-// 0.057 and 0.081 with TF32 attention (CudaRoundingBudget: the CPU op on TF32 inputs).
-// bf16 in the forward too (flash_bf16 both ways, the precision of PyTorch's bf16
-// attention) measured 0.307 and 0.360, and rounding only attention's inputs to bf16 with
-// exact attention 0.214 and 0.512: over the budget, so not a setting to train with by
-// default.
+// adds no more to the step's gradient error than a precision setting may
+// (tests/rounded_step_error.h), over 8 batches (the emulation takes 10 s a step):
+// measured 1.35x (K/V) and 1.09x (embedding) the default's gradient norm error.
+// On the one batch it was first judged by, its worst tensor measured 0.141 (K/V) and
+// 0.112 (embedding) against 0.057 and 0.081 with TF32 attention; flash_bf16 both ways
+// 0.307 and 0.360, as gemm_causal_bf16 both ways, which is over the ratio
+// (tests/unit/bf16_product_attention_test.cc).
 TEST(FlashAttentionInStep, Bf16BackwardKeepsTheStepWithinTheRoundingBudget) {
   for (const CompressorMode mode : {CompressorMode::kKeyValue, CompressorMode::kEmbedding}) {
     FlashBf16BackwardRoundingCpuOps rounding;
-    test::expect_step_within_budget(rounding, mode, "with a bf16 flash backward");
+    EXPECT_LT(test::gradient_norm_ratio_to_default(rounding, mode, "with a bf16 flash backward", 8),
+              test::kPrecisionSettingRatio)
+        << test::mode_name(mode);
   }
 }
 

@@ -497,9 +497,9 @@ TEST(CompressorStep, LossInChunksOfRowsIsTheLossOfTheWholeBatch) {
 }
 
 // A backend whose frozen products read bf16 (the CUDA backend with bf16 weights) gets the
-// tensors that only those products read (the two rmsnorm outputs, swiglu's output, the
-// gradients dact, dgate, dup) in bf16; what a LoRA adapter reads stays fp32 (written
-// twice where both read it). The step then differs from the fp32 one by that rounding
+// tensors that only those products and swiglu read or write (the two rmsnorm outputs,
+// gate and up, swiglu's output, the gradients dact, dgate, dup) in bf16; what a LoRA
+// adapter reads stays fp32 (written twice where both read it). The step then differs from the fp32 one by that rounding
 // only: close to it, not equal to it; with adapters on every projection too.
 TEST(CompressorStep, Bf16ProductsRoundOnlyWhatFrozenProductsRead) {
   struct Case {

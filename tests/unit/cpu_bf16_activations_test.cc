@@ -98,24 +98,6 @@ TEST(CpuBf16Activations, SwigluAndBackwardOnBf16) {
   expect_same_values("dup in place", up_in_place, rounded(want_dup));
 }
 
-TEST(CpuBf16Activations, SwigluKeepingInputsWritesRoundedCopies) {
-  CpuOps ops;
-  const Tensor gate = smooth_tensor({6, 11}, 0.5), up = smooth_tensor({6, 11}, 2.5);
-  Tensor want = Tensor::empty({6, 11}, DType::BF16);
-  ops.swiglu(gate, up, want);
-  Tensor out = Tensor::empty({6, 11}, DType::BF16);
-  Tensor gate_kept = Tensor::empty({6, 11}, DType::BF16), up_kept = Tensor::empty({6, 11}, DType::BF16);
-  ops.swiglu_keeping_inputs(gate, up, out, gate_kept, up_kept);
-  expect_same_values("out", out, want);
-  expect_same_values("gate kept", gate_kept, rounded(gate));
-  expect_same_values("up kept", up_kept, rounded(up));
-  // fp32 copies are exact copies.
-  Tensor gate32 = Tensor::empty({6, 11}), up32 = Tensor::empty({6, 11});
-  ops.swiglu_keeping_inputs(gate, up, out, gate32, up32);
-  expect_same_values("gate kept f32", gate32, gate);
-  expect_same_values("up kept f32", up32, up);
-}
-
 TEST(CpuBf16Activations, OtherDtypesAreRefusedNamingThem) {
   CpuOps ops;
   const Tensor w = smooth_tensor({3, 7}, 0.9);
