@@ -232,6 +232,8 @@ def print_report(path, what):
             errors = {k: v for k, v in case.items() if k not in standard}
             worst = max(errors.items(), key=lambda kv: number(kv[1]), default=None)
             worst_text = f"{worst[1]} ({worst[0]})" if worst else ""
+            if 1 < len(errors) <= 3:  # a step check's loss, norm and worst-tensor errors: all of them
+                worst_text = ", ".join(f"{k} {v}" for k, v in errors.items())
             print(f"{name[:72]:72} {ok:6} {case.get('time', ''):>8}  {worst_text}")
             for failure in case.get("failures", []):
                 print("    " + failure.get("failure", "").replace("\n", "\n    ")[:600])
