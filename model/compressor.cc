@@ -274,7 +274,7 @@ EncoderPass run_encoder(const LlamaModel& model, BackendParameters& comp, const 
 // the uncompressed context themselves).
 struct DecoderPass {
   int64_t b = 0, t = 0, prefix = 0, rows = 0;  // rows: input positions per sample
-  Tensor positions, key_valid, targets;       // I32 [B, rows], [B, prefix + t or rows], [B*rows]
+  Tensor positions, key_valid, targets;       // I32 [B, rows], [B, the stores' capacity], [B*rows]
   Tensor host_targets;                        // targets, on the host (for the loss sums)
   std::vector<Tensor> keys, values;
   LayerMemory memory_for_backward;
@@ -307,8 +307,14 @@ DecoderPass run_decoder(const LlamaModel& model, BackendParameters& comp, const 
   d.prefix = kv_mode ? n : 0;
   d.rows = embedding_mode ? n + d.t : d.t;
   const int64_t store_size = d.prefix + d.rows, lead = d.rows - d.t;  // lead: memory rows in the input
+  // The stores' capacity. Behind a prefix, the entries rounded up to a multiple of 8 (the
+  // extra ones never valid), so that no product of a batched-product attention is of an
+  // odd size: N + 1 + text entries are 497 at 480-token texts and N = 16. Without one the
+  // layers project k and v straight into a store of exactly their rows (llama_layer.cc),
+  // which saves more than the rounding would.
+  const int64_t store_capacity = d.prefix > 0 ? (store_size + 7) / 8 * 8 : store_size;
   d.positions = ints({d.b, d.rows});
-  d.key_valid = ints({d.b, store_size});
+  d.key_valid = ints({d.b, store_capacity});
   d.targets = Tensor::empty({d.b * d.rows}, DType::I32);
   for (int64_t r = 0; r < d.b; ++r) {
     // Embedding mode continues the memory's positions and mode none starts at 0; K/V
@@ -319,7 +325,7 @@ DecoderPass run_decoder(const LlamaModel& model, BackendParameters& comp, const 
     for (int64_t i = 0; i < d.rows; ++i) d.positions.data<int32_t>()[r * d.rows + i] = static_cast<int32_t>(first + i);
     for (int64_t i = 0; i < store_size; ++i) {
       const int64_t token = i - d.prefix - lead;  // index into the decoder tokens, < 0 for the prefix/memory
-      d.key_valid.data<int32_t>()[r * store_size + i] = token < batch.decoder_lengths[r] ? 1 : 0;
+      d.key_valid.data<int32_t>()[r * store_capacity + i] = token < batch.decoder_lengths[r] ? 1 : 0;
     }
     for (int64_t i = 0; i < d.rows; ++i) {
       const int64_t token = i - lead;
@@ -357,8 +363,8 @@ DecoderPass run_decoder(const LlamaModel& model, BackendParameters& comp, const 
 
   if (save) d.memory_for_backward = LayerMemory(static_cast<int>(c.num_hidden_layers), options.activations);
   for (int layer = 0; layer < c.num_hidden_layers; ++layer) {
-    d.keys.push_back(ops.zeros({d.b, store_size, c.num_key_value_heads, c.head_dim}));
-    d.values.push_back(ops.zeros({d.b, store_size, c.num_key_value_heads, c.head_dim}));
+    d.keys.push_back(ops.zeros({d.b, store_capacity, c.num_key_value_heads, c.head_dim}));
+    d.values.push_back(ops.zeros({d.b, store_capacity, c.num_key_value_heads, c.head_dim}));
     if (kv_mode) {
       Tensor k = ops.empty({d.b, n, c.num_key_value_heads, c.head_dim});
       Tensor v = ops.empty(k.shape());

@@ -32,7 +32,8 @@
 //    of the masked triangle's products;
 //  - its other products take their block's keys rounded up to 8 (bf16_key_rows: the
 //    copies of k and v hold that many rows a batch row, zeros past `length`), so that no
-//    size is odd: the decoder's 497 keys kept cuBLAS on its `align1` kernels.
+//    size is odd: the decoder's 497 keys kept cuBLAS on its `align1` kernels; dk and dv
+//    likewise where their capacity has the rows.
 // With one block the calls are the ones above.
 #pragma once
 
@@ -163,11 +164,14 @@ template <class Steps> void run(const GemmAttentionShape& s, bool backward, bool
   if (bf16_operands) {
     // One product per (row, kv head) over its group x T queries and every key: the
     // head-major operands and the P and dS rows of a kv head's query heads are each one
-    // matrix. Block 0's tables from entry 0 are head 0 of each group, from query 0.
-    steps.product({false, true, d, s.length, s.group * s.t, 1.f, kQ, ld_operand, kDs, ld_scores, 1.f, kDk, ld_key, 0,
-                   0, group_count});
-    steps.product({false, true, d, s.length, s.group * s.t, 1.f, kDout, ld_operand, kProbabilities, ld_scores, 1.f,
-                   kDv, ld_key, 0, 0, group_count});
+    // matrix. Block 0's tables from entry 0 are head 0 of each group, from query 0. Keys
+    // rounded up to 8 where dk and dv have the rows (P and dS are zeros there, so those
+    // rows gain nothing): no odd size (the decoder's store is made so, compressor.cc).
+    const int64_t gradient_keys = std::min(bf16_key_rows(s), s.capacity);
+    steps.product({false, true, d, gradient_keys, s.group * s.t, 1.f, kQ, ld_operand, kDs, ld_scores, 1.f, kDk, ld_key,
+                   0, 0, group_count});
+    steps.product({false, true, d, gradient_keys, s.group * s.t, 1.f, kDout, ld_operand, kProbabilities, ld_scores,
+                   1.f, kDv, ld_key, 0, 0, group_count});
     return;
   }
   for (int64_t i = 0; i < blocks; ++i)
