@@ -289,6 +289,14 @@ LayerLora decoder_lora(BackendParameters& comp, const StepOptions& options, int 
   return d.lora ? lora_for(comp, options, layer, d.dropout_rows) : LayerLora{};
 }
 
+}  // namespace
+
+int64_t decoder_store_capacity(int64_t prefix, int64_t entries) {
+  return prefix > 0 ? (entries + 7) / 8 * 8 : entries;
+}
+
+namespace {
+
 // `e` is the encoder pass, null in mode none (nothing was encoded).
 DecoderPass run_decoder(const LlamaModel& model, BackendParameters& comp, const EncoderPass* e,
                         const CompressorBatch& batch, const StepOptions& options, bool use_ae_token, bool save) {
@@ -307,12 +315,7 @@ DecoderPass run_decoder(const LlamaModel& model, BackendParameters& comp, const 
   d.prefix = kv_mode ? n : 0;
   d.rows = embedding_mode ? n + d.t : d.t;
   const int64_t store_size = d.prefix + d.rows, lead = d.rows - d.t;  // lead: memory rows in the input
-  // The stores' capacity. Behind a prefix, the entries rounded up to a multiple of 8 (the
-  // extra ones never valid), so that no product of a batched-product attention is of an
-  // odd size: N + 1 + text entries are 497 at 480-token texts and N = 16. Without one the
-  // layers project k and v straight into a store of exactly their rows (llama_layer.cc),
-  // which saves more than the rounding would.
-  const int64_t store_capacity = d.prefix > 0 ? (store_size + 7) / 8 * 8 : store_size;
+  const int64_t store_capacity = decoder_store_capacity(d.prefix, store_size);
   d.positions = ints({d.b, d.rows});
   d.key_valid = ints({d.b, store_capacity});
   d.targets = Tensor::empty({d.b * d.rows}, DType::I32);

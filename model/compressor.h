@@ -164,6 +164,14 @@ struct StepOptions {
   std::function<void(int layer)> lora_gradients_ready;
 };
 
+// The capacity of a training decoder's key/value stores holding `entries` entries of
+// which the first `prefix` are a compressed prompt: behind a prefix, rounded up to a
+// multiple of 8 (the extra entries never valid), so that the key and value gradients'
+// products of the CUDA backend's bf16 attention are of no odd size (N + 1 + text
+// entries are 497 at 480-token texts and N = 16); without one, exactly `entries`, as the
+// layers then project k and v straight into the store, which saves more.
+int64_t decoder_store_capacity(int64_t prefix, int64_t entries);
+
 // Runs the encoder and the decoder on the batch and, with options.backward,
 // accumulates the gradients of sum(token_weight * loss) into the compressor. In mode
 // none: the decoder with LoRA (dropout per sample over its real rows) on the decoder

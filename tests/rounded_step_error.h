@@ -28,13 +28,12 @@ namespace xcomp::test {
 // The precision measures (tests/step_error.h) over this many batches: kGpuCheckBatch and
 // the seeds after it.
 constexpr int kMeasuredBatches = 32;
-// The default roundings (CudaRoundingCpuOps), their medians held to 1.5x what they
-// measured (gradient norm 0.024 K/V, 0.054 embedding; loss 3e-4 at most on the first
-// batches); the GPU check's bound on the loss.
+// The default roundings (CudaRoundingCpuOps), their median gradient norm error held to
+// 1.5x what it measured (0.024 K/V, 0.054 embedding), their median loss error to
+// kLossErrorBound as on the GPU.
 inline double default_gradient_norm_budget(CompressorMode mode) {
-  return mode == CompressorMode::kKeyValue ? 0.036 : 0.08;
+  return mode == CompressorMode::kKeyValue ? 0.036 : 0.081;
 }
-constexpr double kLossBudget = 1e-3;
 // Another setting (attention's roundings): the geometric mean of its gradient norm error
 // over the default's, batch by batch, at most this. Measured: a bf16 attention backward
 // 1.31x (K/V) and 1.20x (embedding); bf16 attention both ways 1.69x and 1.73x.
@@ -53,6 +52,9 @@ inline std::vector<StepError> rounded_step_errors(CpuOps& rounding, CompressorMo
     StepOnTwoModels r = step_on_two_models(fp32_model, rounded_model, mode, ActivationMemory::kKeep, 1.0f,
                                            kGpuCheckBatch + static_cast<uint64_t>(batch));
     errors.push_back(step_error(r));
+    EXPECT_TRUE(finite(errors.back())) << mode_name(mode) << " batch " << batch << ": loss error "
+                                       << errors.back().loss << ", gradient norm error "
+                                       << errors.back().gradient_norm;
   }
   return errors;
 }
@@ -67,14 +69,14 @@ inline std::vector<StepError> expect_within_default_budget(CpuOps& rounding, Com
   std::printf("  %s %s, medians over %d batches: loss error %.2e, gradient norm error %.4f (worst tensor of any "
               "batch %.3f, %s)\n",
               mode_name(mode), what, kMeasuredBatches, loss, norm, worst.worst_gradient, worst.worst_name.c_str());
-  EXPECT_LT(loss, kLossBudget) << mode_name(mode) << " " << what;
+  EXPECT_LT(loss, kLossErrorBound) << mode_name(mode) << " " << what;
   EXPECT_LT(norm, default_gradient_norm_budget(mode)) << mode_name(mode) << " " << what;
   return errors;
 }
 
 // The geometric mean over `batches` batches of `setting`'s gradient norm error over the
 // default roundings' on the same batch, printed as `what`, for the caller to judge
-// against kPrecisionSettingRatio. The setting's median loss error is held to kLossBudget.
+// against kPrecisionSettingRatio. The setting's median loss error is held to kLossErrorBound.
 inline double gradient_norm_ratio_to_default(CpuOps& setting, CompressorMode mode, const char* what,
                                              int batches = kMeasuredBatches) {
   CudaRoundingCpuOps default_roundings;
@@ -88,7 +90,7 @@ inline double gradient_norm_ratio_to_default(CpuOps& setting, CompressorMode mod
               "%.4f), median loss error %.2e\n",
               mode_name(mode), what, ratio, batches, median(values_of(got, &StepError::gradient_norm)),
               median(values_of(base, &StepError::gradient_norm)), loss);
-  EXPECT_LT(loss, kLossBudget) << mode_name(mode) << " " << what;
+  EXPECT_LT(loss, kLossErrorBound) << mode_name(mode) << " " << what;
   return ratio;
 }
 

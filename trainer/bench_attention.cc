@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "io/config.h"
+#include "model/compressor.h"
 #include "model/input_error.h"
 #include "model/tensor_difference.h"
 #include "trainer/backend.h"
@@ -49,15 +50,18 @@ Tensor random_tensor(Shape shape, uint32_t seed, float amplitude) {
   return t;
 }
 
+// The stores as a training step makes them (decoder_store_capacity: the decoder's hold a
+// multiple of 8 entries, the extra ones not valid).
 HostInputs inputs_for(const AttentionShape& s) {
-  const int64_t length = s.prefix + s.t;
+  const int64_t length = s.prefix + s.t, capacity = decoder_store_capacity(s.prefix, length);
   HostInputs in;
   in.q = random_tensor({s.batch, s.t, s.heads, s.d}, 1, 2.0f);
-  in.k = random_tensor({s.batch, length, s.kv_heads, s.d}, 2, 2.0f);
-  in.v = random_tensor({s.batch, length, s.kv_heads, s.d}, 3, 1.0f);
+  in.k = random_tensor({s.batch, capacity, s.kv_heads, s.d}, 2, 2.0f);
+  in.v = random_tensor({s.batch, capacity, s.kv_heads, s.d}, 3, 1.0f);
   in.dout = random_tensor({s.batch, s.t, s.heads, s.d}, 4, 1.0f);
-  in.valid = Tensor::empty({s.batch, length}, DType::I32);
-  for (int64_t i = 0; i < in.valid.numel(); ++i) in.valid.data<int32_t>()[i] = 1;
+  in.valid = Tensor::zeros({s.batch, capacity}, DType::I32);
+  for (int64_t b = 0; b < s.batch; ++b)
+    for (int64_t i = 0; i < length; ++i) in.valid.data<int32_t>()[b * capacity + i] = 1;
   return in;
 }
 

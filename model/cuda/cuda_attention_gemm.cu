@@ -27,7 +27,6 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <stdexcept>
 #include <utility>
 #include <vector>
 
@@ -36,6 +35,7 @@
 #include "model/cuda/device_thread.cuh"
 #include "model/cuda/gemm_attention_plan.h"
 #include "model/cuda/score_rows.h"
+#include "model/input_error.h"
 
 namespace xcomp::cuda {
 
@@ -208,7 +208,8 @@ bool CudaOps::gemm_attention_applies(int64_t batch, int64_t heads, int64_t t, in
   if (entries > std::numeric_limits<int>::max() || 2 * entries * int64_t{sizeof(float)} > kMaxWorkspaceBytes)
     return false;
   bool aligned = head_dim * (bf16_operands ? 2 : 4) % 16 == 0;
-  for (const Tensor* x : tensors) aligned = aligned && (x == nullptr || reinterpret_cast<uintptr_t>(x->raw()) % 16 == 0);
+  for (const Tensor* x : tensors)
+    aligned = aligned && (x == nullptr || reinterpret_cast<uintptr_t>(x->raw()) % 16 == 0);
   if (!aligned) {
     LOG_FIRST_N(WARNING, 1) << "attention: head_dim " << head_dim << (bf16_operands ? " (bf16" : " (fp32")
                             << " operands) or a tensor's storage leaves cuBLAS's batched products per-head pointers "
@@ -231,9 +232,8 @@ void CudaOps::attention_gemm(cublasOperation_t ta, cublasOperation_t tb, int m, 
   // An error, not an abort, so that a run (or a test binary) asking for gemm_causal_bf16
   // where cuBLAS lacks these products says so and the process goes on to report it.
   if (status == CUBLAS_STATUS_NOT_SUPPORTED && ab_type == CUDA_R_16BF)
-    throw std::runtime_error(
-        "attention: cublasGemmBatchedEx offers no batched product of bf16 operands into fp32 here, which "
-        "gemm_causal_bf16 (cuda.attention or cuda.attention_backward) needs; choose gemm_causal");
+    throw_input_error("attention: cublasGemmBatchedEx offers no batched product of bf16 operands into fp32 here, "
+                      "which gemm_causal_bf16 (cuda.attention or cuda.attention_backward) needs; choose gemm_causal");
   if (status == CUBLAS_STATUS_NOT_SUPPORTED && compute == CUBLAS_COMPUTE_32F_PEDANTIC) {
     LOG_FIRST_N(WARNING, 1) << "cuBLAS offers no pedantic fp32 batched product here; using CUBLAS_COMPUTE_32F";
     status = cublasGemmBatchedEx(cublas_, ta, tb, m, n, k, &alpha, a, CUDA_R_32F, lda, b, CUDA_R_32F, ldb, &beta, c,

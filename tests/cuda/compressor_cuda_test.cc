@@ -37,14 +37,19 @@ namespace {
 // max |a - b| / max |b|; the CPU backend's own gradient checks against double precision
 // hold 1e-4.
 constexpr double kF32LossTolerance = 1e-5, kF32GradientTolerance = 1e-4;
-// bf16 weights: medians over kBf16Batches batches of the relative loss error and of the
-// whole gradient's relative norm error. The CPU emulation of these roundings
-// (tests/rounded_step_error.h) measured medians of 0.024 (K/V) and 0.054 (embedding) for
-// the default kernels and up to 1.3x that with a bf16 attention backward; an H200 gave
-// 1.25x the emulation's worst tensor on one batch. The bound allows about twice that and
-// still catches a wrong term (errors of order 1 on most batches).
+// bf16 weights: medians over kBf16Batches batches of the relative loss error, of the
+// whole gradient's relative norm error and of the worst tensor's error, every batch
+// finite. The CPU emulation of these roundings (tests/rounded_step_error.h) measured
+// median norm errors of 0.024 (K/V) and 0.054 (embedding) and median worst tensors of
+// 0.056 and 0.148 with the default kernels, up to 1.35x the norm with a bf16 attention
+// backward (flash_bf16, gemm_causal_bf16); an H200 gave 1.25x the emulation's worst
+// tensor on one batch. The bounds allow about twice what that predicts for the settings
+// checked here and still catch a wrong term, in a large tensor (the norm) or a small one
+// (the worst tensor), which is of order 1 on most batches. They do not tell precision
+// settings apart: the CPU's ratio tests do (tests/unit/bf16_product_attention_test.cc).
 constexpr int kBf16Batches = 16;
-constexpr double kBf16LossMedian = 1e-3, kBf16GradientNormMedian = 0.15;
+double bf16_gradient_norm_median_bound(CompressorMode mode) { return mode == CompressorMode::kKeyValue ? 0.08 : 0.18; }
+double bf16_worst_tensor_median_bound(CompressorMode mode) { return mode == CompressorMode::kKeyValue ? 0.2 : 0.4; }
 
 Tensor bf16_rounded(const Tensor& t) {
   if (t.ndim() != 2) return t;  // norm weights stay fp32 on the CUDA backend too
@@ -117,20 +122,24 @@ void check_step_against_cpu(CompressorMode mode, CudaWeightStorage storage, floa
       }
     }
     errors.push_back(test::step_error(r));
+    EXPECT_TRUE(test::finite(errors.back())) << "batch " << batch << ": loss error " << errors.back().loss
+                                             << ", gradient norm error " << errors.back().gradient_norm;
   }
   const double loss = test::median(test::values_of(errors, &test::StepError::loss));
   const double norm = test::median(test::values_of(errors, &test::StepError::gradient_norm));
+  const double worst_median = test::median(test::values_of(errors, &test::StepError::worst_gradient));
   const test::StepError worst = test::worst_of(errors);
   if (!f32) {
-    EXPECT_LT(loss, kBf16LossMedian);
-    EXPECT_LT(norm, kBf16GradientNormMedian);
+    EXPECT_LT(loss, test::kLossErrorBound);
+    EXPECT_LT(norm, bf16_gradient_norm_median_bound(mode));
+    EXPECT_LT(worst_median, bf16_worst_tensor_median_bound(mode));
   }
   ::testing::Test::RecordProperty("loss_error", std::to_string(loss));
   ::testing::Test::RecordProperty("gradient_norm_error", std::to_string(norm));
-  ::testing::Test::RecordProperty("worst_gradient_error", std::to_string(worst.worst_gradient));
+  ::testing::Test::RecordProperty("worst_tensor_error", std::to_string(worst_median));
   std::cerr << (f32 ? "one batch" : "medians over " + std::to_string(errors.size()) + " batches")
-            << ": loss error " << loss << ", gradient norm error " << norm << "; worst tensor " << worst.worst_gradient
-            << " (" << worst.worst_name << ")\n";
+            << ": loss error " << loss << ", gradient norm error " << norm << ", worst tensor " << worst_median
+            << "; worst tensor of any batch " << worst.worst_gradient << " (" << worst.worst_name << ")\n";
 }
 
 class CompressorOnCuda : public ::testing::TestWithParam<std::tuple<CompressorMode, CudaWeightStorage>> {};

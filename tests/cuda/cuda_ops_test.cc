@@ -397,7 +397,8 @@ TEST_F(CudaOpsTest, RmsnormAndBackwardMatchCpu) {
 // rmsnorm(x_mid) for the gate and up products, written in bf16: the CPU's fp32 result
 // rounded, give or take one bf16 step where the two fp32 results straddle a boundary.
 TEST_F(CudaOpsTest, RmsnormWithBf16OutputMatchesCpu) {
-  for (const Shape& shape : {Shape{37, 64}, Shape{5, 576}, Shape{2, 150, 2048}, Shape{8, 4096}, Shape{3, 8200}}) {
+  for (const Shape& shape : {Shape{37, 64}, Shape{4, 288}, Shape{5, 576}, Shape{2, 150, 2048}, Shape{8, 4096},
+                             Shape{3, 8192}, Shape{3, 8200}}) {
     const int64_t width = shape.back();
     const Tensor x = random_tensor(shape, 34, 2.0f), w = random_tensor({width}, 35);
     Tensor want = Tensor::empty(shape, DType::BF16);
