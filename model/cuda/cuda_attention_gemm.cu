@@ -77,7 +77,7 @@ __global__ void fill_pointer_tables(GemmAttentionShape s, int64_t blocks, TableB
 }
 
 // The bf16 copies are made a source row per thread block: a row's floats read once, four
-// at a time where the row allows it, with no 64-bit division per element.
+// at a time, with no 64-bit division per element.
 // (queries_to_head_major_bf16_kernel spreads its own row, heads x D floats, over the
 // block; row_to_bf16 serves the key rows.)
 constexpr int kCopyThreads = 256;
@@ -195,6 +195,13 @@ void softmax_backward(const GemmAttentionShape& s, float scale, const P* probabi
   XCOMP_CUDA_CHECK(cudaGetLastError());
 }
 
+// Whether a head_dim keeps the per-head pointers cuBLAS's batched products get 16-byte
+// aligned (from aligned storage): the bf16 copies' heads are head_dim x 2 bytes apart,
+// the fp32 tensors' head_dim x 4.
+bool per_head_pointers_aligned(int64_t head_dim, bool bf16_operands) {
+  return head_dim * (bf16_operands ? 2 : 4) % 16 == 0;
+}
+
 int checked_int(int64_t v, const char* op) {
   CHECK(v <= std::numeric_limits<int>::max()) << op << ": dimension " << v << " exceeds cuBLAS's int range";
   return static_cast<int>(v);
@@ -207,7 +214,7 @@ bool CudaOps::gemm_attention_applies(int64_t batch, int64_t heads, int64_t t, in
   const int64_t entries = batch * heads * t * score_row_stride(length);
   if (entries > std::numeric_limits<int>::max() || 2 * entries * int64_t{sizeof(float)} > kMaxWorkspaceBytes)
     return false;
-  bool aligned = head_dim * (bf16_operands ? 2 : 4) % 16 == 0;
+  bool aligned = per_head_pointers_aligned(head_dim, bf16_operands);
   for (const Tensor* x : tensors)
     aligned = aligned && (x == nullptr || reinterpret_cast<uintptr_t>(x->raw()) % 16 == 0);
   if (!aligned) {
@@ -250,7 +257,7 @@ void CudaOps::gemm_attention(const Tensor& q, const Tensor& k, const Tensor& v, 
   CHECK_GT(query_block, 0) << op << ": query block " << query_block;
   const GemmAttentionShape s = plan_shape(q.dim(0), q.dim(1), q.dim(2), q.dim(3), k.dim(1), k.dim(2), length,
                                           query_block, bf16_operands);
-  CHECK_EQ(s.d * (bf16_operands ? 2 : 4) % 16, 0) << op << ": head_dim " << s.d << " (gemm_attention_applies)";
+  CHECK(per_head_pointers_aligned(s.d, bf16_operands)) << op << ": head_dim " << s.d << " (gemm_attention_applies)";
   const int64_t blocks = query_blocks_of(s), count = s.batch * s.heads;
   const Shape score_shape{s.batch, s.heads, s.t, s.score_stride};
 

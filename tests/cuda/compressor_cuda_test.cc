@@ -125,9 +125,9 @@ void check_step_against_cpu(CompressorMode mode, CudaWeightStorage storage, floa
     EXPECT_TRUE(test::finite(errors.back())) << "batch " << batch << ": loss error " << errors.back().loss
                                              << ", gradient norm error " << errors.back().gradient_norm;
   }
-  const double loss = test::median(test::values_of(errors, &test::StepError::loss));
-  const double norm = test::median(test::values_of(errors, &test::StepError::gradient_norm));
-  const double worst_median = test::median(test::values_of(errors, &test::StepError::worst_gradient));
+  const double loss = median(test::values_of(errors, &test::StepError::loss));
+  const double norm = median(test::values_of(errors, &test::StepError::gradient_norm));
+  const double worst_median = median(test::values_of(errors, &test::StepError::worst_gradient));
   const test::StepError worst = test::worst_of(errors);
   if (!f32) {
     EXPECT_LT(loss, test::kLossErrorBound);

@@ -39,10 +39,10 @@ constexpr double kBatchingTolerance = 1e-5;
 constexpr double kFiniteDifferenceStep = 1e-5;
 // The step with the frozen products' inputs (and gate and up, which only swiglu reads)
 // rounded to bf16 (8 significant bits, 2^-9 relative) against the fp32 step on this
-// 16-wide model: measured at most 8.5e-4 (loss; 3.6e-4 before gate and up were bf16) and
-// 6.6e-2 (worst gradient tensor, embedding mode); the bounds allow about three times
-// that and still catch a wrong term (errors of order 1).
-constexpr double kBf16LossTolerance = 2.5e-3;
+// 16-wide model: measured at most 8.5e-4 (loss; this comment said 3.6e-4 before gate and
+// up were bf16) and 3.7e-2 (worst gradient tensor). The bounds still catch a wrong term
+// (errors of order 1); the loss's has less room than it had (1.2x).
+constexpr double kBf16LossTolerance = 1e-3;
 constexpr double kBf16GradientTolerance = 0.2;
 
 // Uniform in [-scale, scale), a pure function of (seed, index).

@@ -25,7 +25,7 @@ TEST(CudaRoundingBudget, StepWithTheGpusRoundingsStaysWithinBudget) {
     test::CudaRoundingCpuOps rounding;
     const std::vector<StepError> errors = test::expect_within_default_budget(rounding, mode, "with the GPU's roundings");
     // The roundings happen: a step equal to fp32's would mean the emulation rounds nothing.
-    EXPECT_GT(test::median(test::values_of(errors, &StepError::gradient_norm)), 1e-3) << test::mode_name(mode);
+    EXPECT_GT(median(test::values_of(errors, &StepError::gradient_norm)), 1e-3) << test::mode_name(mode);
   }
 }
 
