@@ -185,10 +185,14 @@ void write_back_gradients(BackendParameters& p, Compressor& comp, Ops& ops) {
 struct EncoderPass {
   int64_t b = 0, l = 0, n = 0, t = 0;  // t = l + n
   Tensor positions, key_valid;          // I32 [B, t]
-  std::vector<Tensor> keys, values;     // per layer [B, t, kv_heads, head_dim]
+  Tensor last_positions;                // I32 [B, n]: the compression tokens'
+  // Per layer [B, t, kv_heads, head_dim]; K/V mode's last layer writes only the
+  // compression tokens' entries [l, t) (the rest stay zeros: nothing reads them).
+  std::vector<Tensor> keys, values;
   LayerMemory memory_for_backward;
   int layers = 0;
-  Tensor final_input;  // embedding mode: residual stream before the final norm [B*t, hidden]
+  bool kv_mode = false;
+  Tensor final_input;  // embedding mode: residual stream before the final norm [B*n, hidden]
   Tensor memory;       // embedding mode: final hidden states at the compression positions [B, N, hidden]
   std::vector<LayerLora::SampleRows> dropout_rows;  // per sample: its real rows, its key (may be empty)
 };
@@ -201,6 +205,43 @@ LayerLora lora_for(BackendParameters& p, const StepOptions& o, int layer,
                    const std::vector<LayerLora::SampleRows>& rows) {
   const float dropout = o.backward ? static_cast<float>(p.settings->lora.dropout) : 0.0f;
   return LayerLora{&p.lora, dropout, o.dropout_seed, o.dropout_stream * 4096 + static_cast<uint64_t>(layer), rows};
+}
+
+// How an encoder layer runs. Past the encoder only the compression tokens' rows are
+// read (their keys and values at every layer in K/V mode, their final hidden states in
+// embedding mode), and the other rows of a layer reach later layers only through that
+// layer's keys and values. So the layer whose output feeds only the compression tokens'
+// keys and values (K/V mode) or hidden states (embedding mode) computes its output for
+// those rows alone (its queries, attention, o_proj and MLP: a 480-token text's 480 rows
+// fewer), and K/V mode's last layer then takes only those rows, for their keys and
+// values; the values are those of every row computed, as nothing read depends on the
+// rest.
+struct EncoderCall {
+  LayerExtent extent;
+  bool on_last_rows = false;  // the input holds each sample's N compression-token rows alone
+  LayerStore store;
+  const Tensor* positions = nullptr;
+};
+
+EncoderCall encoder_call(EncoderPass& e, int layer) {
+  EncoderCall call;
+  const bool last = layer == e.layers - 1, before_last = layer == e.layers - 2;
+  if (e.kv_mode && last) {
+    call.extent = LayerExtent::keys_values_only();
+    call.on_last_rows = true;
+  } else if (e.kv_mode ? before_last : last) {
+    call.extent = LayerExtent::last_rows(e.n);
+  }
+  call.store = call.on_last_rows ? LayerStore{&e.keys[layer], &e.values[layer], &e.key_valid, e.l, e.t}
+                                 : LayerStore{&e.keys[layer], &e.values[layer], &e.key_valid, 0, e.t};
+  call.positions = call.on_last_rows ? &e.last_positions : &e.positions;
+  return call;
+}
+
+LayerLora encoder_lora(BackendParameters& comp, const StepOptions& options, int layer, const EncoderPass& e,
+                       const EncoderCall& call) {
+  const LayerLora lora = lora_for(comp, options, layer, e.dropout_rows);
+  return call.on_last_rows ? lora_of_last_rows(lora, e.n, e.t) : lora;
 }
 
 // The encoder input is left-padded so the N compression tokens sit at the same rows
@@ -236,7 +277,12 @@ EncoderPass run_encoder(const LlamaModel& model, BackendParameters& comp, const 
       e.dropout_rows.push_back({r * e.t + pad, e.t - pad, sample_keys[r]});
     }
   }
+  e.last_positions = ints({e.b, e.n});
+  for (int64_t r = 0; r < e.b; ++r)
+    for (int64_t i = 0; i < e.n; ++i)
+      e.last_positions.data<int32_t>()[r * e.n + i] = e.positions.data<int32_t>()[r * e.t + e.l + i];
   e.positions = ops.upload(e.positions);
+  e.last_positions = ops.upload(e.last_positions);
   e.key_valid = ops.upload(e.key_valid);
   Tensor x = ops.empty({e.b * e.t, c.hidden_size});
   ops.embedding(model.weights().embed, ops.upload(ids), x);
@@ -246,24 +292,26 @@ EncoderPass run_encoder(const LlamaModel& model, BackendParameters& comp, const 
     ops.write_rows(comp.tokens.reshape({1, e.n, c.hidden_size}), row, e.l);
   }
 
-  const bool kv_mode = comp.settings->mode == CompressorMode::kKeyValue;
+  e.kv_mode = comp.settings->mode == CompressorMode::kKeyValue;
   e.layers = static_cast<int>(c.num_hidden_layers);
   if (save) e.memory_for_backward = LayerMemory(e.layers, options.activations);  // else it keeps nothing
   for (int layer = 0; layer < e.layers; ++layer) {
     e.keys.push_back(ops.zeros({e.b, e.t, c.num_key_value_heads, c.head_dim}));
     e.values.push_back(ops.zeros({e.b, e.t, c.num_key_value_heads, c.head_dim}));
-    const LayerStore store{&e.keys[layer], &e.values[layer], &e.key_valid, 0, e.t};
-    // In K/V mode the last layer matters only through its keys and values.
-    const LayerExtent extent = kv_mode && layer == e.layers - 1 ? LayerExtent::kKeysValuesOnly : LayerExtent::kFull;
-    e.memory_for_backward.forward(model, layer, x, e.positions, store, lora_for(comp, options, layer, e.dropout_rows),
-                                  extent);
+    const EncoderCall call = encoder_call(e, layer);
+    if (call.on_last_rows && x.dim(0) != e.b * e.n) {  // a one-layer K/V encoder: its input's last rows
+      Tensor last = ops.empty({e.b, e.n, c.hidden_size});
+      ops.read_rows(x.reshape({e.b, e.t, c.hidden_size}), e.l, last);
+      x = last.reshape({e.b * e.n, c.hidden_size});
+    }
+    e.memory_for_backward.forward(model, layer, x, *call.positions, call.store,
+                                  encoder_lora(comp, options, layer, e, call), call.extent);
   }
-  if (!kv_mode) {
-    e.final_input = x;  // no later layer updates it
-    Tensor normed = ops.empty(x.shape());
-    ops.rmsnorm(x, model.weights().final_norm, static_cast<float>(c.rms_norm_eps), normed);
+  if (!e.kv_mode) {
+    e.final_input = x;  // the compression tokens' rows [B*N, hidden]; no later layer updates it
     e.memory = ops.empty({e.b, e.n, c.hidden_size});
-    ops.read_rows(normed.reshape({e.b, e.t, c.hidden_size}), e.l, e.memory);
+    Tensor memory_rows = e.memory.reshape({e.b * e.n, c.hidden_size});
+    ops.rmsnorm(x, model.weights().final_norm, static_cast<float>(c.rms_norm_eps), memory_rows);
     if (comp.settings->memory_scale != 1.0f) ops.scale(e.memory, comp.settings->memory_scale);
   }
   return e;
@@ -378,7 +426,7 @@ DecoderPass run_decoder(const LlamaModel& model, BackendParameters& comp, const 
     }
     const LayerStore store{&d.keys[layer], &d.values[layer], &d.key_valid, d.prefix, store_size};
     d.memory_for_backward.forward(model, layer, x, d.positions, store, decoder_lora(comp, options, layer, d),
-                                  LayerExtent::kFull);
+                                  LayerExtent::full());
   }
   d.final_input = x;
   d.normed = ops.empty(x.shape());
@@ -512,7 +560,7 @@ CompressorLoss compressor_step(const LlamaModel& model, Compressor& compressor, 
     Tensor dk = ops.zeros(d.keys[layer].shape()), dv = ops.zeros(d.values[layer].shape());
     const LayerStore store{&d.keys[layer], &d.values[layer], &d.key_valid, d.prefix, d.prefix + d.rows};
     d.memory_for_backward.backward(model, layer, dx, d.positions, store, dk, dv, decoder_lora(comp, options, layer, d),
-                                   LayerExtent::kFull);
+                                   LayerExtent::full());
     if (none_mode && direct) options.lora_gradients_ready(layer);
     if (kv_mode) {
       prefix_dk[layer] = ops.empty({d.b, e.n, c.num_key_value_heads, c.head_dim});
@@ -536,15 +584,15 @@ CompressorLoss compressor_step(const LlamaModel& model, Compressor& compressor, 
 
   // Encoder backward: from the prefix keys/values (K/V mode) or the memory rows through
   // the final norm (embedding mode), into LoRA and the compression tokens.
-  Tensor dx_enc = ops.zeros({e.b * e.t, c.hidden_size});
+  // The gradient at the encoder's output, the compression tokens' rows [B*N, hidden]:
+  // none in K/V mode (its last layer is read only through its keys and values).
+  Tensor dx_enc = ops.zeros({e.b * e.n, c.hidden_size});
   if (!kv_mode) {
     Tensor dmemory = ops.empty({d.b, e.n, c.hidden_size});
     ops.read_rows(dx_rows, 0, dmemory);
     if (comp.settings->memory_scale != 1.0f) ops.scale(dmemory, comp.settings->memory_scale);
-    Tensor dnormed_enc = ops.zeros({e.b, e.t, c.hidden_size});
-    ops.write_rows(dmemory, dnormed_enc, e.l);
-    ops.rmsnorm_backward(dnormed_enc, e.final_input, model.weights().final_norm, static_cast<float>(c.rms_norm_eps),
-                         dx_enc, false);
+    ops.rmsnorm_backward(dmemory.reshape({e.b * e.n, c.hidden_size}), e.final_input, model.weights().final_norm,
+                         static_cast<float>(c.rms_norm_eps), dx_enc, false);
   }
   for (int layer = e.layers - 1; layer >= 0; --layer) {
     Tensor dk = ops.zeros(e.keys[layer].shape()), dv = ops.zeros(e.values[layer].shape());
@@ -552,14 +600,20 @@ CompressorLoss compressor_step(const LlamaModel& model, Compressor& compressor, 
       ops.write_rows(prefix_dk[layer], dk, e.l);
       ops.write_rows(prefix_dv[layer], dv, e.l);
     }
-    const LayerExtent extent = kv_mode && layer == e.layers - 1 ? LayerExtent::kKeysValuesOnly : LayerExtent::kFull;
-    const LayerStore store{&e.keys[layer], &e.values[layer], &e.key_valid, 0, e.t};
-    e.memory_for_backward.backward(model, layer, dx_enc, e.positions, store, dk, dv,
-                                   lora_for(comp, options, layer, e.dropout_rows), extent);
+    const EncoderCall call = encoder_call(e, layer);
+    e.memory_for_backward.backward(model, layer, dx_enc, *call.positions, call.store, dk, dv,
+                                   encoder_lora(comp, options, layer, e, call), call.extent);
     if (direct) options.lora_gradients_ready(layer);
   }
-  Tensor dtokens = ops.empty({e.b, e.n, c.hidden_size});
-  ops.read_rows(dx_enc.reshape({e.b, e.t, c.hidden_size}), e.l, dtokens);
+  // The gradient at the encoder's input: every row's, or (a one-layer K/V encoder) the
+  // compression tokens' alone.
+  Tensor dtokens;
+  if (dx_enc.dim(0) == e.b * e.n) {
+    dtokens = dx_enc.reshape({e.b, e.n, c.hidden_size});
+  } else {
+    dtokens = ops.empty({e.b, e.n, c.hidden_size});
+    ops.read_rows(dx_enc.reshape({e.b, e.t, c.hidden_size}), e.l, dtokens);
+  }
   for (int64_t r = 0; r < e.b; ++r)
     ops.add_inplace(comp.tokens_grad, dtokens.slice0(r, r + 1).reshape(comp.tokens_grad.shape()));
   write_back_gradients(comp, compressor, ops);

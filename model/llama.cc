@@ -151,7 +151,7 @@ Tensor LlamaModel::run_to_final_norm(Tensor& x, int64_t b, int64_t t, const Tens
   for (int layer = 0; layer < config_.num_hidden_layers; ++layer) {
     const LayerStore store{&cache.keys(layer), &cache.values(layer), &cache.key_valid(), cache.length() - t,
                            cache.length()};
-    layer_forward(*this, layer, x, backend_positions, store, lora, LayerExtent::kFull, nullptr);
+    layer_forward(*this, layer, x, backend_positions, store, lora, LayerExtent::full(), nullptr);
   }
   Tensor normed = ops_.empty({b * t, hidden});
   ops_.rmsnorm(x, weights_.final_norm, static_cast<float>(config_.rms_norm_eps), normed);

@@ -22,19 +22,57 @@ Tensor lora_dropout(Ops& ops, const Tensor& x, int64_t width, const LayerLora& l
   if (lora.dropout == 0.0f) return x;  // the identity: no copy (callers only read it)
   Tensor out = ops.empty(x.shape());
   const uint64_t stream = dropout_stream(lora, target);
-  if (lora.samples.empty()) {
-    ops.dropout(x, lora.dropout, lora.dropout_seed, stream, out);
+  if (lora.samples.empty() && lora.last_rows == 0) {
+    ops.dropout(x, lora.dropout, lora.dropout_seed, stream, 0, out);
     return out;
   }
   ops.zero(out);  // padding rows: nothing reads them, but they must be finite
   const Tensor in_rows = x.reshape({x.numel() / width, width});
   Tensor out_rows = out.reshape({x.numel() / width, width});
+  // Rows [first, first + count) of x, masked as the rows of a mask (`mask_stream`) that
+  // follow `skipped` rows of it.
+  auto draw = [&](int64_t first, int64_t count, uint64_t mask_stream, int64_t skipped) {
+    Tensor dst = out_rows.slice0(first, first + count);
+    ops.dropout(in_rows.slice0(first, first + count), lora.dropout, lora.dropout_seed, mask_stream,
+                static_cast<uint64_t>(skipped * width), dst);
+  };
+  if (lora.last_rows == 0) {
+    for (const LayerLora::SampleRows& s : lora.samples) draw(s.first_row, s.rows, mix64(s.key) ^ stream, 0);
+    return out;
+  }
+  // x holds the last n of each sample's t rows: sample r's at [r * n, (r + 1) * n).
+  const int64_t n = lora.last_rows, t = lora.rows_per_sample, batch = in_rows.dim(0) / n;
+  CHECK_EQ(batch * n, in_rows.dim(0)) << "LoRA input of " << in_rows.dim(0) << " rows, not " << n << " a sample";
+  if (lora.samples.empty()) {  // one mask over the whole [B * t, width] input
+    for (int64_t r = 0; r < batch; ++r) draw(r * n, n, stream, r * t + t - n);
+    return out;
+  }
   for (const LayerLora::SampleRows& s : lora.samples) {
-    Tensor dst = out_rows.slice0(s.first_row, s.first_row + s.rows);
-    ops.dropout(in_rows.slice0(s.first_row, s.first_row + s.rows), lora.dropout, lora.dropout_seed,
-                mix64(s.key) ^ stream, dst);
+    // A sample's real rows end its t rows (an encoder's text is left-padded).
+    const int64_t r = s.first_row / t;
+    CHECK(s.first_row + s.rows == (r + 1) * t && s.rows >= n)
+        << "sample rows [" << s.first_row << ", " << s.first_row + s.rows << ") do not end with its last " << n
+        << " of " << t;
+    draw(r * n, n, mix64(s.key) ^ stream, s.rows - n);
   }
   return out;
+}
+
+// The last n rows of each of the B samples of x [B * t, width] (any dtype): [B * n, width].
+Tensor last_rows_of(Ops& ops, const Tensor& x, int64_t b, int64_t t, int64_t n) {
+  const int64_t width = x.numel() / (b * t);
+  Tensor out = ops.empty({b * n, width}, x.dtype());
+  Tensor out_rows = out.reshape({b, n, width});
+  ops.read_rows(x.reshape({b, t, width}), t - n, out_rows);
+  return out;
+}
+
+// y's last n rows of each of its B samples [B * t, width] += x [B * n, width].
+void add_into_last_rows(Ops& ops, const Tensor& x, Tensor& y, int64_t b, int64_t t, int64_t n) {
+  Tensor sum = last_rows_of(ops, y, b, t, n);
+  ops.add_inplace(sum, x);
+  Tensor y_rows = y.reshape({b, t, x.numel() / (b * n)});
+  ops.write_rows(sum.reshape({b, n, y_rows.dim(2)}), y_rows, t - n);
 }
 
 // How project writes y: y = x W^T; a residual connection y += x W^T in the same product,
@@ -115,7 +153,32 @@ DType mlp_dtype(const Ops& ops, const LayerLora& lora, int layer) {
   return ops.product_dtype();
 }
 
+// The rows a layer computes outputs for (LayerExtent): all of each sample's, or its last
+// `per_sample`; their positions, and the LoRA that describes them.
+struct OutputRows {
+  bool last = false;
+  int64_t per_sample = 0;
+  Tensor positions;  // I32 [B, per_sample]
+  LayerLora lora;
+};
+
+OutputRows output_rows(Ops& ops, const LayerExtent& extent, const Tensor& positions, const LayerLora& lora) {
+  const int64_t b = positions.dim(0), t = positions.dim(1);
+  if (extent.kind != LayerExtent::Kind::kLastRows) return {false, t, positions, lora};
+  const int64_t n = extent.rows;
+  CHECK(n >= 1 && n <= t) << "a layer's last " << n << " rows of " << t;
+  return {true, n, last_rows_of(ops, positions, b, t, n).reshape({b, n}), lora_of_last_rows(lora, n, t)};
+}
+
 }  // namespace
+
+LayerLora lora_of_last_rows(const LayerLora& lora, int64_t rows, int64_t rows_per_sample) {
+  CHECK_EQ(lora.last_rows, 0) << "the last rows of an input that holds only some already";
+  LayerLora out = lora;
+  out.last_rows = rows;
+  out.rows_per_sample = rows_per_sample;
+  return out;
+}
 
 void layer_forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& positions, const LayerStore& store,
                    const LayerLora& lora, LayerExtent extent, LayerActivations* saved, LayerInput input) {
@@ -162,25 +225,39 @@ void layer_forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& 
     saved->x_in = x;  // kept: the residual connections below write new tensors
     if (attention_adapted) saved->h_attn = h;  // read back only by the adapters' gradients
   }
-  if (extent == LayerExtent::kKeysValuesOnly) return;
+  if (extent.kind == LayerExtent::Kind::kKeysValuesOnly) return;
 
-  Tensor q = ops.empty({b, t, c.num_attention_heads, c.head_dim});
-  project(ops, h, w.wq, lora, layer, LoraTarget::kQ, q, saved ? &saved->lora_u[0] : nullptr, Into::kWrite,
+  // The rows whose outputs are computed: every row, or each sample's last `extent.rows`
+  // (read out of h, x and the positions; the adapters' masks follow them).
+  const OutputRows rows = output_rows(ops, extent, positions, lora);
+  const int64_t tq = rows.per_sample, mq = b * tq;
+  Into attention_residual = residual;
+  if (rows.last) {
+    const bool one_input = h_products.raw() == h.raw();
+    h = last_rows_of(ops, h, b, t, tq);
+    h_products = one_input ? h : last_rows_of(ops, h_products, b, t, tq);
+    x = last_rows_of(ops, x, b, t, tq);
+    attention_residual = Into::kAdd;  // x is a copy: the kept input is not touched
+  }
+  const LayerLora& row_lora = rows.lora;
+  Tensor q = ops.empty({b, tq, c.num_attention_heads, c.head_dim});
+  project(ops, h, w.wq, row_lora, layer, LoraTarget::kQ, q, saved ? &saved->lora_u[0] : nullptr, Into::kWrite,
           &h_products);
-  ops.rope(q, positions, model.inv_freq());
+  ops.rope(q, rows.positions, model.inv_freq());
   Tensor attended = ops.empty(q.shape());
   ops.attention(q, *store.keys, *store.values, store.length, *store.key_valid, attended);
   // x += o(attended): the residual connection added by the product itself, into new
   // storage where the input is kept.
-  project(ops, attended, w.wo, lora, layer, LoraTarget::kO, x, saved ? &saved->lora_u[3] : nullptr, residual);
+  project(ops, attended, w.wo, row_lora, layer, LoraTarget::kO, x, saved ? &saved->lora_u[3] : nullptr,
+          attention_residual);
 
   const DType mlp = mlp_dtype(ops, lora, layer);
-  Tensor h2 = ops.empty({m, c.hidden_size}, mlp);
+  Tensor h2 = ops.empty({mq, c.hidden_size}, mlp);
   ops.rmsnorm(x, w.mlp_norm, eps, h2);
-  Tensor gate = ops.empty({m, c.intermediate_size}, mlp);
-  Tensor up = ops.empty({m, c.intermediate_size}, mlp);
-  project(ops, h2, w.w_gate, lora, layer, LoraTarget::kGate, gate, saved ? &saved->lora_u[4] : nullptr);
-  project(ops, h2, w.w_up, lora, layer, LoraTarget::kUp, up, saved ? &saved->lora_u[5] : nullptr);
+  Tensor gate = ops.empty({mq, c.intermediate_size}, mlp);
+  Tensor up = ops.empty({mq, c.intermediate_size}, mlp);
+  project(ops, h2, w.w_gate, row_lora, layer, LoraTarget::kGate, gate, saved ? &saved->lora_u[4] : nullptr);
+  project(ops, h2, w.w_up, row_lora, layer, LoraTarget::kUp, up, saved ? &saved->lora_u[5] : nullptr);
   Tensor act = ops.empty(gate.shape(), mlp);
   ops.swiglu(gate, up, act);
   if (saved) {
@@ -195,7 +272,7 @@ void layer_forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& 
     if (adapter_of(lora, layer, LoraTarget::kGate) || adapter_of(lora, layer, LoraTarget::kUp)) saved->h_mlp = h2;
     if (adapter_of(lora, layer, LoraTarget::kDown)) saved->act = act;
   }
-  project(ops, act, w.w_down, lora, layer, LoraTarget::kDown, x, saved ? &saved->lora_u[6] : nullptr,
+  project(ops, act, w.w_down, row_lora, layer, LoraTarget::kDown, x, saved ? &saved->lora_u[6] : nullptr,
           residual);  // x += down(act)
 }
 
@@ -209,28 +286,38 @@ void layer_backward(const LlamaModel& model, int layer, Tensor& dx, const Tensor
   const float eps = static_cast<float>(c.rms_norm_eps);
   Tensor dh = ops.empty({m, c.hidden_size});  // gradient at rmsnorm(x_in)
   bool dh_written = false;
+  const OutputRows rows = output_rows(ops, extent, positions, lora);
+  Tensor dh_rows;  // a last-rows layer's gradient at its rows of rmsnorm(x_in), through q
 
-  if (extent == LayerExtent::kFull) {
+  if (extent.kind != LayerExtent::Kind::kKeysValuesOnly) {
     // MLP: x_out = x_mid + down(swiglu(gate(h2), up(h2))), h2 = rmsnorm(x_mid).
+    const int64_t mq = b * rows.per_sample;
+    const LayerLora& row_lora = rows.lora;
     const DType mlp = mlp_dtype(ops, lora, layer);
     Tensor dact = ops.empty(s.gate.shape(), mlp);
-    project_backward(ops, dx, s.act, w.w_down, lora, layer, LoraTarget::kDown, s.lora_u[6], dact, false);
+    project_backward(ops, dx, s.act, w.w_down, row_lora, layer, LoraTarget::kDown, s.lora_u[6], dact, false);
     Tensor dgate = ops.empty(s.gate.shape(), mlp), dup = ops.empty(s.up.shape(), mlp);
     ops.swiglu_backward(dact, s.gate, s.up, dgate, dup);
-    Tensor dh2 = ops.empty({m, c.hidden_size});
-    project_backward(ops, dgate, s.h_mlp, w.w_gate, lora, layer, LoraTarget::kGate, s.lora_u[4], dh2, false);
-    project_backward(ops, dup, s.h_mlp, w.w_up, lora, layer, LoraTarget::kUp, s.lora_u[5], dh2, true);
+    Tensor dh2 = ops.empty({mq, c.hidden_size});
+    project_backward(ops, dgate, s.h_mlp, w.w_gate, row_lora, layer, LoraTarget::kGate, s.lora_u[4], dh2, false);
+    project_backward(ops, dup, s.h_mlp, w.w_up, row_lora, layer, LoraTarget::kUp, s.lora_u[5], dh2, true);
     ops.rmsnorm_backward(dh2, s.x_mid, w.mlp_norm, eps, dx, /*accumulate=*/true);  // dx is now d x_mid
 
     // Attention: x_mid = x_in + o(attention(q, k, v)).
     Tensor dattended = ops.empty(s.q.shape());
-    project_backward(ops, dx, s.attended, w.wo, lora, layer, LoraTarget::kO, s.lora_u[3], dattended, false);
+    project_backward(ops, dx, s.attended, w.wo, row_lora, layer, LoraTarget::kO, s.lora_u[3], dattended, false);
     Tensor dq = ops.empty(s.q.shape());
     ops.attention_backward(dattended, s.q, *store.keys, *store.values, store.length, *store.key_valid, dq, dkeys,
                            dvalues);
-    ops.rope_backward(dq, positions, model.inv_freq());
-    project_backward(ops, dq, s.h_attn, w.wq, lora, layer, LoraTarget::kQ, s.lora_u[0], dh, false);
-    dh_written = true;
+    ops.rope_backward(dq, rows.positions, model.inv_freq());
+    if (rows.last) {
+      const Tensor h_rows = s.h_attn.defined() ? last_rows_of(ops, s.h_attn, b, t, rows.per_sample) : Tensor();
+      dh_rows = ops.empty({mq, c.hidden_size});
+      project_backward(ops, dq, h_rows, w.wq, row_lora, layer, LoraTarget::kQ, s.lora_u[0], dh_rows, false);
+    } else {
+      project_backward(ops, dq, s.h_attn, w.wq, lora, layer, LoraTarget::kQ, s.lora_u[0], dh, false);
+      dh_written = true;
+    }
   }
   // This call's own keys and values: their gradients, through RoPE for the keys.
   Tensor dk = ops.empty({b, t, c.num_key_value_heads, c.head_dim});
@@ -240,7 +327,16 @@ void layer_backward(const LlamaModel& model, int layer, Tensor& dx, const Tensor
   ops.rope_backward(dk, positions, model.inv_freq());
   project_backward(ops, dk, s.h_attn, w.wk, lora, layer, LoraTarget::kK, s.lora_u[1], dh, dh_written);
   project_backward(ops, dv, s.h_attn, w.wv, lora, layer, LoraTarget::kV, s.lora_u[2], dh, true);
-  ops.rmsnorm_backward(dh, s.x_in, w.attn_norm, eps, dx, /*accumulate=*/extent == LayerExtent::kFull);
+  if (!rows.last) {
+    ops.rmsnorm_backward(dh, s.x_in, w.attn_norm, eps, dx, /*accumulate=*/extent.kind == LayerExtent::Kind::kFull);
+    return;
+  }
+  // The last rows' outputs: their query path and residual connection reach only them.
+  add_into_last_rows(ops, dh_rows, dh, b, t, rows.per_sample);
+  Tensor dx_in = ops.empty({m, c.hidden_size});
+  ops.rmsnorm_backward(dh, s.x_in, w.attn_norm, eps, dx_in, /*accumulate=*/false);
+  add_into_last_rows(ops, dx, dx_in, b, t, rows.per_sample);
+  dx = dx_in;
 }
 
 }  // namespace xcomp

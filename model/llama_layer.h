@@ -25,7 +25,8 @@ struct LayerStore {
   int64_t length;     // entries in use after this call (start + T)
 };
 
-// What the backward pass needs from the forward pass of one layer.
+// What the backward pass needs from the forward pass of one layer. In a last-rows layer
+// (LayerExtent) x_in and h_attn cover every row, the rest only the rows it computes.
 struct LayerActivations {
   Tensor x_in;      // [M, hidden] the residual stream entering the layer
   Tensor h_attn;    // rmsnorm(x_in); kept only when q, k or v has a LoRA adapter
@@ -54,11 +55,33 @@ struct LayerLora {
     uint64_t key = 0;
   };
   std::vector<SampleRows> samples;
+  // The rows of each sample a pass's input holds: all of them (last_rows 0), or only the
+  // last `last_rows` of its `rows_per_sample` (a layer past which only those rows are
+  // read; samples' rows still count in the whole input): their masks are then the whole
+  // input's at those rows, so that leaving the other rows out changes no value.
+  int64_t last_rows = 0, rows_per_sample = 0;
 };
 
-// How far a layer runs. kKeysValuesOnly stops after writing this call's K and V to the
-// store (a K/V-mode encoder's last layer matters only through them).
-enum class LayerExtent { kFull, kKeysValuesOnly };
+// How far a layer runs:
+//  - full: every row's output;
+//  - keys and values only: it stops after writing this call's K and V to the store (a
+//    K/V-mode encoder's last layer matters only through them);
+//  - last rows: every row's K and V, but queries, attention, o_proj and the MLP only for
+//    the last `rows` rows of each sample, so that its output x is [B * rows, hidden] (an
+//    encoder layer past which only the compression tokens' rows are read).
+struct LayerExtent {
+  enum class Kind { kFull, kKeysValuesOnly, kLastRows };
+  Kind kind = Kind::kFull;
+  int64_t rows = 0;  // kLastRows: per sample
+
+  static LayerExtent full() { return {}; }
+  static LayerExtent keys_values_only() { return {Kind::kKeysValuesOnly, 0}; }
+  static LayerExtent last_rows(int64_t rows) { return {Kind::kLastRows, rows}; }
+};
+
+// `lora` for an input that holds only the last `rows` of each sample's `rows_per_sample`
+// rows of the input `lora` describes.
+LayerLora lora_of_last_rows(const LayerLora& lora, int64_t rows, int64_t rows_per_sample);
 
 // What layer_forward does with its input's storage: overwrite it with the layer's output
 // (inference), or keep it as it was and put the output in new storage (training, whose
@@ -68,14 +91,15 @@ enum class LayerExtent { kFull, kKeysValuesOnly };
 enum class LayerInput { kOverwrite, kKeep };
 
 // x [M = B*T, hidden] becomes the layer's output: its own storage updated in place, or
-// new storage (see LayerInput; `saved` implies kKeep). `saved` may be null. positions:
-// I32 [B, T].
+// new storage (see LayerInput; `saved` implies kKeep; always new for a last-rows extent,
+// whose output has fewer rows). `saved` may be null. positions: I32 [B, T].
 void layer_forward(const LlamaModel& model, int layer, Tensor& x, const Tensor& positions, const LayerStore& store,
                    const LayerLora& lora, LayerExtent extent, LayerActivations* saved,
                    LayerInput input = LayerInput::kOverwrite);
 
-// dx [M, hidden]: on entry the gradient at the layer's output (zeros for a
-// kKeysValuesOnly layer), on exit the gradient at its input. dkeys/dvalues are the
+// dx: on entry the gradient at the layer's output (zeros for a keys-and-values-only
+// layer; [B * rows, hidden] for a last-rows one), on exit the gradient at its input
+// [M, hidden]. dkeys/dvalues are the
 // store's gradients: on entry they hold whatever later layers' or the decoder's
 // attention put there for entries [start, length) and everything before; this call
 // adds its own attention's contributions to all entries, and consumes (reads) those of

@@ -135,10 +135,12 @@ class Ops {
   virtual void zero(Tensor& y) = 0;
 
   // Inverted dropout with a counter-based mask: element i is kept iff
-  // counter_random_uniform(seed, kLoraDropout, stream, i) >= p, and kept elements are
-  // scaled by 1 / (1 - p). The same (seed, stream) gives the same mask, so the backward
-  // pass is the same call on the output gradient.
-  virtual void dropout(const Tensor& x, float p, uint64_t seed, uint64_t stream, Tensor& out) = 0;
+  // counter_random_uniform(seed, kLoraDropout, stream, first_element + i) >= p, and kept
+  // elements are scaled by 1 / (1 - p). The same (seed, stream) gives the same mask, so
+  // the backward pass is the same call on the output gradient; first_element lets a call
+  // over part of a mask's elements (a later run of rows) draw that part of it.
+  virtual void dropout(const Tensor& x, float p, uint64_t seed, uint64_t stream, uint64_t first_element,
+                       Tensor& out) = 0;
 
   // ---- Backward. Gradients flow through frozen weights to activations; weight
   // gradients are computed only for trained parameters. `accumulate` adds into the

@@ -109,8 +109,9 @@ void ProfilingOps::add_scaled(Tensor& y, const Tensor& x, float alpha) {
   timed("add_scaled", [&] { inner_.add_scaled(y, x, alpha); });
 }
 void ProfilingOps::zero(Tensor& y) { timed("zero", [&] { inner_.zero(y); }); }
-void ProfilingOps::dropout(const Tensor& x, float p, uint64_t seed, uint64_t stream, Tensor& out) {
-  timed("dropout", [&] { inner_.dropout(x, p, seed, stream, out); });
+void ProfilingOps::dropout(const Tensor& x, float p, uint64_t seed, uint64_t stream, uint64_t first_element,
+                           Tensor& out) {
+  timed("dropout", [&] { inner_.dropout(x, p, seed, stream, first_element, out); });
 }
 void ProfilingOps::linear_add(const Tensor& x, const Tensor& w, Tensor& y) {
   const Product p = product("linear_add", w.dtype(), w, x, false);

@@ -2,8 +2,9 @@
 // the frozen base costs 2 FLOPs per weight per token forward and 2 backward (activation
 // gradients only, no weight gradients), LoRA adds its own forward, activation and weight
 // gradients, attention is counted over the keys each query actually sees (causal), and
-// work the step skips by design (the last encoder layer past its K/V in kv mode, the LM
-// head on positions without a target) is not counted. Used for MFU in `xcomp bench train`.
+// work the step skips by design (the encoder's last layers on rows whose outputs nothing
+// reads, the LM head on positions without a target) is not counted. Used for MFU in
+// `xcomp bench train`.
 #pragma once
 
 #include <cstdint>

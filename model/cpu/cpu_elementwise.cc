@@ -187,7 +187,8 @@ void CpuOps::add_scaled(Tensor& y, const Tensor& x, float alpha) {
 
 void CpuOps::zero(Tensor& y) { std::memset(y.raw(), 0, y.nbytes()); }
 
-void CpuOps::dropout(const Tensor& x, float p, uint64_t seed, uint64_t stream, Tensor& out) {
+void CpuOps::dropout(const Tensor& x, float p, uint64_t seed, uint64_t stream, uint64_t first_element,
+                     Tensor& out) {
   const int64_t n = x.numel();
   CHECK_EQ(out.numel(), n);
   CHECK(p >= 0.0f && p < 1.0f) << "dropout probability " << p;
@@ -200,7 +201,8 @@ void CpuOps::dropout(const Tensor& x, float p, uint64_t seed, uint64_t stream, T
   const float scale = 1.0f / (1.0f - p);
 #pragma omp parallel for schedule(static) if (parallel : worth_parallel(n))
   for (int64_t i = 0; i < n; ++i) {
-    const bool keep = counter_random_uniform(seed, RandomPurpose::kLoraDropout, stream, i) >= p;
+    const bool keep = counter_random_uniform(seed, RandomPurpose::kLoraDropout, stream,
+                                             first_element + static_cast<uint64_t>(i)) >= p;
     o[i] = keep ? xs[i] * scale : 0.0f;
   }
 }

@@ -32,7 +32,8 @@ class CpuOps : public Ops {
   void read_rows(const Tensor& src, int64_t offset, Tensor& dst) override;
   void add_scaled(Tensor& y, const Tensor& x, float alpha) override;
   void zero(Tensor& y) override;
-  void dropout(const Tensor& x, float p, uint64_t seed, uint64_t stream, Tensor& out) override;
+  void dropout(const Tensor& x, float p, uint64_t seed, uint64_t stream, uint64_t first_element,
+               Tensor& out) override;
 
   void linear_backward_input(const Tensor& dy, const Tensor& w, Tensor& dx, bool accumulate) override;
   void linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw, bool accumulate) override;

@@ -72,11 +72,11 @@ __global__ void add_kernel(float* y, const float* x, int64_t n) {
 }
 
 // The mask is the CPU's: the same counter-based draw in fp64 for element i.
-__global__ void dropout_kernel(const float* x, float p, float scale, uint64_t seed, uint64_t stream, int64_t n,
-                               float* out) {
+__global__ void dropout_kernel(const float* x, float p, float scale, uint64_t seed, uint64_t stream,
+                               uint64_t first_element, int64_t n, float* out) {
   XCOMP_GRID_STRIDE(i, n) {
-    const bool keep =
-        counter_random_uniform(seed, RandomPurpose::kLoraDropout, stream, static_cast<uint64_t>(i)) >= p;
+    const bool keep = counter_random_uniform(seed, RandomPurpose::kLoraDropout, stream,
+                                             first_element + static_cast<uint64_t>(i)) >= p;
     out[i] = keep ? x[i] * scale : 0.0f;
   }
 }
@@ -267,7 +267,8 @@ void CudaOps::read_rows(const Tensor& src, int64_t offset, Tensor& dst) {
                                      capacity * row_bytes, t * row_bytes, b, cudaMemcpyDeviceToDevice, stream_));
 }
 
-void CudaOps::dropout(const Tensor& x, float p, uint64_t seed, uint64_t stream, Tensor& out) {
+void CudaOps::dropout(const Tensor& x, float p, uint64_t seed, uint64_t stream, uint64_t first_element,
+                      Tensor& out) {
   const char* op = "dropout";
   require_on_device(op, {&x, &out});
   require_dtype(op, "x", x, DType::F32);
@@ -283,7 +284,7 @@ void CudaOps::dropout(const Tensor& x, float p, uint64_t seed, uint64_t stream, 
   }
   const float scale = 1.0f / (1.0f - p);
   dropout_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(
-      static_cast<const float*>(x.raw()), p, scale, seed, stream, n, static_cast<float*>(out.raw()));
+      static_cast<const float*>(x.raw()), p, scale, seed, stream, first_element, n, static_cast<float*>(out.raw()));
   XCOMP_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -544,17 +544,22 @@ TEST_F(CudaOpsTest, DropoutMaskIsBitIdenticalToCpu) {
   for (float p : {0.0f, 0.1f, 0.5f}) {
     for (uint64_t stream : {uint64_t{0}, uint64_t{12345}}) {
       Tensor want = Tensor::empty({300, 2048});
-      cpu_.dropout(x, p, 42, stream, want);
+      cpu_.dropout(x, p, 42, stream, 0, want);
       Tensor out = gpu_->empty({300, 2048});
-      gpu_->dropout(up(x), p, 42, stream, out);
+      gpu_->dropout(up(x), p, 42, stream, 0, out);
       expect_identical("dropout p=" + std::to_string(p) + " stream " + std::to_string(stream), out, want);
     }
   }
   Tensor want = Tensor::empty({300, 2048});
-  cpu_.dropout(x, 0.1f, 7, 3, want);
+  cpu_.dropout(x, 0.1f, 7, 3, 0, want);
   Tensor in_place = up(x);
-  gpu_->dropout(in_place, 0.1f, 7, 3, in_place);
+  gpu_->dropout(in_place, 0.1f, 7, 3, 0, in_place);
   expect_identical("dropout in place", in_place, want);
+  // A later part of a mask (the rows an encoder layer's last rows keep): those rows of
+  // the whole mask's output.
+  Tensor part = gpu_->empty({100, 2048});
+  gpu_->dropout(up(x.slice0(200, 300)), 0.1f, 7, 3, 200 * 2048, part);
+  expect_identical("dropout from element 200 * 2048", part, want.slice0(200, 300));
 }
 
 // ---- attention -----------------------------------------------------------------------

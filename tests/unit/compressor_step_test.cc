@@ -18,8 +18,11 @@
 #include "model/cpu/cpu_ops.h"
 #include "model/generation.h"
 #include "model/input_error.h"
+#include "model/layer_memory.h"
 #include "model/llama.h"
+#include "model/llama_layer.h"
 #include "model/random.h"
+#include "model/tensor_difference.h"
 #include "tests/compressor_reference.h"
 #include "tests/cpu_ops_with_product_dtype.h"
 
@@ -56,11 +59,11 @@ Tensor random_tensor(Shape shape, uint64_t seed, double scale, double offset = 0
   return t;
 }
 
-LlamaConfig tiny_config(bool tied) {
+LlamaConfig tiny_config(bool tied, int64_t layers = 2) {
   LlamaConfig c;
   c.hidden_size = 16;
   c.intermediate_size = 24;
-  c.num_hidden_layers = 2;
+  c.num_hidden_layers = layers;
   c.num_attention_heads = 4;
   c.num_key_value_heads = 2;
   c.head_dim = 4;
@@ -123,9 +126,9 @@ struct Harness {
   Compressor compressor;
   ReferenceModel reference;
 
-  Harness(bool tied, const CompressorSettings& s, DType products = DType::F32)
+  Harness(bool tied, const CompressorSettings& s, DType products = DType::F32, int64_t layers = 2)
       : ops(products),
-        config(tiny_config(tied)),
+        config(tiny_config(tied, layers)),
         model(config, tiny_weights(config), ops),
         compressor(config, s, /*seed=*/11),
         reference(reference_model(config, model.weights())) {}
@@ -319,6 +322,18 @@ TEST(CompressorStep, KeyValueAfterPrefixPositionsMatchDoubleReference) {
   Harness h(false, settings(CompressorMode::kKeyValue, DecoderPositions::kAfterPrefix, kQueryValue));
   h.randomise_trainables();
   check_step_against_reference(h, regeneration_batch(), 1.0f / 10);
+}
+
+// A one-layer encoder: in K/V mode that layer runs on the compression tokens' rows alone
+// (their keys and values are all the decoder reads), in embedding mode it computes their
+// outputs alone; the gradient at the compression tokens comes back either way.
+TEST(CompressorStep, OneLayerEncoderMatchesDoubleReference) {
+  for (const CompressorMode mode : {CompressorMode::kKeyValue, CompressorMode::kEmbedding}) {
+    SCOPED_TRACE(mode == CompressorMode::kKeyValue ? "kv" : "embedding");
+    Harness h(false, settings(mode, DecoderPositions::kReference, kAllTargets), DType::F32, /*layers=*/1);
+    h.randomise_trainables();
+    check_step_against_reference(h, regeneration_batch(), 1.0f / 10);
+  }
 }
 
 TEST(CompressorStep, EmbeddingModeMatchesDoubleReference) {
@@ -687,7 +702,11 @@ TEST(CompressorStep, ZeroLoraBIsTheBaseModel) {
         }
       }
   }
-  EXPECT_LT(worst_cache, 1e-6);
+  // Two float computations of the same values, not one: the compressor runs its last two
+  // layers' queries, MLP and (last layer) K/V products over the compression tokens' rows
+  // alone, products the CPU blocks differently from the full input's, so they agree to a
+  // few roundings (1.2e-6 seen), as the double reference says both are right.
+  EXPECT_LT(worst_cache, 4e-6);
   EXPECT_LT(worst_reference, 1e-5);
   std::printf("  compressed K/V vs KvCache: max diff %.2e; vs double reference: %.2e\n", worst_cache, worst_reference);
 }
@@ -883,6 +902,152 @@ TEST(CompressorStep, GenerationWithAdaptersDecodesTheAdaptedModel) {
   o.adapters = &adapters;
   KvCache cache(h.config, 1, static_cast<int64_t>(prompt.size()) + kNew, h.ops);
   EXPECT_EQ(generate(h.model, cache, prompt, o), adapted);
+}
+
+// --- an encoder layer's last rows alone ---------------------------------------------------
+
+// What one layer call gives: its output, the store it wrote, and its gradients.
+struct LayerCall {
+  Tensor out, keys, values, dx, dkeys, dvalues;
+  std::vector<Tensor> lora_grads;
+};
+
+// Rows [t - n, t) of each of the b samples of x [b * t, width].
+Tensor last_rows(const Tensor& x, int64_t b, int64_t t, int64_t n) {
+  const int64_t width = x.numel() / (b * t);
+  Tensor out = Tensor::empty({b * n, width});
+  for (int64_t r = 0; r < b; ++r)
+    std::copy(x.data<float>() + (r * t + t - n) * width, x.data<float>() + (r + 1) * t * width,
+              out.data<float>() + r * n * width);
+  return out;
+}
+
+// x [b * n, width] at rows [t - n, t) of each sample of a zero [b * t, width].
+Tensor at_last_rows(const Tensor& x, int64_t b, int64_t t, int64_t n) {
+  const int64_t width = x.numel() / (b * n);
+  Tensor out = Tensor::zeros({b * t, width});
+  for (int64_t r = 0; r < b; ++r)
+    std::copy(x.data<float>() + r * n * width, x.data<float>() + (r + 1) * n * width,
+              out.data<float>() + (r * t + t - n) * width);
+  return out;
+}
+
+// A layer whose later layers read only each sample's last rows (the compression
+// tokens') computes queries, attention, o_proj and the MLP for those rows alone
+// (LayerExtent::last_rows; the compressor's encoder does so at the layer before its last
+// in K/V mode, at its last in embedding mode), and a K/V-mode encoder's last layer then
+// takes those rows alone: the output rows, the keys and values written, the gradient at
+// the input, the store's gradients and every LoRA gradient are the full layer's, to the
+// roundings of products over fewer rows, with LoRA dropout on every projection (one mask
+// for the whole input, or one per sample over its real rows), activations kept or
+// recomputed. A mask drawn afresh for the fewer rows would differ at order one.
+TEST(CompressorStep, LayerOverItsLastRowsIsTheFullLayerThere) {
+  const LlamaConfig c = tiny_config(false);
+  // bf16 products: the adapted projections' input is kept in both dtypes (fp32 for LoRA).
+  for (const DType products : {DType::F32, DType::BF16}) {
+  SCOPED_TRACE(std::string("products ") + dtype_name(products));
+  CpuOpsWithProductDtype ops(products);
+  LlamaModel model(c, tiny_weights(c), ops);
+  LoraSettings lora_settings;
+  lora_settings.r = 2;
+  lora_settings.alpha = 4.0;
+  lora_settings.targets = kAllTargets;
+  LoraWeights adapters(c, lora_settings, 9);
+  uint64_t seed = 700;
+  for (const LoraWeights::Named& p : adapters.parameters()) *p.value = random_tensor(p.value->shape(), seed++, 0.3);
+
+  const int64_t b = 2, t = 7, n = 3, h = c.hidden_size;
+  const std::vector<int64_t> pads = {0, 2};  // left padding, as the encoder's texts have
+  Tensor positions = Tensor::zeros({b, t}, DType::I32), key_valid = Tensor::zeros({b, t}, DType::I32);
+  for (int64_t r = 0; r < b; ++r)
+    for (int64_t i = pads[r]; i < t; ++i) {
+      positions.data<int32_t>()[r * t + i] = static_cast<int32_t>(i - pads[r]);
+      key_valid.data<int32_t>()[r * t + i] = 1;
+    }
+  Tensor last_positions = Tensor::empty({b, n}, DType::I32);  // the rows' own
+  for (int64_t r = 0; r < b; ++r)
+    for (int64_t i = 0; i < n; ++i)
+      last_positions.data<int32_t>()[r * n + i] = positions.data<int32_t>()[r * t + t - n + i];
+  const Tensor x_in = random_tensor({b * t, h}, 710, 1.0);
+  const Tensor dy = random_tensor({b * n, h}, 711, 1.0);
+  const Shape kv_shape{b, t, c.num_key_value_heads, c.head_dim};
+  const Tensor dkeys_in = random_tensor(kv_shape, 712, 1.0), dvalues_in = random_tensor(kv_shape, 713, 1.0);
+
+  auto expect_close = [](const char* what, const Tensor& got, const Tensor& want) {
+    EXPECT_LT(relative_max_difference(got, want), kBatchingTolerance) << what;
+  };
+  for (const bool per_sample : {false, true})
+    for (const ActivationMemory memory : {ActivationMemory::kKeep, ActivationMemory::kRecompute}) {
+      SCOPED_TRACE(std::string(per_sample ? "a mask per sample" : "one mask") +
+                   (memory == ActivationMemory::kKeep ? ", kept" : ", recomputed"));
+      LayerLora lora;
+      lora.weights = &adapters;
+      lora.dropout = 0.25f;
+      lora.dropout_seed = 5;
+      lora.dropout_stream = 3;
+      if (per_sample)
+        for (int64_t r = 0; r < b; ++r) lora.samples.push_back({r * t + pads[r], t - pads[r], 100 + uint64_t(r)});
+
+      // A call of layer 0 (the last-rows one) or 1 (keys and values only) on every row or
+      // the last rows alone; the store's gradients start at dkeys_in/dvalues_in.
+      auto call = [&](int layer, bool only_last) {
+        for (const LoraWeights::Named& p : adapters.parameters())
+          std::fill(p.grad->data<float>(), p.grad->data<float>() + p.grad->numel(), 0.0f);
+        LayerCall got;
+        got.keys = Tensor::zeros(kv_shape);
+        got.values = Tensor::zeros(kv_shape);
+        const bool kv_only = layer == 1, on_last_rows = kv_only && only_last;
+        const LayerStore store{&got.keys, &got.values, &key_valid, on_last_rows ? t - n : 0, t};
+        const LayerExtent extent = kv_only      ? LayerExtent::keys_values_only()
+                                   : only_last ? LayerExtent::last_rows(n)
+                                               : LayerExtent::full();
+        const Tensor& call_positions = on_last_rows ? last_positions : positions;
+        const LayerLora call_lora = on_last_rows ? lora_of_last_rows(lora, n, t) : lora;
+        LayerMemory kept(2, memory);
+        Tensor x = on_last_rows ? last_rows(x_in, b, t, n) : x_in.clone();
+        kept.forward(model, layer, x, call_positions, store, call_lora, extent);
+        got.out = kv_only || only_last ? x : last_rows(x, b, t, n);
+        got.dx = kv_only ? Tensor::zeros(x.shape()) : only_last ? dy.clone() : at_last_rows(dy, b, t, n);
+        // Keys and values only: the gradients of the last rows' entries alone, so that the
+        // full call's adapters see what the one on the last rows sees.
+        const int64_t kv = c.kv_dim();
+        got.dkeys = kv_only ? at_last_rows(last_rows(dkeys_in.reshape({b * t, kv}), b, t, n), b, t, n).reshape(kv_shape)
+                            : dkeys_in.clone();
+        got.dvalues = kv_only
+                          ? at_last_rows(last_rows(dvalues_in.reshape({b * t, kv}), b, t, n), b, t, n).reshape(kv_shape)
+                          : dvalues_in.clone();
+        kept.backward(model, layer, got.dx, call_positions, store, got.dkeys, got.dvalues, call_lora, extent);
+        if (on_last_rows) got.dx = at_last_rows(got.dx, b, t, n);
+        for (const LoraWeights::Named& p : adapters.parameters()) got.lora_grads.push_back(p.grad->clone());
+        return got;
+      };
+      for (const int layer : {0, 1}) {
+        SCOPED_TRACE(layer == 0 ? "last rows" : "keys and values of the last rows");
+        const LayerCall full = call(layer, false), rows = call(layer, true);
+        if (layer == 0) expect_close("output rows", rows.out, full.out);
+        // A keys-and-values-only call on the last rows writes those entries alone and
+        // gives the gradient at those rows alone: there, compare those.
+        const int64_t kv = c.kv_dim();
+        auto entries = [&](const Tensor& store) {
+          return layer == 0 ? store : last_rows(store.reshape({b * t, kv}), b, t, n);
+        };
+        expect_close("keys", entries(rows.keys), entries(full.keys));
+        expect_close("values", entries(rows.values), entries(full.values));
+        expect_close("dx", layer == 0 ? rows.dx : last_rows(rows.dx, b, t, n),
+                     layer == 0 ? full.dx : last_rows(full.dx, b, t, n));
+        expect_close("dkeys", rows.dkeys, full.dkeys);
+        expect_close("dvalues", rows.dvalues, full.dvalues);
+        const std::vector<LoraWeights::Named> names = adapters.parameters();
+        int nonzero = 0;  // the comparison is of real gradients
+        for (size_t p = 0; p < names.size(); ++p) {
+          expect_close(names[p].name.c_str(), rows.lora_grads[p], full.lora_grads[p]);
+          const Tensor& g = full.lora_grads[p];
+          nonzero += std::any_of(g.data<float>(), g.data<float>() + g.numel(), [](float v) { return v != 0.0f; });
+        }
+        EXPECT_GT(nonzero, 0);
+      }
+    }
+  }
 }
 
 }  // namespace

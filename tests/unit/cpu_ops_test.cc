@@ -92,8 +92,8 @@ TEST(CpuOps, WriteRowsAndReadRowsAreInverse) {
 TEST(CpuOps, DropoutKeepsScaledElementsReproducibly) {
   CpuOps ops;
   Tensor x = smooth_tensor({4000}, 0.1), a = Tensor::empty({4000}), b = Tensor::empty({4000});
-  ops.dropout(x, 0.25f, 11, 3, a);
-  ops.dropout(x, 0.25f, 11, 3, b);
+  ops.dropout(x, 0.25f, 11, 3, 0, a);
+  ops.dropout(x, 0.25f, 11, 3, 0, b);
   EXPECT_EQ(to_vec(a), to_vec(b));
   int kept = 0;
   for (int64_t i = 0; i < x.numel(); ++i) {
@@ -104,8 +104,19 @@ TEST(CpuOps, DropoutKeepsScaledElementsReproducibly) {
     }
   }
   EXPECT_NEAR(kept / 4000.0, 0.75, 0.03);
-  ops.dropout(x, 0.25f, 11, 4, b);  // another stream, another mask
+  ops.dropout(x, 0.25f, 11, 4, 0, b);  // another stream, another mask
   EXPECT_NE(to_vec(a), to_vec(b));
+}
+
+TEST(CpuOps, DropoutFromALaterElementDrawsThatPartOfTheMask) {
+  CpuOps ops;
+  Tensor x = smooth_tensor({4000}, 0.1), whole = Tensor::empty({4000}), part = Tensor::empty({1500});
+  ops.dropout(x, 0.25f, 11, 3, 0, whole);
+  ops.dropout(x.slice0(2500, 4000), 0.25f, 11, 3, 2500, part);
+  const std::vector<double> w = to_vec(whole);
+  EXPECT_EQ(to_vec(part), std::vector<double>(w.begin() + 2500, w.end()));
+  ops.dropout(x.slice0(2500, 4000), 0.25f, 11, 3, 0, part);  // the mask's start instead: another draw
+  EXPECT_NE(to_vec(part), std::vector<double>(w.begin() + 2500, w.end()));
 }
 
 TEST(CpuOps, AttentionWithPrefixPaddingAndGroupedHeads) {

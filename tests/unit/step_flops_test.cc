@@ -30,24 +30,40 @@ CompressorSettings settings(CompressorMode mode) {
 TEST(StepFlops, KvModeCountedTermByTerm) {
   const StepShape shape{1, 3, 2, 4};  // B 1, L 3, N 2, decoder T 4
   const StepFlops f = compressor_step_flops(tiny(), settings(CompressorMode::kKeyValue), shape);
-  // Per token and layer: q 4x4, k 4x2, v 4x2, o 4x4, MLP 3 x 4x8 = 144 weights; K+V alone 16.
-  // Forward 2 + activation backward 2 FLOPs per weight.
-  EXPECT_DOUBLE_EQ(f.encoder_matmul, 4.0 * 5 * (144 + 16));  // 5 encoder tokens; last layer K/V only
+  // Per token and layer: q 4x4, k 4x2, v 4x2, o 4x4, MLP 3 x 4x8 = 144 weights; K+V alone
+  // 16, the rest 128. Forward 2 + activation backward 2 FLOPs per weight. Encoder layer
+  // 0: K and V of its 5 rows, the rest for the 2 compression tokens' rows alone; layer 1:
+  // their K and V alone.
+  EXPECT_DOUBLE_EQ(f.encoder_matmul, 4.0 * (5 * 16 + 2 * 128 + 2 * 16));
   EXPECT_DOUBLE_EQ(f.decoder_matmul, 4.0 * 4 * (2 * 144 + 4 * 10));  // 4 rows, 2 layers + LM head
-  // LoRA r 1: q (4 in + 4 out) in the first layer only, v (4 + 2) in both; 3 x 2 FLOPs each.
-  EXPECT_DOUBLE_EQ(f.lora, 3 * 2.0 * 5 * (8 * 1 + 6 * 2));
-  // Attention: 12 FLOPs per (query, key, head, head_dim element); encoder layer 1 only:
-  // 5 queries see 1..5 keys = 15 pairs; decoder 2 layers: 4 queries see 2 + 1..4 = 18.
-  EXPECT_DOUBLE_EQ(f.attention, 12.0 * 2 * 2 * (15 + 2 * 18));
+  // LoRA r 1, 3 x 2 FLOPs per weight and row: q (4 in + 4 out) on layer 0's 2 rows, v
+  // (4 + 2) on layer 0's 5 and layer 1's 2.
+  EXPECT_DOUBLE_EQ(f.lora, 3 * 2.0 * (8 * 2 + 6 * (5 + 2)));
+  // Attention: 12 FLOPs per (query, key, head, head_dim element); encoder layer 0 only,
+  // its 2 last queries seeing 4 and 5 keys = 9 pairs; decoder 2 layers: 4 queries see 2 +
+  // 1..4 = 18.
+  EXPECT_DOUBLE_EQ(f.attention, 12.0 * 2 * 2 * (9 + 2 * 18));
   EXPECT_DOUBLE_EQ(f.total(), f.encoder_matmul + f.decoder_matmul + f.lora + f.attention);
 }
 
-TEST(StepFlops, EmbeddingModeRunsTheWholeEncoderAndFeedsTheMemoryAsRows) {
+// A one-layer K/V encoder: the compression tokens' K and V alone, no attention.
+TEST(StepFlops, OneLayerKvEncoderIsTheTokensKeysAndValues) {
+  LlamaConfig c = tiny();
+  c.num_hidden_layers = 1;
+  const StepFlops f = compressor_step_flops(c, settings(CompressorMode::kKeyValue), {1, 3, 2, 4});
+  EXPECT_DOUBLE_EQ(f.encoder_matmul, 4.0 * 2 * 16);
+  EXPECT_DOUBLE_EQ(f.lora, 3 * 2.0 * 6 * 2);  // v on the 2 rows
+  EXPECT_DOUBLE_EQ(f.attention, 12.0 * 2 * 2 * 18);  // the decoder's
+}
+
+TEST(StepFlops, EmbeddingModeRunsTheLastLayerForTheMemoryRowsAndFeedsThemAsRows) {
   const StepShape shape{1, 3, 2, 4};
   const StepFlops kv = compressor_step_flops(tiny(), settings(CompressorMode::kKeyValue), shape);
   const StepFlops emb = compressor_step_flops(tiny(), settings(CompressorMode::kEmbedding), shape);
-  EXPECT_DOUBLE_EQ(emb.encoder_matmul, 4.0 * 5 * 2 * 144);
+  // Layer 0 on all 5 rows; layer 1's K and V on them, the rest on the 2 memory rows.
+  EXPECT_DOUBLE_EQ(emb.encoder_matmul, 4.0 * (5 * 144 + 5 * 16 + 2 * 128));
   EXPECT_DOUBLE_EQ(emb.decoder_matmul, 4.0 * (6 * 2 * 144 + 4 * 4 * 10));  // LM head only where targets are
+  EXPECT_DOUBLE_EQ(emb.attention, 12.0 * 2 * 2 * (15 + 9 + 2 * 21));  // decoder: 6 queries see 1..6
   EXPECT_GT(emb.total(), kv.total());
 }
 
