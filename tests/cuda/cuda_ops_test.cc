@@ -803,7 +803,9 @@ INSTANTIATE_TEST_SUITE_P(
                       AttentionCase{"long_prefix_d64", 2, 4, 4, 1, 64, 7000, 6900},
                       // several causal query blocks (kCausalQueryBlock = 128), the last partial
                       AttentionCase{"encoder_blocks_d128", 2, 300, 8, 2, 128, 310, 300},
-                      AttentionCase{"decoder_blocks_d64", 2, 260, 8, 4, 64, 280, 276}),
+                      AttentionCase{"decoder_blocks_d64", 2, 260, 8, 4, 64, 280, 276},
+                      // an encoder layer's last rows: 16 queries after 480 of the store's entries
+                      AttentionCase{"encoder_last_rows_d128", 2, 16, 8, 2, 128, 496, 496}),
     [](const ::testing::TestParamInfo<AttentionCase>& info) { return std::string(info.param.name); });
 // head_dims that are not a multiple of 4: cuBLAS's batched products would get per-head
 // pointers off 16-byte alignment, which cuBLAS cannot see and faults on, so the tiled
@@ -840,7 +842,9 @@ INSTANTIATE_TEST_SUITE_P(
                       // the training shape's tiling: a 16-entry prefix, T not a multiple of 32
                       AttentionCase{"decoder_d128", 2, 97, 8, 2, 128, 120, 113},
                       AttentionCase{"encoder_blocks_d128", 2, 300, 8, 2, 128, 310, 300},
-                      AttentionCase{"decoder_blocks_d64", 2, 260, 8, 4, 64, 280, 276}),
+                      AttentionCase{"decoder_blocks_d64", 2, 260, 8, 4, 64, 280, 276},
+                      // an encoder layer's last rows: 16 queries after 480 of the store's entries
+                      AttentionCase{"encoder_last_rows_d128", 2, 16, 8, 2, 128, 496, 496}),
     [](const ::testing::TestParamInfo<AttentionCase>& info) { return std::string(info.param.name); });
 
 // ---- loss ----------------------------------------------------------------------------
