@@ -26,7 +26,6 @@ Tensor lora_dropout(Ops& ops, const Tensor& x, int64_t width, const LayerLora& l
     ops.dropout(x, lora.dropout, lora.dropout_seed, stream, 0, out);
     return out;
   }
-  ops.zero(out);  // padding rows: nothing reads them, but they must be finite
   const Tensor in_rows = x.reshape({x.numel() / width, width});
   Tensor out_rows = out.reshape({x.numel() / width, width});
   // Rows [first, first + count) of x, masked as the rows of a mask (`mask_stream`) that
@@ -37,16 +36,19 @@ Tensor lora_dropout(Ops& ops, const Tensor& x, int64_t width, const LayerLora& l
                 static_cast<uint64_t>(skipped * width), dst);
   };
   if (lora.last_rows == 0) {
+    ops.zero(out);  // padding rows: nothing reads them, but they must be finite
     for (const LayerLora::SampleRows& s : lora.samples) draw(s.first_row, s.rows, mix64(s.key) ^ stream, 0);
     return out;
   }
-  // x holds the last n of each sample's t rows: sample r's at [r * n, (r + 1) * n).
+  // x holds the last n of each sample's t rows: sample r's at [r * n, (r + 1) * n), every
+  // one drawn below (real rows: the text is left-padded).
   const int64_t n = lora.last_rows, t = lora.rows_per_sample, batch = in_rows.dim(0) / n;
   CHECK_EQ(batch * n, in_rows.dim(0)) << "LoRA input of " << in_rows.dim(0) << " rows, not " << n << " a sample";
   if (lora.samples.empty()) {  // one mask over the whole [B * t, width] input
     for (int64_t r = 0; r < batch; ++r) draw(r * n, n, stream, r * t + t - n);
     return out;
   }
+  CHECK_EQ(static_cast<int64_t>(lora.samples.size()), batch) << "a mask for each sample's rows";
   for (const LayerLora::SampleRows& s : lora.samples) {
     // A sample's real rows end its t rows (an encoder's text is left-padded).
     const int64_t r = s.first_row / t;
@@ -310,14 +312,13 @@ void layer_backward(const LlamaModel& model, int layer, Tensor& dx, const Tensor
     ops.attention_backward(dattended, s.q, *store.keys, *store.values, store.length, *store.key_valid, dq, dkeys,
                            dvalues);
     ops.rope_backward(dq, rows.positions, model.inv_freq());
-    if (rows.last) {
-      const Tensor h_rows = s.h_attn.defined() ? last_rows_of(ops, s.h_attn, b, t, rows.per_sample) : Tensor();
-      dh_rows = ops.empty({mq, c.hidden_size});
-      project_backward(ops, dq, h_rows, w.wq, row_lora, layer, LoraTarget::kQ, s.lora_u[0], dh_rows, false);
-    } else {
-      project_backward(ops, dq, s.h_attn, w.wq, lora, layer, LoraTarget::kQ, s.lora_u[0], dh, false);
-      dh_written = true;
-    }
+    // The query path reaches rmsnorm(x_in) at the rows whose queries were computed.
+    const Tensor h_rows =
+        rows.last && s.h_attn.defined() ? last_rows_of(ops, s.h_attn, b, t, rows.per_sample) : s.h_attn;
+    if (rows.last) dh_rows = ops.empty({mq, c.hidden_size});
+    project_backward(ops, dq, h_rows, w.wq, row_lora, layer, LoraTarget::kQ, s.lora_u[0], rows.last ? dh_rows : dh,
+                     false);
+    dh_written = !rows.last;
   }
   // This call's own keys and values: their gradients, through RoPE for the keys.
   Tensor dk = ops.empty({b, t, c.num_key_value_heads, c.head_dim});

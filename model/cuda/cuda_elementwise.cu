@@ -71,7 +71,7 @@ __global__ void add_kernel(float* y, const float* x, int64_t n) {
   XCOMP_GRID_STRIDE(i, n) y[i] += x[i];
 }
 
-// The mask is the CPU's: the same counter-based draw in fp64 for element i.
+// The mask is the CPU's: the same counter-based draw in fp64 for element first_element + i.
 __global__ void dropout_kernel(const float* x, float p, float scale, uint64_t seed, uint64_t stream,
                                uint64_t first_element, int64_t n, float* out) {
   XCOMP_GRID_STRIDE(i, n) {

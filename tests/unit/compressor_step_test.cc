@@ -945,108 +945,108 @@ TEST(CompressorStep, LayerOverItsLastRowsIsTheFullLayerThere) {
   const LlamaConfig c = tiny_config(false);
   // bf16 products: the adapted projections' input is kept in both dtypes (fp32 for LoRA).
   for (const DType products : {DType::F32, DType::BF16}) {
-  SCOPED_TRACE(std::string("products ") + dtype_name(products));
-  CpuOpsWithProductDtype ops(products);
-  LlamaModel model(c, tiny_weights(c), ops);
-  LoraSettings lora_settings;
-  lora_settings.r = 2;
-  lora_settings.alpha = 4.0;
-  lora_settings.targets = kAllTargets;
-  LoraWeights adapters(c, lora_settings, 9);
-  uint64_t seed = 700;
-  for (const LoraWeights::Named& p : adapters.parameters()) *p.value = random_tensor(p.value->shape(), seed++, 0.3);
+    SCOPED_TRACE(std::string("products ") + dtype_name(products));
+    CpuOpsWithProductDtype ops(products);
+    LlamaModel model(c, tiny_weights(c), ops);
+    LoraSettings lora_settings;
+    lora_settings.r = 2;
+    lora_settings.alpha = 4.0;
+    lora_settings.targets = kAllTargets;
+    LoraWeights adapters(c, lora_settings, 9);
+    uint64_t seed = 700;
+    for (const LoraWeights::Named& p : adapters.parameters()) *p.value = random_tensor(p.value->shape(), seed++, 0.3);
 
-  const int64_t b = 2, t = 7, n = 3, h = c.hidden_size;
-  const std::vector<int64_t> pads = {0, 2};  // left padding, as the encoder's texts have
-  Tensor positions = Tensor::zeros({b, t}, DType::I32), key_valid = Tensor::zeros({b, t}, DType::I32);
-  for (int64_t r = 0; r < b; ++r)
-    for (int64_t i = pads[r]; i < t; ++i) {
-      positions.data<int32_t>()[r * t + i] = static_cast<int32_t>(i - pads[r]);
-      key_valid.data<int32_t>()[r * t + i] = 1;
-    }
-  Tensor last_positions = Tensor::empty({b, n}, DType::I32);  // the rows' own
-  for (int64_t r = 0; r < b; ++r)
-    for (int64_t i = 0; i < n; ++i)
-      last_positions.data<int32_t>()[r * n + i] = positions.data<int32_t>()[r * t + t - n + i];
-  const Tensor x_in = random_tensor({b * t, h}, 710, 1.0);
-  const Tensor dy = random_tensor({b * n, h}, 711, 1.0);
-  const Shape kv_shape{b, t, c.num_key_value_heads, c.head_dim};
-  const Tensor dkeys_in = random_tensor(kv_shape, 712, 1.0), dvalues_in = random_tensor(kv_shape, 713, 1.0);
-
-  auto expect_close = [](const char* what, const Tensor& got, const Tensor& want) {
-    EXPECT_LT(relative_max_difference(got, want), kBatchingTolerance) << what;
-  };
-  for (const bool per_sample : {false, true})
-    for (const ActivationMemory memory : {ActivationMemory::kKeep, ActivationMemory::kRecompute}) {
-      SCOPED_TRACE(std::string(per_sample ? "a mask per sample" : "one mask") +
-                   (memory == ActivationMemory::kKeep ? ", kept" : ", recomputed"));
-      LayerLora lora;
-      lora.weights = &adapters;
-      lora.dropout = 0.25f;
-      lora.dropout_seed = 5;
-      lora.dropout_stream = 3;
-      if (per_sample)
-        for (int64_t r = 0; r < b; ++r) lora.samples.push_back({r * t + pads[r], t - pads[r], 100 + uint64_t(r)});
-
-      // A call of layer 0 (the last-rows one) or 1 (keys and values only) on every row or
-      // the last rows alone; the store's gradients start at dkeys_in/dvalues_in.
-      auto call = [&](int layer, bool only_last) {
-        for (const LoraWeights::Named& p : adapters.parameters())
-          std::fill(p.grad->data<float>(), p.grad->data<float>() + p.grad->numel(), 0.0f);
-        LayerCall got;
-        got.keys = Tensor::zeros(kv_shape);
-        got.values = Tensor::zeros(kv_shape);
-        const bool kv_only = layer == 1, on_last_rows = kv_only && only_last;
-        const LayerStore store{&got.keys, &got.values, &key_valid, on_last_rows ? t - n : 0, t};
-        const LayerExtent extent = kv_only      ? LayerExtent::keys_values_only()
-                                   : only_last ? LayerExtent::last_rows(n)
-                                               : LayerExtent::full();
-        const Tensor& call_positions = on_last_rows ? last_positions : positions;
-        const LayerLora call_lora = on_last_rows ? lora_of_last_rows(lora, n, t) : lora;
-        LayerMemory kept(2, memory);
-        Tensor x = on_last_rows ? last_rows(x_in, b, t, n) : x_in.clone();
-        kept.forward(model, layer, x, call_positions, store, call_lora, extent);
-        got.out = kv_only || only_last ? x : last_rows(x, b, t, n);
-        got.dx = kv_only ? Tensor::zeros(x.shape()) : only_last ? dy.clone() : at_last_rows(dy, b, t, n);
-        // Keys and values only: the gradients of the last rows' entries alone, so that the
-        // full call's adapters see what the one on the last rows sees.
-        const int64_t kv = c.kv_dim();
-        got.dkeys = kv_only ? at_last_rows(last_rows(dkeys_in.reshape({b * t, kv}), b, t, n), b, t, n).reshape(kv_shape)
-                            : dkeys_in.clone();
-        got.dvalues = kv_only
-                          ? at_last_rows(last_rows(dvalues_in.reshape({b * t, kv}), b, t, n), b, t, n).reshape(kv_shape)
-                          : dvalues_in.clone();
-        kept.backward(model, layer, got.dx, call_positions, store, got.dkeys, got.dvalues, call_lora, extent);
-        if (on_last_rows) got.dx = at_last_rows(got.dx, b, t, n);
-        for (const LoraWeights::Named& p : adapters.parameters()) got.lora_grads.push_back(p.grad->clone());
-        return got;
-      };
-      for (const int layer : {0, 1}) {
-        SCOPED_TRACE(layer == 0 ? "last rows" : "keys and values of the last rows");
-        const LayerCall full = call(layer, false), rows = call(layer, true);
-        if (layer == 0) expect_close("output rows", rows.out, full.out);
-        // A keys-and-values-only call on the last rows writes those entries alone and
-        // gives the gradient at those rows alone: there, compare those.
-        const int64_t kv = c.kv_dim();
-        auto entries = [&](const Tensor& store) {
-          return layer == 0 ? store : last_rows(store.reshape({b * t, kv}), b, t, n);
-        };
-        expect_close("keys", entries(rows.keys), entries(full.keys));
-        expect_close("values", entries(rows.values), entries(full.values));
-        expect_close("dx", layer == 0 ? rows.dx : last_rows(rows.dx, b, t, n),
-                     layer == 0 ? full.dx : last_rows(full.dx, b, t, n));
-        expect_close("dkeys", rows.dkeys, full.dkeys);
-        expect_close("dvalues", rows.dvalues, full.dvalues);
-        const std::vector<LoraWeights::Named> names = adapters.parameters();
-        int nonzero = 0;  // the comparison is of real gradients
-        for (size_t p = 0; p < names.size(); ++p) {
-          expect_close(names[p].name.c_str(), rows.lora_grads[p], full.lora_grads[p]);
-          const Tensor& g = full.lora_grads[p];
-          nonzero += std::any_of(g.data<float>(), g.data<float>() + g.numel(), [](float v) { return v != 0.0f; });
-        }
-        EXPECT_GT(nonzero, 0);
+    const int64_t b = 2, t = 7, n = 3, h = c.hidden_size;
+    const std::vector<int64_t> pads = {0, 2};  // left padding, as the encoder's texts have
+    Tensor positions = Tensor::zeros({b, t}, DType::I32), key_valid = Tensor::zeros({b, t}, DType::I32);
+    for (int64_t r = 0; r < b; ++r)
+      for (int64_t i = pads[r]; i < t; ++i) {
+        positions.data<int32_t>()[r * t + i] = static_cast<int32_t>(i - pads[r]);
+        key_valid.data<int32_t>()[r * t + i] = 1;
       }
-    }
+    Tensor last_positions = Tensor::empty({b, n}, DType::I32);  // the rows' own
+    for (int64_t r = 0; r < b; ++r)
+      for (int64_t i = 0; i < n; ++i)
+        last_positions.data<int32_t>()[r * n + i] = positions.data<int32_t>()[r * t + t - n + i];
+    const Tensor x_in = random_tensor({b * t, h}, 710, 1.0);
+    const Tensor dy = random_tensor({b * n, h}, 711, 1.0);
+    const Shape kv_shape{b, t, c.num_key_value_heads, c.head_dim};
+    const Tensor dkeys_in = random_tensor(kv_shape, 712, 1.0), dvalues_in = random_tensor(kv_shape, 713, 1.0);
+
+    auto expect_close = [](const char* what, const Tensor& got, const Tensor& want) {
+      EXPECT_LT(relative_max_difference(got, want), kBatchingTolerance) << what;
+    };
+    for (const bool per_sample : {false, true})
+      for (const ActivationMemory memory : {ActivationMemory::kKeep, ActivationMemory::kRecompute}) {
+        SCOPED_TRACE(std::string(per_sample ? "a mask per sample" : "one mask") +
+                     (memory == ActivationMemory::kKeep ? ", kept" : ", recomputed"));
+        LayerLora lora;
+        lora.weights = &adapters;
+        lora.dropout = 0.25f;
+        lora.dropout_seed = 5;
+        lora.dropout_stream = 3;
+        if (per_sample)
+          for (int64_t r = 0; r < b; ++r) lora.samples.push_back({r * t + pads[r], t - pads[r], 100 + uint64_t(r)});
+
+        // A call of layer 0 (the last-rows one) or 1 (keys and values only) on every row or
+        // the last rows alone; the store's gradients start at dkeys_in/dvalues_in.
+        auto call = [&](int layer, bool only_last) {
+          for (const LoraWeights::Named& p : adapters.parameters())
+            std::fill(p.grad->data<float>(), p.grad->data<float>() + p.grad->numel(), 0.0f);
+          LayerCall got;
+          got.keys = Tensor::zeros(kv_shape);
+          got.values = Tensor::zeros(kv_shape);
+          const bool kv_only = layer == 1, on_last_rows = kv_only && only_last;
+          const LayerStore store{&got.keys, &got.values, &key_valid, on_last_rows ? t - n : 0, t};
+          const LayerExtent extent = kv_only     ? LayerExtent::keys_values_only()
+                                     : only_last ? LayerExtent::last_rows(n)
+                                                 : LayerExtent::full();
+          const Tensor& call_positions = on_last_rows ? last_positions : positions;
+          const LayerLora call_lora = on_last_rows ? lora_of_last_rows(lora, n, t) : lora;
+          LayerMemory kept(2, memory);
+          Tensor x = on_last_rows ? last_rows(x_in, b, t, n) : x_in.clone();
+          kept.forward(model, layer, x, call_positions, store, call_lora, extent);
+          got.out = kv_only || only_last ? x : last_rows(x, b, t, n);
+          got.dx = kv_only ? Tensor::zeros(x.shape()) : only_last ? dy.clone() : at_last_rows(dy, b, t, n);
+          // Keys and values only: the gradients of the last rows' entries alone, so that the
+          // full call's adapters see what the one on the last rows sees.
+          auto last_entries_only = [&](const Tensor& store_gradient) {
+            const Tensor rows = last_rows(store_gradient.reshape({b * t, c.kv_dim()}), b, t, n);
+            return at_last_rows(rows, b, t, n).reshape(kv_shape);
+          };
+          got.dkeys = kv_only ? last_entries_only(dkeys_in) : dkeys_in.clone();
+          got.dvalues = kv_only ? last_entries_only(dvalues_in) : dvalues_in.clone();
+          kept.backward(model, layer, got.dx, call_positions, store, got.dkeys, got.dvalues, call_lora, extent);
+          if (on_last_rows) got.dx = at_last_rows(got.dx, b, t, n);
+          for (const LoraWeights::Named& p : adapters.parameters()) got.lora_grads.push_back(p.grad->clone());
+          return got;
+        };
+        for (const int layer : {0, 1}) {
+          SCOPED_TRACE(layer == 0 ? "last rows" : "keys and values of the last rows");
+          const LayerCall full = call(layer, false), rows = call(layer, true);
+          if (layer == 0) expect_close("output rows", rows.out, full.out);
+          // A keys-and-values-only call on the last rows writes those entries alone and
+          // gives the gradient at those rows alone: there, compare those.
+          const int64_t kv = c.kv_dim();
+          auto entries = [&](const Tensor& store) {
+            return layer == 0 ? store : last_rows(store.reshape({b * t, kv}), b, t, n);
+          };
+          expect_close("keys", entries(rows.keys), entries(full.keys));
+          expect_close("values", entries(rows.values), entries(full.values));
+          expect_close("dx", layer == 0 ? rows.dx : last_rows(rows.dx, b, t, n),
+                       layer == 0 ? full.dx : last_rows(full.dx, b, t, n));
+          expect_close("dkeys", rows.dkeys, full.dkeys);
+          expect_close("dvalues", rows.dvalues, full.dvalues);
+          const std::vector<LoraWeights::Named> names = adapters.parameters();
+          int nonzero = 0;  // the comparison is of real gradients
+          for (size_t p = 0; p < names.size(); ++p) {
+            expect_close(names[p].name.c_str(), rows.lora_grads[p], full.lora_grads[p]);
+            const Tensor& g = full.lora_grads[p];
+            nonzero += std::any_of(g.data<float>(), g.data<float>() + g.numel(), [](float v) { return v != 0.0f; });
+          }
+          EXPECT_GT(nonzero, 0);
+        }
+      }
   }
 }
 
