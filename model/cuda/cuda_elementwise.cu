@@ -1,9 +1,11 @@
 // Elementwise and row-copy ops of the CUDA backend: grid-stride loops, one element per
-// thread per step, the same float arithmetic as the CPU backend (model/cpu/cpu_elementwise.cc),
-// on F32 or (SwiGLU, Ops::product_dtype) BF16 storage.
+// thread per step (SwiGLU: eight, in 16-byte accesses; RoPE: a row a block), the same
+// float arithmetic as the CPU backend (model/cpu/cpu_elementwise.cc), on F32 or (SwiGLU,
+// Ops::product_dtype) BF16 storage.
 #include <cuda_bf16.h>
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <initializer_list>
 #include <type_traits>
 
@@ -20,19 +22,41 @@ constexpr int kThreads = 256;
 #define XCOMP_GRID_STRIDE(i, n) \
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); i += int64_t{gridDim.x} * blockDim.x)
 
-// One thread per (b, t, head, i < half): rotates the (i, i + half) pair by
-// sign * position * inv_freq[i]; the angle in float32 as transformers computes it.
-__global__ void rope_kernel(float* x, const int32_t* positions, const float* inv_freq, int64_t heads, int64_t half,
-                            float sign, int64_t n) {
-  XCOMP_GRID_STRIDE(e, n) {
-    const int64_t i = e % half, head = e / half, bt = head / heads;
-    const float angle = static_cast<float>(positions[bt]) * inv_freq[i];
+// One block per (b, t) row of x [B, T, heads, 2 * half]: thread (i, y) rotates the
+// (i, i + half) pair of heads y, y + blockDim.y, ... by sign * position * inv_freq[i],
+// the angle in float32 as transformers computes it. The cosine and sine are computed
+// once a row and pair and used for every head (32 query heads at LLaMA-3-8B's shape):
+// a thread an element made the trigonometry and 64-bit index divisions, not memory, the
+// kernel's cost. The same float arithmetic either way, so the same results.
+__global__ void rope_kernel(float* x, const int32_t* positions, const float* inv_freq, int heads, int half,
+                            float sign) {
+  const int64_t row = blockIdx.x;
+  float* row_x = x + row * heads * 2 * half;
+  const float position = static_cast<float>(positions[row]);
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    const float angle = position * inv_freq[i];
     const float c = cosf(angle), s = sign * sinf(angle);
-    float* h = x + head * 2 * half;
-    const float x1 = h[i], x2 = h[i + half];
-    h[i] = x1 * c - x2 * s;
-    h[i + half] = x2 * c + x1 * s;
+    for (int head = threadIdx.y; head < heads; head += blockDim.y) {
+      float* h = row_x + head * 2 * half;
+      const float x1 = h[i], x2 = h[i + half];
+      h[i] = x1 * c - x2 * s;
+      h[i + half] = x2 * c + x1 * s;
+    }
   }
+}
+
+// rope_kernel over x [B, T, heads, head_dim] on `stream`, sign -1 for the backward pass.
+void launch_rope(float* x, const int32_t* positions, const float* inv_freq, int64_t rows, int64_t heads,
+                 int64_t half, float sign, cudaStream_t stream) {
+  if (rows == 0 || heads == 0 || half == 0) return;
+  CHECK_LE(rows, int64_t{0x7fffffff}) << "rope: " << rows << " rows";
+  CHECK_LE(heads * 2 * half, int64_t{0x7fffffff}) << "rope: " << heads << " heads of " << 2 * half;
+  // A row's pairs across x (coalesced), its heads across y: about kThreads a block.
+  const int threads_x = static_cast<int>(std::min<int64_t>(half, kThreads));
+  const int threads_y = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(heads, kThreads / threads_x)));
+  rope_kernel<<<static_cast<unsigned>(rows), dim3(threads_x, threads_y), 0, stream>>>(
+      x, positions, inv_freq, static_cast<int>(heads), static_cast<int>(half), sign);
+  XCOMP_CUDA_CHECK(cudaGetLastError());
 }
 
 // The MLP's tensors are F32 or BF16 (Ops::product_dtype): computed in fp32 either way,
@@ -42,25 +66,89 @@ __device__ float load(const __nv_bfloat16* p, int64_t i) { return __bfloat162flo
 __device__ void store(float* p, int64_t i, float v) { p[i] = v; }
 __device__ void store(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
 
+__device__ float swiglu_value(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+
+// d swiglu / d gate and d up at one element, given d out.
+__device__ void swiglu_gradients(float d, float g, float u, float& gate_grad, float& up_grad) {
+  const float sig = 1.0f / (1.0f + expf(-g));
+  up_grad = d * g * sig;
+  gate_grad = d * u * sig * (1.0f + g * (1.0f - sig));
+}
+
 template <class In, class Out>
 __global__ void swiglu_kernel(const In* gate, const In* up, int64_t n, Out* out) {
-  XCOMP_GRID_STRIDE(i, n) {
-    const float g = load(gate, i);
-    store(out, i, g / (1.0f + expf(-g)) * load(up, i));
-  }
+  XCOMP_GRID_STRIDE(i, n) store(out, i, swiglu_value(load(gate, i), load(up, i)));
 }
 
 template <class Grad, class In, class Out>
 __global__ void swiglu_backward_kernel(const Grad* dout, const In* gate, const In* up, int64_t n, Out* dgate,
                                        Out* dup) {
   XCOMP_GRID_STRIDE(i, n) {
-    const float d = load(dout, i), g = load(gate, i), u = load(up, i);
-    const float sig = 1.0f / (1.0f + expf(-g));
-    const float up_grad = d * g * sig;
-    const float gate_grad = d * u * sig * (1.0f + g * (1.0f - sig));
+    float gate_grad, up_grad;
+    swiglu_gradients(load(dout, i), load(gate, i), load(up, i), gate_grad, up_grad);
     store(dup, i, up_grad);  // both read before either is written: the outputs may alias the inputs
     store(dgate, i, gate_grad);
   }
+}
+
+// Eight consecutive elements, moved in 16-byte accesses (one for bf16, two for fp32):
+// the MLP's bf16 tensors read two bytes a thread at a time kept the element-wise kernels
+// well below the memory's rate. Pointers 16-byte aligned, i a multiple of 8.
+constexpr int kPack = 8;
+
+__device__ void load_pack(const float* p, int64_t i, float (&v)[kPack]) {
+  const float4 a = *reinterpret_cast<const float4*>(p + i), b = *reinterpret_cast<const float4*>(p + i + 4);
+  v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+}
+__device__ void load_pack(const __nv_bfloat16* p, int64_t i, float (&v)[kPack]) {
+  const uint4 raw = *reinterpret_cast<const uint4*>(p + i);
+  const __nv_bfloat16* e = reinterpret_cast<const __nv_bfloat16*>(&raw);
+  for (int k = 0; k < kPack; ++k) v[k] = __bfloat162float(e[k]);
+}
+__device__ void store_pack(float* p, int64_t i, const float (&v)[kPack]) {
+  *reinterpret_cast<float4*>(p + i) = make_float4(v[0], v[1], v[2], v[3]);
+  *reinterpret_cast<float4*>(p + i + 4) = make_float4(v[4], v[5], v[6], v[7]);
+}
+__device__ void store_pack(__nv_bfloat16* p, int64_t i, const float (&v)[kPack]) {
+  uint4 raw;
+  __nv_bfloat16* e = reinterpret_cast<__nv_bfloat16*>(&raw);
+  for (int k = 0; k < kPack; ++k) e[k] = __float2bfloat16_rn(v[k]);
+  *reinterpret_cast<uint4*>(p + i) = raw;
+}
+
+// The kernels above over packs of eight elements (packs = n / 8): the same arithmetic
+// for each element, so the same results.
+template <class In, class Out>
+__global__ void swiglu_packed_kernel(const In* gate, const In* up, int64_t packs, Out* out) {
+  XCOMP_GRID_STRIDE(pack, packs) {
+    const int64_t i = pack * kPack;
+    float g[kPack], u[kPack], y[kPack];
+    load_pack(gate, i, g);
+    load_pack(up, i, u);
+    for (int k = 0; k < kPack; ++k) y[k] = swiglu_value(g[k], u[k]);
+    store_pack(out, i, y);
+  }
+}
+
+template <class Grad, class In, class Out>
+__global__ void swiglu_backward_packed_kernel(const Grad* dout, const In* gate, const In* up, int64_t packs,
+                                              Out* dgate, Out* dup) {
+  XCOMP_GRID_STRIDE(pack, packs) {
+    const int64_t i = pack * kPack;
+    float d[kPack], g[kPack], u[kPack], gate_grad[kPack], up_grad[kPack];
+    load_pack(dout, i, d);
+    load_pack(gate, i, g);
+    load_pack(up, i, u);
+    for (int k = 0; k < kPack; ++k) swiglu_gradients(d[k], g[k], u[k], gate_grad[k], up_grad[k]);
+    store_pack(dup, i, up_grad);  // every input read first: the outputs may alias them
+    store_pack(dgate, i, gate_grad);
+  }
+}
+
+bool aligned_for_packs(std::initializer_list<const void*> pointers) {
+  for (const void* p : pointers)
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  return true;
 }
 
 __global__ void add_scaled_kernel(float* y, const float* x, float alpha, int64_t n) {
@@ -124,12 +212,8 @@ void CudaOps::rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq) {
   CHECK_EQ(d % 2, 0) << op << ": odd head_dim " << d;
   CHECK_EQ(positions.numel(), b * t) << op << ": positions " << shape_str(positions.shape());
   CHECK_EQ(inv_freq.numel(), half) << op << ": inv_freq " << shape_str(inv_freq.shape());
-  const int64_t n = b * t * heads * half;
-  if (n == 0) return;
-  rope_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(
-      static_cast<float*>(x.raw()), static_cast<const int32_t*>(positions.raw()),
-      static_cast<const float*>(inv_freq.raw()), heads, half, 1.0f, n);
-  XCOMP_CUDA_CHECK(cudaGetLastError());
+  launch_rope(static_cast<float*>(x.raw()), static_cast<const int32_t*>(positions.raw()),
+              static_cast<const float*>(inv_freq.raw()), b * t, heads, half, 1.0f, stream_);
 }
 
 void CudaOps::rope_backward(Tensor& dx, const Tensor& positions, const Tensor& inv_freq) {
@@ -143,12 +227,8 @@ void CudaOps::rope_backward(Tensor& dx, const Tensor& positions, const Tensor& i
   CHECK_EQ(d % 2, 0) << op << ": odd head_dim " << d;
   CHECK_EQ(positions.numel(), b * t) << op << ": positions " << shape_str(positions.shape());
   CHECK_EQ(inv_freq.numel(), half) << op << ": inv_freq " << shape_str(inv_freq.shape());
-  const int64_t n = b * t * heads * half;
-  if (n == 0) return;
-  rope_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(
-      static_cast<float*>(dx.raw()), static_cast<const int32_t*>(positions.raw()),
-      static_cast<const float*>(inv_freq.raw()), heads, half, -1.0f, n);
-  XCOMP_CUDA_CHECK(cudaGetLastError());
+  launch_rope(static_cast<float*>(dx.raw()), static_cast<const int32_t*>(positions.raw()),
+              static_cast<const float*>(inv_freq.raw()), b * t, heads, half, -1.0f, stream_);
 }
 
 void CudaOps::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
@@ -166,8 +246,17 @@ void CudaOps::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
       [&](auto* in, auto* o) {
         using In = Element<decltype(in)>;
         using Out = Element<decltype(o)>;
-        swiglu_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(
-            static_cast<const In*>(gate.raw()), static_cast<const In*>(up.raw()), n, static_cast<Out*>(out.raw()));
+        const In* g = static_cast<const In*>(gate.raw());
+        const In* u = static_cast<const In*>(up.raw());
+        Out* y = static_cast<Out*>(out.raw());
+        // Packs of eight where the tensors allow them, one element a thread for the rest.
+        const int64_t packed = aligned_for_packs({g, u, y}) ? n / kPack * kPack : 0;
+        if (packed > 0)
+          swiglu_packed_kernel<<<elementwise_blocks(packed / kPack, kThreads), kThreads, 0, stream_>>>(
+              g, u, packed / kPack, y);
+        if (packed < n)
+          swiglu_kernel<<<elementwise_blocks(n - packed, kThreads), kThreads, 0, stream_>>>(g + packed, u + packed,
+                                                                                          n - packed, y + packed);
       },
       gate, out);
   XCOMP_CUDA_CHECK(cudaGetLastError());
@@ -191,9 +280,18 @@ void CudaOps::swiglu_backward(const Tensor& dout, const Tensor& gate, const Tens
         using Grad = Element<decltype(grad)>;
         using In = Element<decltype(in)>;
         using Out = Element<decltype(o)>;
-        swiglu_backward_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(
-            static_cast<const Grad*>(dout.raw()), static_cast<const In*>(gate.raw()), static_cast<const In*>(up.raw()),
-            n, static_cast<Out*>(dgate.raw()), static_cast<Out*>(dup.raw()));
+        const Grad* d = static_cast<const Grad*>(dout.raw());
+        const In* g = static_cast<const In*>(gate.raw());
+        const In* u = static_cast<const In*>(up.raw());
+        Out* dg = static_cast<Out*>(dgate.raw());
+        Out* du = static_cast<Out*>(dup.raw());
+        const int64_t packed = aligned_for_packs({d, g, u, dg, du}) ? n / kPack * kPack : 0;
+        if (packed > 0)
+          swiglu_backward_packed_kernel<<<elementwise_blocks(packed / kPack, kThreads), kThreads, 0, stream_>>>(
+              d, g, u, packed / kPack, dg, du);
+        if (packed < n)
+          swiglu_backward_kernel<<<elementwise_blocks(n - packed, kThreads), kThreads, 0, stream_>>>(
+              d + packed, g + packed, u + packed, n - packed, dg + packed, du + packed);
       },
       dout, gate, dgate);
   XCOMP_CUDA_CHECK(cudaGetLastError());

@@ -429,7 +429,9 @@ TEST_F(CudaOpsTest, RmsnormIntoTwoIsRmsnormTwice) {
 }
 
 TEST_F(CudaOpsTest, RopeAndBackwardMatchCpu) {
-  for (const Shape& shape : {Shape{2, 9, 8, 8}, Shape{2, 300, 32, 64}, Shape{1, 100, 16, 128}}) {
+  // Head sizes past the kernel's 256 threads a row, and head counts its block does not divide.
+  for (const Shape& shape : {Shape{2, 9, 8, 8}, Shape{2, 300, 32, 64}, Shape{1, 100, 16, 128}, Shape{1, 7, 3, 1024},
+                             Shape{3, 5, 1, 2}}) {
     const int64_t b = shape[0], t = shape[1], d = shape[3];
     const Tensor x = random_tensor(shape, 20);
     const Tensor positions = random_ints({b, t}, 21, 0, 4000);
@@ -448,7 +450,8 @@ TEST_F(CudaOpsTest, RopeAndBackwardMatchCpu) {
 }
 
 TEST_F(CudaOpsTest, SwigluAndBackwardMatchCpu) {
-  for (int64_t n : {int64_t{1000}, int64_t{300} * 5632}) {
+  // 1003: the kernels' packs of eight and the elements past the last pack.
+  for (int64_t n : {int64_t{1000}, int64_t{1003}, int64_t{300} * 5632}) {
     const Tensor gate = random_tensor({n}, 22, 6.0f), upv = random_tensor({n}, 23, 2.0f), dout = random_tensor({n}, 24);
     Tensor want = Tensor::empty({n});
     cpu_.swiglu(gate, upv, want);
@@ -466,13 +469,20 @@ TEST_F(CudaOpsTest, SwigluAndBackwardMatchCpu) {
     gpu_->swiglu_backward(up(dout), gate_in_place, up_in_place, gate_in_place, up_in_place);
     expect_close("swiglu_dgate_aliased", gate_in_place, want_dgate, kF32Tolerance);
     expect_close("swiglu_dup_aliased", up_in_place, want_dup, kF32Tolerance);
+    // Views one element into their storage, too misaligned for the packed kernels.
+    Tensor gate_view = gpu_->empty({n + 1}), up_view = gpu_->empty({n + 1}), out_view = gpu_->empty({n + 1});
+    Tensor gate_at = gate_view.slice0(1, n + 1), up_at = up_view.slice0(1, n + 1), out_at = out_view.slice0(1, n + 1);
+    gpu_->upload_into(gate, gate_at);
+    gpu_->upload_into(upv, up_at);
+    gpu_->swiglu(gate_at, up_at, out_at);
+    expect_close("swiglu_offset_view", out_at, want, kF32Tolerance);
   }
 }
 
 // SwiGLU on the MLP's bf16 intermediates (Ops::product_dtype), every mix the op allows,
 // against the CPU on the same values: the same fp32 arithmetic, rounded on the way out.
 TEST_F(CudaOpsTest, SwigluAndBackwardOnBf16MatchCpu) {
-  const int64_t n = int64_t{300} * 5632;
+  const int64_t n = int64_t{300} * 5632 + 5;  // five elements past the last pack of eight
   const Tensor gate = to_bf16(random_tensor({n}, 36, 6.0f)), upv = to_bf16(random_tensor({n}, 37, 2.0f));
   const Tensor dout32 = random_tensor({n}, 38), dout16 = to_bf16(dout32);
   for (const DType in : {DType::F32, DType::BF16}) {
