@@ -11,6 +11,7 @@
 
 #include "model/cuda/cuda_backend.h"
 #include "model/cuda/cuda_check.h"
+#include "model/cuda/element_packs.cuh"
 #include "model/random.h"
 
 namespace xcomp::cuda {
@@ -91,31 +92,6 @@ __global__ void swiglu_backward_kernel(const Grad* dout, const In* gate, const I
   }
 }
 
-// Eight consecutive elements, moved in 16-byte accesses (one for bf16, two for fp32):
-// the MLP's bf16 tensors read two bytes a thread at a time kept the element-wise kernels
-// well below the memory's rate. Pointers 16-byte aligned, i a multiple of 8.
-constexpr int kPack = 8;
-
-__device__ void load_pack(const float* p, int64_t i, float (&v)[kPack]) {
-  const float4 a = *reinterpret_cast<const float4*>(p + i), b = *reinterpret_cast<const float4*>(p + i + 4);
-  v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
-}
-__device__ void load_pack(const __nv_bfloat16* p, int64_t i, float (&v)[kPack]) {
-  const uint4 raw = *reinterpret_cast<const uint4*>(p + i);
-  const __nv_bfloat16* e = reinterpret_cast<const __nv_bfloat16*>(&raw);
-  for (int k = 0; k < kPack; ++k) v[k] = __bfloat162float(e[k]);
-}
-__device__ void store_pack(float* p, int64_t i, const float (&v)[kPack]) {
-  *reinterpret_cast<float4*>(p + i) = make_float4(v[0], v[1], v[2], v[3]);
-  *reinterpret_cast<float4*>(p + i + 4) = make_float4(v[4], v[5], v[6], v[7]);
-}
-__device__ void store_pack(__nv_bfloat16* p, int64_t i, const float (&v)[kPack]) {
-  uint4 raw;
-  __nv_bfloat16* e = reinterpret_cast<__nv_bfloat16*>(&raw);
-  for (int k = 0; k < kPack; ++k) e[k] = __float2bfloat16_rn(v[k]);
-  *reinterpret_cast<uint4*>(p + i) = raw;
-}
-
 // The kernels above over packs of eight elements (packs = n / 8): the same arithmetic
 // for each element, so the same results.
 template <class In, class Out>
@@ -143,12 +119,6 @@ __global__ void swiglu_backward_packed_kernel(const Grad* dout, const In* gate, 
     store_pack(dup, i, up_grad);  // every input read first: the outputs may alias them
     store_pack(dgate, i, gate_grad);
   }
-}
-
-bool aligned_for_packs(std::initializer_list<const void*> pointers) {
-  for (const void* p : pointers)
-    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
-  return true;
 }
 
 __global__ void add_scaled_kernel(float* y, const float* x, float alpha, int64_t n) {

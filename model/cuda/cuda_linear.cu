@@ -16,6 +16,7 @@
 
 #include "model/cuda/cuda_backend.h"
 #include "model/cuda/cuda_check.h"
+#include "model/cuda/element_packs.cuh"
 
 namespace xcomp::cuda {
 
@@ -26,6 +27,18 @@ constexpr int kThreads = 256;
 __global__ void f32_to_bf16_kernel(const float* x, int64_t n, __nv_bfloat16* y) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
     y[i] = __float2bfloat16_rn(x[i]);
+}
+
+// The same rounding over packs of eight (16-byte accesses): every product of an fp32
+// activation and a bf16 weight starts with this copy (about 100 MB of traffic each at
+// LLaMA-3-8B's training shape, several a layer).
+__global__ void f32_to_bf16_packed_kernel(const float* x, int64_t packs, __nv_bfloat16* y) {
+  for (int64_t pack = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; pack < packs;
+       pack += int64_t{gridDim.x} * blockDim.x) {
+    float v[kPack];
+    load_pack(x, pack * kPack, v);
+    store_pack(y, pack * kPack, v);
+  }
 }
 
 __device__ float table_value(const float* table, int64_t i) { return table[i]; }
@@ -117,8 +130,15 @@ Tensor CudaOps::to_bf16(const Tensor& x) {
   Tensor y = empty(x.shape(), DType::BF16);
   const int64_t n = x.numel();
   if (n == 0) return y;
-  f32_to_bf16_kernel<<<elementwise_blocks(n, kThreads), kThreads, 0, stream_>>>(
-      static_cast<const float*>(x.raw()), n, static_cast<__nv_bfloat16*>(y.raw()));
+  const float* from = static_cast<const float*>(x.raw());
+  __nv_bfloat16* to = static_cast<__nv_bfloat16*>(y.raw());
+  const int64_t packed = aligned_for_packs({from, to}) ? n / kPack * kPack : 0;
+  if (packed > 0)
+    f32_to_bf16_packed_kernel<<<elementwise_blocks(packed / kPack, kThreads), kThreads, 0, stream_>>>(
+        from, packed / kPack, to);
+  if (packed < n)
+    f32_to_bf16_kernel<<<elementwise_blocks(n - packed, kThreads), kThreads, 0, stream_>>>(from + packed, n - packed,
+                                                                                         to + packed);
   XCOMP_CUDA_CHECK(cudaGetLastError());
   return y;
 }

@@ -229,6 +229,26 @@ TEST_F(CudaOpsTest, LinearWithBf16WeightsMatchesCpuOnRoundedWeights) {
   }
 }
 
+// An fp32 input beside a bf16 weight is rounded to bf16 for the product in packs of eight
+// elements where it is aligned, one at a time past the last pack or at any other offset:
+// every element rounded as the CPU rounds it, whatever the size and the view.
+TEST_F(CudaOpsTest, Bf16ProductsRoundFp32InputsOfAnySizeAndOffset) {
+  const int64_t m = 7, k = 13, n = 5;  // 91 input elements: 11 packs and 3 past them
+  const Tensor x = random_tensor({m, k}, 47), w = random_tensor({n, k}, 48, 0.1f);
+  Tensor want = Tensor::empty({m, n});
+  cpu_.linear(bf16_rounded(x), bf16_rounded(w), want);
+  const Tensor w_device = gpu_->upload_weight(w);
+  Tensor y = gpu_->empty({m, n});
+  gpu_->linear(up(x), w_device, y);
+  expect_close("linear_bf16_7x13x5", y, want, kLongSumTolerance);
+  Tensor storage = gpu_->empty({m * k + 1});
+  Tensor x_at = storage.slice0(1, m * k + 1);  // 4 bytes into its storage
+  gpu_->upload_into(x.reshape({m * k}), x_at);
+  Tensor y_at = gpu_->empty({m, n});
+  gpu_->linear(x_at.reshape({m, k}), w_device, y_at);
+  expect_close("linear_bf16_7x13x5_offset_view", y_at, want, kLongSumTolerance);
+}
+
 // linear_add: the product added into y by cuBLAS (beta = 1), for bf16 weights (with fp32
 // and bf16 inputs) and fp32 ones, against the CPU's.
 TEST_F(CudaOpsTest, LinearAddMatchesCpu) {

@@ -1,0 +1,47 @@
+// Eight consecutive elements of an fp32 or bf16 tensor moved in 16-byte accesses (one for
+// bf16, two for fp32), as floats: element-wise kernels over bf16 tensors that read and
+// wrote two bytes a thread at a time ran well below the memory's rate. The caller checks
+// that every pointer is 16-byte aligned (aligned_for_packs) and passes element indices
+// that are multiples of kPack, covering any remainder one element a thread.
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <cstdint>
+#include <initializer_list>
+
+namespace xcomp::cuda {
+
+constexpr int kPack = 8;
+
+inline bool aligned_for_packs(std::initializer_list<const void*> pointers) {
+  for (const void* p : pointers)
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  return true;
+}
+
+__device__ inline void load_pack(const float* p, int64_t i, float (&v)[kPack]) {
+  const float4 a = *reinterpret_cast<const float4*>(p + i), b = *reinterpret_cast<const float4*>(p + i + 4);
+  v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+}
+
+__device__ inline void load_pack(const __nv_bfloat16* p, int64_t i, float (&v)[kPack]) {
+  const uint4 raw = *reinterpret_cast<const uint4*>(p + i);
+  const __nv_bfloat16* e = reinterpret_cast<const __nv_bfloat16*>(&raw);
+  for (int k = 0; k < kPack; ++k) v[k] = __bfloat162float(e[k]);
+}
+
+__device__ inline void store_pack(float* p, int64_t i, const float (&v)[kPack]) {
+  *reinterpret_cast<float4*>(p + i) = make_float4(v[0], v[1], v[2], v[3]);
+  *reinterpret_cast<float4*>(p + i + 4) = make_float4(v[4], v[5], v[6], v[7]);
+}
+
+// Rounded to nearest even, as __float2bfloat16_rn rounds one element.
+__device__ inline void store_pack(__nv_bfloat16* p, int64_t i, const float (&v)[kPack]) {
+  uint4 raw;
+  __nv_bfloat16* e = reinterpret_cast<__nv_bfloat16*>(&raw);
+  for (int k = 0; k < kPack; ++k) e[k] = __float2bfloat16_rn(v[k]);
+  *reinterpret_cast<uint4*>(p + i) = raw;
+}
+
+}  // namespace xcomp::cuda
