@@ -497,7 +497,8 @@ CompressorLoss loss_in_chunks(const LlamaModel& model, const Tensor& normed, con
   CompressorLoss counts;
   for (int64_t first = 0; first < m; first += chunk) {
     const int64_t end = std::min(m, first + chunk);
-    Tensor logits = ops.empty({end - first, vocab}), dlogits = ops.empty({end - first, vocab});
+    // The gradients only feed the LM head's backward product: in its dtype.
+    Tensor logits = ops.empty({end - first, vocab}), dlogits = ops.empty({end - first, vocab}, ops.product_dtype());
     ops.linear(normed.slice0(first, end), model.weights().lm_head, logits);
     Tensor chunk_losses = losses.slice0(first, end);
     ops.cross_entropy(logits, targets.slice0(first, end), weights.slice0(first, end), chunk_losses, dlogits);

@@ -189,7 +189,8 @@ class Ops {
 
   // Softmax cross-entropy of logits [M, V] against targets I32 [M] (-1: no target),
   // each row weighted by weights F32 [M]: losses[m] = weight[m] * -log softmax(logits[m])
-  // [target[m]] (0 without a target), and dlogits = weight[m] * (softmax - onehot).
+  // [target[m]] (0 without a target), and dlogits = weight[m] * (softmax - onehot): F32,
+  // or the backend's product_dtype (rounded from the fp32 values, for a product to read).
   virtual void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& weights, Tensor& losses,
                              Tensor& dlogits) = 0;
 };

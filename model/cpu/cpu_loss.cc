@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "model/cpu/bf16_activations.h"
 #include "model/cpu/cpu_exp.h"
 #include "model/cpu/cpu_ops.h"
 #include "model/cpu/parallel_work.h"
@@ -11,14 +12,15 @@
 namespace xcomp {
 
 void CpuOps::cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& weights, Tensor& losses,
-                           Tensor& dlogits) {
+                           Tensor& dlogits_out) {
   const int64_t m = targets.numel();
   CHECK_GT(m, 0);
   const int64_t vocab = logits.numel() / m;
   CHECK_EQ(logits.numel(), m * vocab);
   CHECK_EQ(weights.numel(), m);
   CHECK_EQ(losses.numel(), m);
-  CHECK_EQ(dlogits.numel(), logits.numel());
+  CHECK_EQ(dlogits_out.numel(), logits.numel());
+  Tensor dlogits = f32_target(dlogits_out, /*keep_values=*/false);  // BF16 gradients: computed in fp32, rounded
   const float* z = logits.data<float>();
   const int32_t* target = targets.data<int32_t>();
   const float* weight = weights.data<float>();
@@ -50,6 +52,7 @@ void CpuOps::cross_entropy(const Tensor& logits, const Tensor& targets, const Te
     for (int64_t i = 0; i < vocab; ++i) grad[i] *= scale;
     grad[target[r]] -= weight[r];
   }
+  store_f32(dlogits, dlogits_out);
 }
 
 }  // namespace xcomp

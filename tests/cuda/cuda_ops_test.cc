@@ -902,6 +902,16 @@ TEST_F(CudaOpsTest, CrossEntropyMatchesCpuWithWeightsAndMissingTargets) {
       ASSERT_EQ(got_dlogits.data<float>()[i], 0.0f) << "gradient of the row without a target, " << i;
       ASSERT_EQ(got_dlogits.data<float>()[(c.m - 1) * c.vocab + i], 0.0f) << "gradient of the zero-weight row, " << i;
     }
+    // In bf16 (for the LM head's bf16 backward product): the fp32 gradients rounded, bit
+    // for bit, and so the CPU's within bf16's precision.
+    Tensor losses16 = gpu_->empty({c.m}), dlogits16 = gpu_->empty({c.m, c.vocab}, DType::BF16);
+    gpu_->cross_entropy(up(logits), up(targets), up(weights), losses16, dlogits16);
+    expect_identical("cross_entropy_losses_beside_bf16_" + v, losses16, got_losses);
+    const Tensor got16 = down(dlogits16);
+    for (int64_t i = 0; i < got_dlogits.numel(); ++i)
+      ASSERT_EQ(got16.data<uint16_t>()[i], f32_to_bf16(got_dlogits.data<float>()[i]))
+          << "bf16 dlogits, vocabulary " << v << ", element " << i;
+    expect_values_close("cross_entropy_dlogits_bf16_" + v, dlogits16, want_dlogits, kBf16Tolerance);
   }
 }
 

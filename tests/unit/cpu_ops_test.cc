@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "model/cpu/cpu_ops.h"
+#include "model/half.h"
 #include "tests/op_tensors.h"
 
 namespace xcomp {
@@ -148,6 +149,24 @@ TEST(CpuOps, CrossEntropyMatchesDefinition) {
   weights.data<float>()[0] = 0.5f, weights.data<float>()[1] = 1.0f, weights.data<float>()[2] = 0.25f;
   ops.cross_entropy(logits, targets, weights, losses, grad);
   EXPECT_LT(scaled_error(losses, test::cross_entropy(to_vec(logits), to_ints(targets), to_vec(weights))), 1e-6);
+}
+
+// BF16 gradients (a backend whose LM head product reads bf16) are the fp32 ones rounded,
+// bit for bit, beside the same losses; a row without a target gets zeros either way.
+TEST(CpuOps, CrossEntropyInBf16IsItsFp32GradientRounded) {
+  CpuOps ops;
+  const Tensor logits = smooth_tensor({3, 37}, 0.8, 4.0);
+  const Tensor targets = int_tensor({3}, {4, -1, 36});
+  Tensor weights = Tensor::empty({3});
+  weights.data<float>()[0] = 0.5f, weights.data<float>()[1] = 1.0f, weights.data<float>()[2] = 0.25f;
+  Tensor losses = Tensor::empty({3}), grad = Tensor::empty({3, 37});
+  ops.cross_entropy(logits, targets, weights, losses, grad);
+  Tensor losses16 = Tensor::empty({3}), grad16 = Tensor::empty({3, 37}, DType::BF16);
+  ops.cross_entropy(logits, targets, weights, losses16, grad16);
+  for (int64_t i = 0; i < 3; ++i) EXPECT_EQ(losses16.data<float>()[i], losses.data<float>()[i]) << i;
+  for (int64_t i = 0; i < grad.numel(); ++i)
+    ASSERT_EQ(grad16.data<uint16_t>()[i], f32_to_bf16(grad.data<float>()[i])) << i;
+  for (int64_t i = 37; i < 74; ++i) EXPECT_EQ(grad16.data<uint16_t>()[i], 0) << "no target, " << i;
 }
 
 }  // namespace
