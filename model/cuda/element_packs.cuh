@@ -25,10 +25,15 @@ __device__ inline void load_pack(const float* p, int64_t i, float (&v)[kPack]) {
   v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
 }
 
+// A bf16 value is the top half of the float it stands for; element 2j is the low half of
+// 32-bit word j (little-endian), element 2j + 1 the high half.
 __device__ inline void load_pack(const __nv_bfloat16* p, int64_t i, float (&v)[kPack]) {
   const uint4 raw = *reinterpret_cast<const uint4*>(p + i);
-  const __nv_bfloat16* e = reinterpret_cast<const __nv_bfloat16*>(&raw);
-  for (int k = 0; k < kPack; ++k) v[k] = __bfloat162float(e[k]);
+  const unsigned words[4] = {raw.x, raw.y, raw.z, raw.w};
+  for (int j = 0; j < 4; ++j) {
+    v[2 * j] = __uint_as_float(words[j] << 16);
+    v[2 * j + 1] = __uint_as_float(words[j] & 0xffff0000u);
+  }
 }
 
 __device__ inline void store_pack(float* p, int64_t i, const float (&v)[kPack]) {
@@ -38,10 +43,11 @@ __device__ inline void store_pack(float* p, int64_t i, const float (&v)[kPack]) 
 
 // Rounded to nearest even, as __float2bfloat16_rn rounds one element.
 __device__ inline void store_pack(__nv_bfloat16* p, int64_t i, const float (&v)[kPack]) {
-  uint4 raw;
-  __nv_bfloat16* e = reinterpret_cast<__nv_bfloat16*>(&raw);
-  for (int k = 0; k < kPack; ++k) e[k] = __float2bfloat16_rn(v[k]);
-  *reinterpret_cast<uint4*>(p + i) = raw;
+  unsigned words[4];
+  for (int j = 0; j < 4; ++j)
+    words[j] = static_cast<unsigned>(__bfloat16_as_ushort(__float2bfloat16_rn(v[2 * j]))) |
+               static_cast<unsigned>(__bfloat16_as_ushort(__float2bfloat16_rn(v[2 * j + 1]))) << 16;
+  *reinterpret_cast<uint4*>(p + i) = make_uint4(words[0], words[1], words[2], words[3]);
 }
 
 }  // namespace xcomp::cuda

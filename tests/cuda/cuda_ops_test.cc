@@ -451,7 +451,7 @@ TEST_F(CudaOpsTest, RmsnormIntoTwoIsRmsnormTwice) {
 TEST_F(CudaOpsTest, RopeAndBackwardMatchCpu) {
   // Head sizes past the kernel's 256 threads a row, and head counts its block does not divide.
   for (const Shape& shape : {Shape{2, 9, 8, 8}, Shape{2, 300, 32, 64}, Shape{1, 100, 16, 128}, Shape{1, 7, 3, 1024},
-                             Shape{3, 5, 1, 2}}) {
+                             Shape{3, 5, 1, 2}, Shape{1, 5, 6, 128}, Shape{2, 9, 12, 64}}) {
     const int64_t b = shape[0], t = shape[1], d = shape[3];
     const Tensor x = random_tensor(shape, 20);
     const Tensor positions = random_ints({b, t}, 21, 0, 4000);
@@ -496,6 +496,13 @@ TEST_F(CudaOpsTest, SwigluAndBackwardMatchCpu) {
     gpu_->upload_into(upv, up_at);
     gpu_->swiglu(gate_at, up_at, out_at);
     expect_close("swiglu_offset_view", out_at, want, kF32Tolerance);
+    Tensor dout_view = gpu_->empty({n + 1}), dgate_view = gpu_->empty({n + 1}), dup_view = gpu_->empty({n + 1});
+    Tensor dout_at = dout_view.slice0(1, n + 1), dgate_at = dgate_view.slice0(1, n + 1),
+           dup_at = dup_view.slice0(1, n + 1);
+    gpu_->upload_into(dout, dout_at);
+    gpu_->swiglu_backward(dout_at, gate_at, up_at, dgate_at, dup_at);
+    expect_close("swiglu_dgate_offset_view", dgate_at, want_dgate, kF32Tolerance);
+    expect_close("swiglu_dup_offset_view", dup_at, want_dup, kF32Tolerance);
   }
 }
 
