@@ -1,5 +1,5 @@
 // The batched-product attention's row kernels (model/cuda/score_rows.h) over every score
-// row of a shape, a warp a row, in the CPU emulation of their warps
+// row of a shape or of one of its query blocks, a warp a row, in the CPU emulation of their warps
 // (tests/emulated_thread_block.h): how the unit suite runs them without a GPU.
 #pragma once
 
@@ -19,6 +19,18 @@ template <class RowBody> void emulate_score_rows(const score_rows::GemmAttention
                            [&](const EmulatedExecutor<float>& ex, unsigned char*) {
                              const int64_t row = ex.block_x() * kEmulatedRowWarps + ex.warp();
                              if (row < rows) row_body(ex, row);
+                           });
+}
+
+// Runs row_body(executor, row) for every score row of query block `block` (its queries'
+// rows of every (row, head)), mapped as the GPU's per-block launches map them.
+template <class RowBody>
+void emulate_block_score_rows(const score_rows::GemmAttentionShape& s, int64_t block, const RowBody& row_body) {
+  const int64_t rows = score_rows::block_score_rows(s, block);
+  run_emulated_grid<float>((rows + kEmulatedRowWarps - 1) / kEmulatedRowWarps, 1, 1, kEmulatedRowWarps * 32, 0, false,
+                           [&](const EmulatedExecutor<float>& ex, unsigned char*) {
+                             const int64_t j = ex.block_x() * kEmulatedRowWarps + ex.warp();
+                             if (j < rows) row_body(ex, score_rows::block_score_row(s, block, j));
                            });
 }
 

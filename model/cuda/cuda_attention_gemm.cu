@@ -47,7 +47,6 @@ constexpr int64_t kMaxWorkspaceBytes = int64_t{6} << 30;
 
 using score_rows::GemmAttentionShape;
 using score_rows::score_row_stride;
-using score_rows::score_rows_of;
 
 using gemm_attention::kTables;
 using gemm_attention::Table;
@@ -124,72 +123,85 @@ __global__ void __launch_bounds__(kCopyThreads)
   }
 }
 
-// One warp per score row (score_rows.h), kRowsPerBlock rows a block; a warp past the last
-// row returns whole, so the others' shuffles still see every lane.
+// One warp per score row (score_rows.h), kRowsPerBlock rows a block, over query block
+// `block`'s rows; a warp past the last row returns whole, so the others' shuffles still
+// see every lane.
 template <int kPerLane, class P>
-__global__ void masked_softmax_in_registers_kernel(GemmAttentionShape s, const int32_t* key_valid, const float* scores,
-                                                   P* probabilities) {
-  const int64_t row = blockIdx.x * int64_t{kRowsPerBlock} + threadIdx.x / 32;
-  if (row >= score_rows_of(s)) return;
-  score_rows::masked_softmax_row_in_registers<kPerLane>(DeviceThread{}, s, key_valid, scores, probabilities, row);
+__global__ void masked_softmax_in_registers_kernel(GemmAttentionShape s, int64_t block, const int32_t* key_valid,
+                                                   const float* scores, P* probabilities) {
+  const int64_t j = blockIdx.x * int64_t{kRowsPerBlock} + threadIdx.x / 32;
+  if (j >= score_rows::block_score_rows(s, block)) return;
+  score_rows::masked_softmax_row_in_registers<kPerLane>(DeviceThread{}, s, key_valid, scores, probabilities,
+                                                        score_rows::block_score_row(s, block, j));
 }
 
 template <class P>
-__global__ void masked_softmax_looped_kernel(GemmAttentionShape s, const int32_t* key_valid, const float* scores,
-                                             P* probabilities) {
-  const int64_t row = blockIdx.x * int64_t{kRowsPerBlock} + threadIdx.x / 32;
-  if (row >= score_rows_of(s)) return;
-  score_rows::masked_softmax_row_looped(DeviceThread{}, s, key_valid, scores, probabilities, row);
+__global__ void masked_softmax_looped_kernel(GemmAttentionShape s, int64_t block, const int32_t* key_valid,
+                                             const float* scores, P* probabilities) {
+  const int64_t j = blockIdx.x * int64_t{kRowsPerBlock} + threadIdx.x / 32;
+  if (j >= score_rows::block_score_rows(s, block)) return;
+  score_rows::masked_softmax_row_looped(DeviceThread{}, s, key_valid, scores, probabilities,
+                                        score_rows::block_score_row(s, block, j));
 }
 
 template <int kPerLane, class P, class G>
-__global__ void softmax_backward_in_registers_kernel(GemmAttentionShape s, float scale, const P* probabilities,
-                                                     const float* dp, G* grads) {
-  const int64_t row = blockIdx.x * int64_t{kRowsPerBlock} + threadIdx.x / 32;
-  if (row >= score_rows_of(s)) return;
-  score_rows::softmax_backward_row_in_registers<kPerLane>(DeviceThread{}, s, scale, probabilities, dp, grads, row);
+__global__ void softmax_backward_in_registers_kernel(GemmAttentionShape s, int64_t block, float scale,
+                                                     const P* probabilities, const float* dp, G* grads) {
+  const int64_t j = blockIdx.x * int64_t{kRowsPerBlock} + threadIdx.x / 32;
+  if (j >= score_rows::block_score_rows(s, block)) return;
+  score_rows::softmax_backward_row_in_registers<kPerLane>(DeviceThread{}, s, scale, probabilities, dp, grads,
+                                                          score_rows::block_score_row(s, block, j));
 }
 
 template <class P, class G>
-__global__ void softmax_backward_looped_kernel(GemmAttentionShape s, float scale, const P* probabilities,
-                                               const float* dp, G* grads) {
-  const int64_t row = blockIdx.x * int64_t{kRowsPerBlock} + threadIdx.x / 32;
-  if (row >= score_rows_of(s)) return;
-  score_rows::softmax_backward_row_looped(DeviceThread{}, s, scale, probabilities, dp, grads, row);
+__global__ void softmax_backward_looped_kernel(GemmAttentionShape s, int64_t block, float scale,
+                                               const P* probabilities, const float* dp, G* grads) {
+  const int64_t j = blockIdx.x * int64_t{kRowsPerBlock} + threadIdx.x / 32;
+  if (j >= score_rows::block_score_rows(s, block)) return;
+  score_rows::softmax_backward_row_looped(DeviceThread{}, s, scale, probabilities, dp, grads,
+                                          score_rows::block_score_row(s, block, j));
 }
 
-unsigned row_blocks(const GemmAttentionShape& s) {
-  return static_cast<unsigned>((score_rows_of(s) + kRowsPerBlock - 1) / kRowsPerBlock);
+unsigned row_blocks(const GemmAttentionShape& s, int64_t block) {
+  return static_cast<unsigned>((score_rows::block_score_rows(s, block) + kRowsPerBlock - 1) / kRowsPerBlock);
 }
 
-// P = masked softmax of `scores` into `probabilities` (float: in place; bf16: rounded),
-// in registers where a row fits them.
+// The keys query block `block`'s rows are read up to: what sizes its registers.
+int64_t block_row_keys(const GemmAttentionShape& s, int64_t block) {
+  return score_rows::block_keys(s, block * s.query_block);
+}
+
+// P = masked softmax of `scores` into `probabilities` (float: in place; bf16: rounded) at
+// query block `block`'s rows, in registers where a row fits them.
 template <class P>
-void masked_softmax(const GemmAttentionShape& s, const int32_t* key_valid, const float* scores, P* probabilities,
-                    cudaStream_t stream) {
-  if (score_rows::row_registers(s.length) == 0) {
-    masked_softmax_looped_kernel<<<row_blocks(s), kRowsPerBlock * 32, 0, stream>>>(s, key_valid, scores,
-                                                                                    probabilities);
+void masked_softmax(const GemmAttentionShape& s, int64_t block, const int32_t* key_valid, const float* scores,
+                    P* probabilities, cudaStream_t stream) {
+  const int64_t keys = block_row_keys(s, block);
+  if (score_rows::row_registers(keys) == 0) {
+    masked_softmax_looped_kernel<<<row_blocks(s, block), kRowsPerBlock * 32, 0, stream>>>(s, block, key_valid, scores,
+                                                                                           probabilities);
   } else {
-    score_rows::with_row_registers(s.length, [&](auto per_lane) {
+    score_rows::with_row_registers(keys, [&](auto per_lane) {
       masked_softmax_in_registers_kernel<decltype(per_lane)::value>
-          <<<row_blocks(s), kRowsPerBlock * 32, 0, stream>>>(s, key_valid, scores, probabilities);
+          <<<row_blocks(s, block), kRowsPerBlock * 32, 0, stream>>>(s, block, key_valid, scores, probabilities);
     });
   }
   XCOMP_CUDA_CHECK(cudaGetLastError());
 }
 
-// dS from P and dP into `grads` (float: in place of dP; bf16: rounded).
+// dS from P and dP into `grads` (float: in place of dP; bf16: rounded) at query block
+// `block`'s rows.
 template <class P, class G>
-void softmax_backward(const GemmAttentionShape& s, float scale, const P* probabilities, const float* dp, G* grads,
-                      cudaStream_t stream) {
-  if (score_rows::row_registers(s.length) == 0) {
-    softmax_backward_looped_kernel<<<row_blocks(s), kRowsPerBlock * 32, 0, stream>>>(s, scale, probabilities, dp,
-                                                                                      grads);
+void softmax_backward(const GemmAttentionShape& s, int64_t block, float scale, const P* probabilities, const float* dp,
+                      G* grads, cudaStream_t stream) {
+  const int64_t keys = block_row_keys(s, block);
+  if (score_rows::row_registers(keys) == 0) {
+    softmax_backward_looped_kernel<<<row_blocks(s, block), kRowsPerBlock * 32, 0, stream>>>(s, block, scale,
+                                                                                             probabilities, dp, grads);
   } else {
-    score_rows::with_row_registers(s.length, [&](auto per_lane) {
+    score_rows::with_row_registers(keys, [&](auto per_lane) {
       softmax_backward_in_registers_kernel<decltype(per_lane)::value>
-          <<<row_blocks(s), kRowsPerBlock * 32, 0, stream>>>(s, scale, probabilities, dp, grads);
+          <<<row_blocks(s, block), kRowsPerBlock * 32, 0, stream>>>(s, block, scale, probabilities, dp, grads);
     });
   }
   XCOMP_CUDA_CHECK(cudaGetLastError());
@@ -337,18 +349,18 @@ void CudaOps::gemm_attention(const Tensor& q, const Tensor& k, const Tensor& v, 
                          const_cast<void* const*>(table(p.c)), checked_int(p.ldc, op), checked_int(p.count, op),
                          ab_type);
     }
-    void softmax() {
+    void softmax(int64_t block) {
       if (probabilities16)
-        masked_softmax(s, valid, scores, static_cast<score_rows::Bf16Bits*>(probabilities16), ops.stream_);
+        masked_softmax(s, block, valid, scores, static_cast<score_rows::Bf16Bits*>(probabilities16), ops.stream_);
       else
-        masked_softmax(s, valid, scores, scores, ops.stream_);
+        masked_softmax(s, block, valid, scores, scores, ops.stream_);
     }
-    void softmax_backward(float scale) {
+    void softmax_backward(float scale, int64_t block) {
       if (probabilities16)
-        cuda::softmax_backward(s, scale, static_cast<const score_rows::Bf16Bits*>(probabilities16), scores,
+        cuda::softmax_backward(s, block, scale, static_cast<const score_rows::Bf16Bits*>(probabilities16), scores,
                                static_cast<score_rows::Bf16Bits*>(grads16), ops.stream_);
       else
-        cuda::softmax_backward(s, scale, static_cast<const float*>(scores), grads, grads, ops.stream_);
+        cuda::softmax_backward(s, block, scale, static_cast<const float*>(scores), grads, grads, ops.stream_);
     }
   };
   CudaSteps steps{*this,

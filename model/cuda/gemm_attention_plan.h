@@ -124,17 +124,26 @@ struct Product {
   int64_t block, first, count;
 };
 
-// Runs the plan's steps in order: steps.product(Product), steps.softmax() (P from S) and,
-// for the backward, steps.softmax_backward(scale) (dS from P and dP). The forward writes out;
-// the backward writes dq and adds into dk and dv. bf16_operands: the bf16 path (its
-// copies as table_offset lays them out, s from plan_shape with bf16_operands).
+// Runs the plan's steps in order: steps.product(Product), steps.softmax(block) (P from S
+// at a query block's score rows) and, for the backward, steps.softmax_backward(scale,
+// block) (dS from P and dP there). The forward writes out; the backward writes dq and
+// adds into dk and dv. bf16_operands: the bf16 path (its copies as table_offset lays them
+// out, s from plan_shape with bf16_operands).
+//
+// A query block's products and row kernels run one after another, block by block: its
+// score rows (19 to 57 MB at LLaMA-3-8B's shape, at 128-query blocks) are read back
+// right after they are written, while much of them may still be in L2 (50 MB on an
+// H100 or H200), where every block's products first and then one row kernel over all
+// rows (260 MB) read them all back from memory. Each block's rows and products are the
+// ones they were, and the key and value gradients add up in the same order, so the
+// results are the same.
 template <class Steps> void run(const GemmAttentionShape& s, bool backward, bool bf16_operands, Steps& steps) {
   const int64_t blocks = query_blocks_of(s);
   const int64_t d = s.d, ld_query = s.heads * s.d, ld_key = s.kv_heads * s.d, ld_scores = s.score_stride;
   const int64_t ld_operand = bf16_operands ? s.d : ld_query;  // the head-major copies' rows are D apart
   const int64_t all = s.batch * s.heads, group_count = s.batch * s.kv_heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(s.d));  // as the CPU backend computes it
-  auto rows = [&](int64_t block) { return std::min(s.query_block, s.t - block * s.query_block); };
+  auto rows = [&](int64_t block) { return score_rows::block_queries(s, block); };
   // The keys a block's products take: those its queries can see, rounded up to 8 on the
   // bf16 path (the copies' zero rows and the row kernels' zeros past them).
   auto keys = [&](int64_t block) {
@@ -142,26 +151,31 @@ template <class Steps> void run(const GemmAttentionShape& s, bool backward, bool
     return bf16_operands ? bf16_keys(seen) : seen;  // at most bf16_key_rows: seen <= length
   };
 
-  // S = scale * q . k^T, then P = masked softmax(S).
-  for (int64_t i = 0; i < blocks; ++i)
+  for (int64_t i = 0; i < blocks; ++i) {
+    // S = scale * q . k^T, then P = masked softmax(S).
     steps.product({true, false, keys(i), rows(i), d, scale, kK, ld_key, kQ, ld_operand, 0.f, kScores, ld_scores, i, 0,
                    all});
-  steps.softmax();
-  if (!backward) {
-    for (int64_t i = 0; i < blocks; ++i)
+    steps.softmax(i);
+    if (!backward) {
       steps.product({false, false, d, rows(i), keys(i), 1.f, kV, ld_key, kProbabilities, ld_scores, 0.f, kOut,
                      ld_query, i, 0, all});
-    return;
-  }
-  // dP = dout . v^T, then dS; dq = dS . k (overwritten), dk += dS^T . q and
-  // dv += P^T . dout (added).
-  for (int64_t i = 0; i < blocks; ++i)
+      continue;
+    }
+    // dP = dout . v^T, then dS; dq = dS . k (overwritten); on fp32 operands dk += dS^T . q
+    // and dv += P^T . dout (added), a batched call per head of each group.
     steps.product({true, false, keys(i), rows(i), d, 1.f, kV, ld_key, kDout, ld_operand, 0.f, kDp, ld_scores, i, 0,
                    all});
-  steps.softmax_backward(scale);
-  for (int64_t i = 0; i < blocks; ++i)
+    steps.softmax_backward(scale, i);
     steps.product({false, false, d, rows(i), keys(i), 1.f, kK, ld_key, kDs, ld_scores, 0.f, kDq, ld_query, i, 0, all});
-  if (bf16_operands) {
+    if (bf16_operands) continue;
+    for (int64_t g = 0; g < s.group; ++g) {
+      steps.product({false, true, d, keys(i), rows(i), 1.f, kQ, ld_operand, kDs, ld_scores, 1.f, kDk, ld_key, i,
+                     g * group_count, group_count});
+      steps.product({false, true, d, keys(i), rows(i), 1.f, kDout, ld_operand, kProbabilities, ld_scores, 1.f, kDv,
+                     ld_key, i, g * group_count, group_count});
+    }
+  }
+  if (backward && bf16_operands) {
     // One product per (row, kv head) over its group x T queries and every key: the
     // head-major operands and the P and dS rows of a kv head's query heads are each one
     // matrix. Block 0's tables from entry 0 are head 0 of each group, from query 0. Keys
@@ -172,15 +186,7 @@ template <class Steps> void run(const GemmAttentionShape& s, bool backward, bool
                    0, 0, group_count});
     steps.product({false, true, d, gradient_keys, s.group * s.t, 1.f, kDout, ld_operand, kProbabilities, ld_scores,
                    1.f, kDv, ld_key, 0, 0, group_count});
-    return;
   }
-  for (int64_t i = 0; i < blocks; ++i)
-    for (int64_t g = 0; g < s.group; ++g) {
-      steps.product({false, true, d, keys(i), rows(i), 1.f, kQ, ld_operand, kDs, ld_scores, 1.f, kDk, ld_key, i,
-                     g * group_count, group_count});
-      steps.product({false, true, d, keys(i), rows(i), 1.f, kDout, ld_operand, kProbabilities, ld_scores, 1.f, kDv,
-                     ld_key, i, g * group_count, group_count});
-    }
 }
 
 }  // namespace xcomp::gemm_attention

@@ -73,8 +73,27 @@ XCOMP_ROWS_FN int64_t visible_keys(const GemmAttentionShape& s, int64_t t) { ret
 // (T H).
 XCOMP_ROWS_FN int64_t score_rows_of(const GemmAttentionShape& s) { return s.batch * s.heads * s.t; }
 
+// Query block `block`'s queries, and its score rows: those queries' rows of every
+// (row b, head h), B x H x queries of them. The row kernels run a block's rows at a time,
+// between its products (gemm_attention_plan.h), so that the rows a product just wrote
+// are read while they may still be in L2.
+XCOMP_ROWS_FN int64_t block_queries(const GemmAttentionShape& s, int64_t block) {
+  const int64_t t0 = block * s.query_block;
+  return s.t - t0 < s.query_block ? s.t - t0 : s.query_block;
+}
+XCOMP_ROWS_FN int64_t block_score_rows(const GemmAttentionShape& s, int64_t block) {
+  return s.batch * s.heads * block_queries(s, block);
+}
+// The score row of block `block`'s row j < block_score_rows(s, block).
+XCOMP_ROWS_FN int64_t block_score_row(const GemmAttentionShape& s, int64_t block, int64_t j) {
+  const int64_t queries = block_queries(s, block);
+  return j / queries * s.t + block * s.query_block + j % queries;
+}
+
 // The registers per lane a row of `length` keys takes in registers: 4, 8, 16 or 32, or 0
-// past 1024 keys (the looped form then). Host code.
+// past 1024 keys (the looped form then). A block's rows are read up to its keys
+// (block_keys of its last query), so that many is what the block's launch asks for.
+// Host code.
 inline int row_registers(int64_t length) {
   for (int per_lane = 4; per_lane <= 32; per_lane *= 2)
     if (length <= 32 * int64_t{per_lane}) return per_lane;

@@ -73,20 +73,23 @@ class CpuSteps {
     }
   }
 
-  void softmax() {
+  // The row kernels over a query block's rows, as the plan calls them between that
+  // block's products.
+  void softmax(int64_t block) {
     if (bf16_)
-      emulate([&](const auto& ex, int64_t row, auto per_lane) { softmax_row(ex, row, per_lane, probabilities16); });
+      emulate(block,
+              [&](const auto& ex, int64_t row, auto per_lane) { softmax_row(ex, row, per_lane, probabilities16); });
     else
-      emulate([&](const auto& ex, int64_t row, auto per_lane) { softmax_row(ex, row, per_lane, scores); });
+      emulate(block, [&](const auto& ex, int64_t row, auto per_lane) { softmax_row(ex, row, per_lane, scores); });
   }
 
-  void softmax_backward(float scale) {
+  void softmax_backward(float scale, int64_t block) {
     if (bf16_) {
-      emulate([&](const auto& ex, int64_t row, auto per_lane) {
+      emulate(block, [&](const auto& ex, int64_t row, auto per_lane) {
         backward_row(ex, row, per_lane, scale, static_cast<const Bf16Bits*>(probabilities16), grads16, scores);
       });
     } else {
-      emulate([&](const auto& ex, int64_t row, auto per_lane) {
+      emulate(block, [&](const auto& ex, int64_t row, auto per_lane) {
         backward_row(ex, row, per_lane, scale, static_cast<const float*>(scores), grads, grads);
       });
     }
@@ -100,10 +103,11 @@ class CpuSteps {
     return t.bf16 ? bf16_to_f32(static_cast<const Bf16Bits*>(t.base)[at].bits) : static_cast<const float*>(t.base)[at];
   }
 
-  // The form the GPU runs: in registers where a row fits them, else looped (per_lane 0).
-  template <class Row> void emulate(const Row& row_body) {
-    const int per_lane = score_rows::row_registers(s_.length);
-    test::emulate_score_rows(s_, [&](const auto& ex, int64_t row) {
+  // The form the GPU runs over a query block's rows: in registers where the block's
+  // keys fit them, else looped (per_lane 0).
+  template <class Row> void emulate(int64_t block, const Row& row_body) {
+    const int per_lane = score_rows::row_registers(score_rows::block_keys(s_, block * s_.query_block));
+    test::emulate_block_score_rows(s_, block, [&](const auto& ex, int64_t row) {
       switch (per_lane) {
         case 4: return row_body(ex, row, std::integral_constant<int, 4>{});
         case 8: return row_body(ex, row, std::integral_constant<int, 8>{});
