@@ -92,7 +92,7 @@ XCOMP_ROWS_FN int64_t block_score_row(const GemmAttentionShape& s, int64_t block
 
 // The registers per lane a row of `length` keys takes in registers: 4, 8, 16 or 32, or 0
 // past 1024 keys (the looped form then). A block's rows are read up to its keys
-// (block_keys of its last query), so that many is what the block's launch asks for.
+// (block_keys of any of its queries), so that many is what the block's launch asks for.
 // Host code.
 inline int row_registers(int64_t length) {
   for (int per_lane = 4; per_lane <= 32; per_lane *= 2)
