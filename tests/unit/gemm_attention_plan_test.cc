@@ -246,6 +246,26 @@ TEST_P(GemmAttentionPlanTest, Bf16OperandsGiveTheCpusAttentionWithinTheBf16Bound
   }
 }
 
+// Rows past 1024 keys take the looped row kernels, shorter ones registers, and the form
+// is chosen per query block by its keys: here blocks of 8 queries see 998, 1006, 1014
+// and 1022 keys (registers) and the last 1030 (looped), in one call.
+TEST(GemmAttentionPlan, BlocksOfRegisterAndLoopedRowsGiveTheCpusAttention) {
+  const AttentionCase c{"register_and_looped_rows", 1, 40, 2, 1, 16, 1040, 1030};
+  for (const bool bf16 : {false, true}) {
+    SCOPED_TRACE(bf16 ? "bf16" : "fp32");
+    test::check_attention_against_cpu(
+        c, c.name,
+        [&](const Tensor& q, const Tensor& k, const Tensor& v, int64_t length, const Tensor& valid, Tensor& out) {
+          run_plan(q, k, v, length, valid, nullptr, &out, nullptr, nullptr, nullptr, 8, bf16);
+        },
+        [&](const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, int64_t length,
+            const Tensor& valid, Tensor& dq, Tensor& dk, Tensor& dv) {
+          run_plan(q, k, v, length, valid, &dout, nullptr, &dq, &dk, &dv, 8, bf16);
+        },
+        bf16 ? 1e-2 : 1e-5, bf16 ? 1e-2 : 1e-5);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Shapes, GemmAttentionPlanTest, ::testing::ValuesIn(test::kEmulatedAttentionCases),
                          [](const ::testing::TestParamInfo<AttentionCase>& info) {
                            return std::string(info.param.name);
