@@ -11,7 +11,7 @@
 
 #include "model/cuda/cuda_backend.h"
 #include "model/cuda/cuda_check.h"
-#include "model/cuda/element_packs.cuh"
+#include "model/cuda/float_elements.cuh"
 #include "model/random.h"
 
 namespace xcomp::cuda {
@@ -61,12 +61,7 @@ void launch_rope(float* x, const int32_t* positions, const float* inv_freq, int6
 }
 
 // The MLP's tensors are F32 or BF16 (Ops::product_dtype): computed in fp32 either way,
-// stored rounded to nearest even.
-__device__ float load(const float* p, int64_t i) { return p[i]; }
-__device__ float load(const __nv_bfloat16* p, int64_t i) { return __bfloat162float(p[i]); }
-__device__ void store(float* p, int64_t i, float v) { p[i] = v; }
-__device__ void store(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
-
+// stored rounded to nearest even (float_elements.cuh).
 __device__ float swiglu_value(float g, float u) { return g / (1.0f + expf(-g)) * u; }
 
 // d swiglu / d gate and d up at one element, given d out.
@@ -78,7 +73,7 @@ __device__ void swiglu_gradients(float d, float g, float u, float& gate_grad, fl
 
 template <class In, class Out>
 __global__ void swiglu_kernel(const In* gate, const In* up, int64_t n, Out* out) {
-  XCOMP_GRID_STRIDE(i, n) store(out, i, swiglu_value(load(gate, i), load(up, i)));
+  XCOMP_GRID_STRIDE(i, n) store_element(out, i, swiglu_value(load_element(gate, i), load_element(up, i)));
 }
 
 template <class Grad, class In, class Out>
@@ -86,9 +81,9 @@ __global__ void swiglu_backward_kernel(const Grad* dout, const In* gate, const I
                                        Out* dup) {
   XCOMP_GRID_STRIDE(i, n) {
     float gate_grad, up_grad;
-    swiglu_gradients(load(dout, i), load(gate, i), load(up, i), gate_grad, up_grad);
-    store(dup, i, up_grad);  // both read before either is written: the outputs may alias the inputs
-    store(dgate, i, gate_grad);
+    swiglu_gradients(load_element(dout, i), load_element(gate, i), load_element(up, i), gate_grad, up_grad);
+    store_element(dup, i, up_grad);  // both read before either is written: the outputs may alias the inputs
+    store_element(dgate, i, gate_grad);
   }
 }
 
@@ -220,7 +215,7 @@ void CudaOps::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
         const In* u = static_cast<const In*>(up.raw());
         Out* y = static_cast<Out*>(out.raw());
         // Packs of eight where the tensors allow them, one element a thread for the rest.
-        const int64_t packed = aligned_for_packs({g, u, y}) ? n / kPack * kPack : 0;
+        const int64_t packed = packed_elements(n, {g, u, y});
         if (packed > 0)
           swiglu_packed_kernel<<<elementwise_blocks(packed / kPack, kThreads), kThreads, 0, stream_>>>(
               g, u, packed / kPack, y);
@@ -255,7 +250,7 @@ void CudaOps::swiglu_backward(const Tensor& dout, const Tensor& gate, const Tens
         const In* u = static_cast<const In*>(up.raw());
         Out* dg = static_cast<Out*>(dgate.raw());
         Out* du = static_cast<Out*>(dup.raw());
-        const int64_t packed = aligned_for_packs({d, g, u, dg, du}) ? n / kPack * kPack : 0;
+        const int64_t packed = packed_elements(n, {d, g, u, dg, du});
         if (packed > 0)
           swiglu_backward_packed_kernel<<<elementwise_blocks(packed / kPack, kThreads), kThreads, 0, stream_>>>(
               d, g, u, packed / kPack, dg, du);

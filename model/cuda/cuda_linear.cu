@@ -16,7 +16,7 @@
 
 #include "model/cuda/cuda_backend.h"
 #include "model/cuda/cuda_check.h"
-#include "model/cuda/element_packs.cuh"
+#include "model/cuda/float_elements.cuh"
 
 namespace xcomp::cuda {
 
@@ -41,9 +41,6 @@ __global__ void f32_to_bf16_packed_kernel(const float* x, int64_t packs, __nv_bf
   }
 }
 
-__device__ float table_value(const float* table, int64_t i) { return table[i]; }
-__device__ float table_value(const __nv_bfloat16* table, int64_t i) { return __bfloat162float(table[i]); }
-
 // One block per id. An id outside the table (the caller validates user ids, so this is a
 // bug upstream) gives a row of NaN rather than reading out of bounds.
 template <class T>
@@ -52,7 +49,7 @@ __global__ void embedding_kernel(const T* table, int64_t rows, int64_t width, co
   float* row = out + blockIdx.x * width;
   const bool inside = id >= 0 && id < rows;
   for (int64_t i = threadIdx.x; i < width; i += blockDim.x)
-    row[i] = inside ? table_value(table, id * width + i) : __int_as_float(0x7fc00000);
+    row[i] = inside ? load_element(table, id * width + i) : __int_as_float(0x7fc00000);
 }
 
 int as_int(int64_t v, const char* op) {
@@ -132,7 +129,7 @@ Tensor CudaOps::to_bf16(const Tensor& x) {
   if (n == 0) return y;
   const float* from = static_cast<const float*>(x.raw());
   __nv_bfloat16* to = static_cast<__nv_bfloat16*>(y.raw());
-  const int64_t packed = aligned_for_packs({from, to}) ? n / kPack * kPack : 0;
+  const int64_t packed = packed_elements(n, {from, to});
   if (packed > 0)
     f32_to_bf16_packed_kernel<<<elementwise_blocks(packed / kPack, kThreads), kThreads, 0, stream_>>>(
         from, packed / kPack, to);

@@ -10,15 +10,13 @@
 #include "model/cuda/block_reduce.cuh"
 #include "model/cuda/cuda_backend.h"
 #include "model/cuda/cuda_check.h"
+#include "model/cuda/float_elements.cuh"
 
 namespace xcomp::cuda {
 
 namespace {
 
 constexpr int kThreads = 512;
-
-__device__ void store_gradient(float* p, int64_t i, float v) { p[i] = v; }
-__device__ void store_gradient(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
 
 template <class Grad>
 __global__ void cross_entropy_kernel(const float* logits, const int32_t* targets, const float* weights, int64_t vocab,
@@ -33,7 +31,7 @@ __global__ void cross_entropy_kernel(const float* logits, const int32_t* targets
   if (target < 0 || target >= vocab) {
     // No target: no loss and no gradient. A target past the vocabulary is a bug upstream
     // (the CPU backend CHECKs it): the loss is NaN so it cannot go unnoticed.
-    for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) store_gradient(grad, i, 0.f);
+    for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) store_element(grad, i, 0.f);
     if (threadIdx.x == 0) losses[r] = target < 0 ? 0.f : __int_as_float(0x7fc00000);
     return;
   }
@@ -48,7 +46,7 @@ __global__ void cross_entropy_kernel(const float* logits, const int32_t* targets
   for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) {
     float g = static_cast<float>(weight * exp(static_cast<double>(row[i]) - log_total));
     if (i == target) g -= weight;
-    store_gradient(grad, i, g);
+    store_element(grad, i, g);
   }
 }
 

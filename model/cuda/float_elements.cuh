@@ -1,8 +1,10 @@
-// Eight consecutive elements of an fp32 or bf16 tensor moved in 16-byte accesses (one for
-// bf16, two for fp32), as floats: element-wise kernels over bf16 tensors that read and
-// wrote two bytes a thread at a time ran well below the memory's rate. The caller checks
-// that every pointer is 16-byte aligned (aligned_for_packs) and passes element indices
-// that are multiples of kPack, covering any remainder one element a thread.
+// The elements of an fp32 or bf16 tensor as floats, for kernels that compute in fp32 on
+// either storage (bf16 written rounded to nearest even): one at a time, or eight
+// consecutive ones moved in 16-byte accesses (one for bf16, two for fp32). Element-wise
+// kernels over bf16 tensors that read and wrote two bytes a thread at a time ran well
+// below the memory's rate. For packs the caller checks that every pointer is 16-byte
+// aligned (packed_elements) and passes element indices that are multiples of kPack,
+// covering any remainder one element a thread.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -12,12 +14,19 @@
 
 namespace xcomp::cuda {
 
+__device__ inline float load_element(const float* p, int64_t i) { return p[i]; }
+__device__ inline float load_element(const __nv_bfloat16* p, int64_t i) { return __bfloat162float(p[i]); }
+__device__ inline void store_element(float* p, int64_t i, float v) { p[i] = v; }
+__device__ inline void store_element(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
+
 constexpr int kPack = 8;
 
-inline bool aligned_for_packs(std::initializer_list<const void*> pointers) {
+// How many of n elements go in packs: all but the remainder past the last pack where
+// every pointer is 16-byte aligned, else none.
+inline int64_t packed_elements(int64_t n, std::initializer_list<const void*> pointers) {
   for (const void* p : pointers)
-    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
-  return true;
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return 0;
+  return n / kPack * kPack;
 }
 
 __device__ inline void load_pack(const float* p, int64_t i, float (&v)[kPack]) {
